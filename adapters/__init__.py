@@ -1,0 +1,1 @@
+"""The outside world: HTTP dialects, engines, model stores, tokenizers, CLI, composition root."""

@@ -1,0 +1,119 @@
+"""The reference engine: the ops executed eagerly in float32 numpy.
+
+numpy has no erf; scipy.special.erf is exact to float precision, which keeps this engine the
+yardstick the faster engines are measured against (docs/adr/0002-exact-gelu.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from safetensors import SafetensorError
+from scipy.special import erf
+
+from adapters.model_folder import read_bert
+from domain.architectures.bert import BertModel, bert_sentence_embedding
+from domain.errors import ModelUnavailable
+from domain.models import Family, ModelSpec, PoolingMode
+from domain.ops import Array, IdArray, Linear, Norm
+from domain.ports import Encoder
+
+__all__ = ["NumpyEngine", "NumpyOps"]
+
+# Ops[T] takes ids, masks and states as one tensor type: for numpy, any ndarray.
+Tensor = npt.NDArray[Any]
+
+_NEG = np.float32(np.finfo(np.float32).min)  # what transformers adds for masked-out keys
+
+
+class NumpyOps:
+    """domain.ops.Ops over ndarrays; every result is float32."""
+
+    def embedding(self, table: Array, ids: Tensor) -> Tensor:
+        return table[ids]
+
+    def positions(self, ids: Tensor) -> Tensor:
+        return np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape)
+
+    def add(self, a: Tensor, b: Tensor) -> Tensor:
+        return a + b
+
+    def linear(self, x: Tensor, w: Linear) -> Tensor:
+        flat = x.reshape(-1, x.shape[-1])  # one GEMM for the whole batch
+        return (flat @ w.weight.T + w.bias).reshape(*x.shape[:-1], -1)
+
+    def layer_norm(self, x: Tensor, w: Norm, eps: float) -> Tensor:
+        mean = x.mean(axis=-1, keepdims=True)
+        var = np.square(x - mean).mean(axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + np.float32(eps)) * w.weight + w.bias
+
+    def gelu_erf(self, x: Tensor) -> Tensor:
+        return np.float32(0.5) * x * (np.float32(1.0) + erf(x * np.float32(1 / np.sqrt(2))))
+
+    def attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, heads: int) -> Tensor:
+        b, t, h = q.shape
+        hd = h // heads
+
+        def split(x: Tensor) -> Tensor:  # [B,T,H] -> [B,NH,T,HD], contiguous so matmul uses BLAS
+            return np.ascontiguousarray(x.reshape(b, t, heads, hd).transpose(0, 2, 1, 3))
+
+        scores = split(q) @ split(k).transpose(0, 1, 3, 2)  # [B,NH,T,T]
+        scores *= np.float32(1 / np.sqrt(hd))
+        scores += np.where(mask > 0, np.float32(0), _NEG)[:, None, None, :]  # pads get no weight
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        return (scores @ split(v)).transpose(0, 2, 1, 3).reshape(b, t, h)
+
+    def pool(self, x: Tensor, mask: Tensor, mode: PoolingMode) -> Tensor:
+        m = mask[:, :, None].astype(np.float32)  # [B,T,1]
+        lengths = m.sum(axis=1)  # [B,1]
+        match mode:
+            case PoolingMode.CLS:
+                return x[:, 0]
+            case PoolingMode.MAX:
+                return np.where(m > 0, x, -np.inf).max(axis=1).astype(np.float32)
+            case PoolingMode.MEAN:
+                return (x * m).sum(axis=1) / np.maximum(lengths, np.float32(1e-9))
+            case PoolingMode.MEAN_SQRT_LEN:
+                return (x * m).sum(axis=1) / np.sqrt(np.maximum(lengths, np.float32(1e-9)))
+            case PoolingMode.WEIGHTED_MEAN:
+                w = m * np.arange(1, x.shape[1] + 1, dtype=np.float32)[None, :, None]
+                return (x * w).sum(axis=1) / np.maximum(w.sum(axis=1), np.float32(1e-9))
+            case PoolingMode.LAST_TOKEN | PoolingMode.EOS:
+                last = mask.sum(axis=1) - 1  # rows are right-padded
+                return x[np.arange(x.shape[0]), last]
+
+    def concat(self, xs: Sequence[Tensor]) -> Tensor:
+        return np.concatenate(xs, axis=-1)
+
+    def l2_normalize(self, x: Tensor) -> Tensor:
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        return x / np.maximum(norm, np.float32(1e-12))
+
+
+_OPS = NumpyOps()
+
+
+class _NumpyBert:
+    def __init__(self, model: BertModel) -> None:
+        self._model = model
+        self.dimensions = model.config.hidden_size * len(model.head.pooling)
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        return bert_sentence_embedding(_OPS, ids, mask, self._model)
+
+
+class NumpyEngine:
+    name = "numpy"
+    families = frozenset({Family.BERT})
+
+    def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        try:
+            return _NumpyBert(read_bert(folder, spec.pooling))
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+            return ModelUnavailable(spec.qualified_name, str(exc))

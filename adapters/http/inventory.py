@@ -1,0 +1,83 @@
+"""Facts about the models on disk that the model-listing endpoints report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from application.catalogue import Catalogue
+from domain.models import ModelSpec
+from domain.ports import ModelStore
+
+__all__ = ["FolderFacts", "Inventory", "parameter_count"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FolderFacts:
+    size: int  # bytes on disk
+    modified: datetime
+    digest: str  # sha256 of the weights file: the same weights, the same digest
+    parameters: int
+
+
+def parameter_count(weights: Path) -> int:
+    """Parameters in a safetensors file, from its header alone."""
+    with weights.open("rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    return sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _facts(folder: Path) -> FolderFacts:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    weights = folder / "model.safetensors"
+    has_weights = weights.is_file()
+    return FolderFacts(
+        size=sum(p.stat().st_size for p in files),
+        modified=datetime.fromtimestamp(max((p.stat().st_mtime for p in files), default=0), UTC),
+        digest=_sha256(weights)
+        if has_weights
+        else hashlib.sha256(str(folder).encode()).hexdigest(),
+        parameters=parameter_count(weights) if has_weights else 0,
+    )
+
+
+class Inventory:
+    """Which catalogue models are on disk, and what they weigh. Facts are cached per folder."""
+
+    def __init__(self, catalogue: Catalogue, store: ModelStore) -> None:
+        self._catalogue = catalogue
+        self._store = store
+        self._cache: dict[tuple[Path, float], FolderFacts] = {}
+
+    def facts(self, spec: ModelSpec) -> FolderFacts | None:
+        folder = self._store.locate(spec)
+        if folder is None:
+            return None
+        key = (folder, folder.stat().st_mtime)
+        if key not in self._cache:
+            self._cache[key] = _facts(folder)
+        return self._cache[key]
+
+    def local(self) -> list[tuple[ModelSpec, FolderFacts]]:
+        found = ((spec, self.facts(spec)) for spec in self._catalogue.specs)
+        return [(spec, facts) for spec, facts in found if facts is not None]
+
+    def created(self, spec: ModelSpec) -> int:
+        facts = self.facts(spec)
+        return int(facts.modified.timestamp()) if facts else 0

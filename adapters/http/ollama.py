@@ -1,0 +1,381 @@
+"""The Ollama dialect: /api/embed, /api/embeddings, /api/tags, /api/show, /api/ps, /api/version
+and the liveness text at / (shared/WIRE.md §1, §5, §8)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, assert_never
+
+from litestar import MediaType, Request, Response, Router, get, head, post
+from litestar.exceptions import HTTPException
+from litestar.params import JSONBody
+from msgspec import Struct
+
+from adapters.http.access_log import log_embed
+from adapters.http.errors import body_problem
+from adapters.http.go_duration import parse_go_duration
+from adapters.http.inventory import FolderFacts, Inventory
+from application.embedding import EmbeddingService
+from application.lifecycle import ModelRegistry
+from domain.errors import (
+    EmbedError,
+    FamilyNotSupported,
+    InputTooLong,
+    InvalidDimensions,
+    InvalidInput,
+    ModelNotFound,
+    ModelUnavailable,
+    TokenIdOutOfRange,
+    TooManyInputs,
+    TooManyTokens,
+)
+from domain.models import ModelSpec
+from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
+
+__all__ = ["OLLAMA_API_VERSION", "ErrorBody", "build_router", "error_response", "ollama_error"]
+
+# The Ollama release whose API this server implements; clients compare it as dotted integers.
+OLLAMA_API_VERSION = "0.12.0"
+_FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_ROUTE_ERRORS = {404: "404 page not found", 405: "405 method not allowed"}  # gin's texts
+
+
+class EmbedRequest(Struct):
+    model: str = ""
+    input: str | list[str] | None = None
+    truncate: bool | None = None
+    dimensions: int | None = None
+    keep_alive: float | str | None = None
+    options: dict[str, Any] | None = None
+
+
+class EmbedResponse(Struct, omit_defaults=True):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int = 0
+    load_duration: int = 0
+    prompt_eval_count: int = 0
+
+
+class LegacyEmbeddingsRequest(Struct):
+    model: str = ""
+    prompt: str | None = None
+    keep_alive: float | str | None = None
+    options: dict[str, Any] | None = None
+
+
+class LegacyEmbeddingsResponse(Struct):
+    embedding: list[float]
+
+
+class ModelDetails(Struct):
+    format: str
+    family: str
+    families: list[str]
+    parameter_size: str
+    quantization_level: str
+    parent_model: str = ""
+
+
+class ListedModel(Struct):
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+
+
+class TagsResponse(Struct):
+    models: list[ListedModel]
+
+
+class ShowRequest(Struct):
+    model: str = ""
+    name: str = ""
+    verbose: bool | None = None
+
+
+class ShowResponse(Struct):
+    license: str
+    modelfile: str
+    parameters: str
+    template: str
+    details: ModelDetails
+    model_info: dict[str, Any]
+    capabilities: list[str]
+    modified_at: str | None = None
+
+
+class RunningModel(Struct):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class ProcessResponse(Struct):
+    models: list[RunningModel]
+
+
+class VersionResponse(Struct):
+    version: str
+    embedserve: str
+
+
+class ErrorBody(Struct):
+    error: str
+
+
+def ollama_error(err: EmbedError) -> tuple[int, ErrorBody]:
+    match err:
+        case ModelNotFound(name=name, reason=reason):
+            detail = f" ({reason})" if reason else ""
+            return 404, ErrorBody(f'model "{name}" not found, try pulling it first{detail}')
+        case ModelUnavailable():
+            return 503, ErrorBody(err.message)
+        case InputTooLong():
+            return 400, ErrorBody("the input length exceeds the context length")
+        case InvalidInput(message=message):
+            return 400, ErrorBody(message)
+        case (
+            FamilyNotSupported()
+            | TooManyInputs()
+            | TooManyTokens()
+            | InvalidDimensions()
+            | TokenIdOutOfRange()
+        ):
+            return 400, ErrorBody(err.message)
+        case _:
+            assert_never(err)
+
+
+def error_response(status: int, body: ErrorBody) -> Response[Any]:
+    return Response(body, status_code=status, media_type=MediaType.JSON)
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    """Litestar's own refusals (bad JSON, wrong types, unknown route, body too large)."""
+    if exc.status_code != 400:  # noqa: PLR2004 - only a 400 is about the body's content
+        return error_response(
+            exc.status_code, ErrorBody(_ROUTE_ERRORS.get(exc.status_code, exc.detail))
+        )
+    problem = body_problem(request, exc)
+    if problem.missing_body:
+        return error_response(400, ErrorBody("missing request body"))
+    if problem.field in {"input", "prompt"}:
+        return error_response(400, ErrorBody("invalid input type"))
+    return error_response(400, ErrorBody(problem.message))
+
+
+def _keep_alive(raw: float | str | None) -> float | InvalidInput | None:
+    if raw is None or isinstance(raw, float | int):
+        return raw
+    seconds = parse_go_duration(raw)
+    return InvalidInput(f'time: invalid duration "{raw}"') if seconds is None else seconds
+
+
+def _parameter_size(count: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f}{unit}"
+    return str(count)
+
+
+def _details(spec: ModelSpec, facts: FolderFacts | None) -> ModelDetails:
+    return ModelDetails(
+        format="safetensors",
+        family=spec.family.value,
+        families=[spec.family.value],
+        parameter_size=_parameter_size(facts.parameters) if facts else "",
+        quantization_level="F32",
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def build_router(  # noqa: C901 - one small handler per endpoint
+    service: EmbeddingService, registry: ModelRegistry, inventory: Inventory, version: str
+) -> Router:
+    async def run(
+        request: EmbeddingRequest, started: int, path: str
+    ) -> EmbeddingResult | EmbedError:
+        result = await service.embed(request)
+        status = 200 if isinstance(result, EmbeddingResult) else ollama_error(result)[0]
+        log_embed(f"ollama{path}", request.model, result, status, started)
+        return result
+
+    @post("/api/embed", status_code=200)
+    async def embed(data: JSONBody[EmbedRequest]) -> Response[EmbedResponse | ErrorBody]:
+        started = time.perf_counter_ns()
+        if not data.model.strip():
+            return error_response(404, ErrorBody(f"model '{data.model}' not found"))
+        keep_alive = _keep_alive(data.keep_alive)
+        if isinstance(keep_alive, InvalidInput):
+            return error_response(*ollama_error(keep_alive))
+        if isinstance(data.input, str):
+            inputs = [data.input] if data.input else []  # "" only loads the model, as in Ollama
+        else:
+            inputs = data.input or []
+        request = EmbeddingRequest(
+            model=data.model,
+            inputs=inputs,
+            dimensions=data.dimensions if data.dimensions and data.dimensions > 0 else None,
+            truncate=data.truncate is not False,
+            normalization=Normalization.ALWAYS,
+            keep_alive_s=keep_alive,
+            lenient_dimensions=True,
+        )
+        result = await run(request, started, "/api/embed")
+        if not isinstance(result, EmbeddingResult):
+            return error_response(*ollama_error(result))
+        return Response(
+            EmbedResponse(
+                model=data.model,
+                embeddings=result.vectors.tolist(),
+                total_duration=result.total_ns,
+                load_duration=result.load_ns,
+                prompt_eval_count=result.prompt_tokens,
+            )
+        )
+
+    @post("/api/embeddings", status_code=200)
+    async def embeddings(
+        data: JSONBody[LegacyEmbeddingsRequest],
+    ) -> Response[LegacyEmbeddingsResponse | ErrorBody]:
+        started = time.perf_counter_ns()
+        if not data.model.strip():
+            return error_response(400, ErrorBody("model is required"))
+        keep_alive = _keep_alive(data.keep_alive)
+        if isinstance(keep_alive, InvalidInput):
+            return error_response(*ollama_error(keep_alive))
+        request = EmbeddingRequest(
+            model=data.model,
+            inputs=[data.prompt] if data.prompt else [],  # empty: load the model, embed nothing
+            normalization=Normalization.MODEL,  # Ollama leaves this legacy endpoint unnormalised
+            keep_alive_s=keep_alive,
+        )
+        result = await run(request, started, "/api/embeddings")
+        if not isinstance(result, EmbeddingResult):
+            return error_response(*ollama_error(result))
+        vector = result.vectors[0].tolist() if len(result.vectors) else []
+        return Response(LegacyEmbeddingsResponse(embedding=vector))
+
+    @get("/api/tags")
+    async def tags() -> TagsResponse:
+        return TagsResponse(
+            models=[
+                ListedModel(
+                    name=spec.qualified_name,
+                    model=spec.qualified_name,
+                    modified_at=_iso(facts.modified),
+                    size=facts.size,
+                    digest=facts.digest,
+                    details=_details(spec, facts),
+                )
+                for spec, facts in inventory.local()
+            ]
+        )
+
+    @head("/api/tags")
+    async def tags_head() -> None:
+        return None
+
+    @post("/api/show", status_code=200)
+    async def show(data: JSONBody[ShowRequest]) -> Response[ShowResponse | ErrorBody]:
+        requested = data.model or data.name
+        if not requested.strip():
+            return error_response(400, ErrorBody("model is required"))
+        spec = service.catalogue.resolve(requested)
+        if spec is None:
+            return error_response(404, ErrorBody(f"model '{requested}' not found"))
+        facts = inventory.facts(spec)
+        arch = spec.family.value
+        info: dict[str, Any] = {
+            "general.architecture": arch,
+            "general.basename": spec.name,
+            "general.source": spec.repo_id,
+            f"{arch}.embedding_length": spec.dimensions,
+            f"{arch}.context_length": spec.max_tokens,
+            f"{arch}.pooling_type": spec.pooling.value,
+        }
+        if facts:
+            info["general.parameter_count"] = facts.parameters
+        return Response(
+            ShowResponse(
+                license="",
+                modelfile=f"# embedserve: {spec.repo_id}\nFROM {spec.repo_id}\n",
+                parameters="",
+                template="",
+                details=_details(spec, facts),
+                model_info=info,
+                capabilities=["embedding"],
+                modified_at=_iso(facts.modified) if facts else None,
+            )
+        )
+
+    @get("/api/ps")
+    async def ps() -> ProcessResponse:
+        running = []
+        for model in registry.loaded():
+            spec = model.spec
+            expires = (
+                _FOREVER
+                if model.expires_at is None
+                else datetime.fromtimestamp(model.expires_at, UTC)
+            )
+            facts = inventory.facts(spec)
+            running.append(
+                RunningModel(
+                    name=spec.qualified_name,
+                    model=spec.qualified_name,
+                    size=model.size_bytes,
+                    digest=facts.digest if facts else "",
+                    details=_details(spec, facts),
+                    expires_at=_iso(expires),
+                    size_vram=0,
+                    context_length=model.tokenizer.max_tokens,
+                )
+            )
+        return ProcessResponse(models=running)
+
+    @get("/api/version")
+    async def api_version() -> VersionResponse:
+        return VersionResponse(version=OLLAMA_API_VERSION, embedserve=version)
+
+    @head("/api/version")
+    async def api_version_head() -> None:
+        return None
+
+    @get("/", media_type=MediaType.TEXT)
+    async def root() -> str:
+        return "Ollama is running"
+
+    @head("/")
+    async def root_head() -> None:
+        return None
+
+    return Router(
+        "/",
+        route_handlers=[
+            embed,
+            embeddings,
+            tags,
+            tags_head,
+            show,
+            ps,
+            api_version,
+            api_version_head,
+            root,
+            root_head,
+        ],
+        exception_handlers={HTTPException: http_error},
+        tags=["Ollama"],
+    )

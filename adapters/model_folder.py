@@ -1,0 +1,121 @@
+"""Reading a model folder in Hugging Face / sentence-transformers layout into domain terms.
+
+Shared by every engine and tokenizer: what a folder says about pooling, normalisation and
+sequence length is the same whichever engine runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
+from domain.models import PoolingMode
+from domain.sentence_head import SentenceHead
+
+__all__ = ["max_seq_length", "read_bert", "read_json", "read_safetensors", "read_sentence_head"]
+
+# modules.json names each module by its import path: "sentence_transformers.models.Pooling" in
+# older saves, "sentence_transformers.sentence_transformer.modules.pooling.Pooling" and
+# "sentence_transformers.base.modules.transformer.Transformer" in sentence-transformers 6 saves.
+# The class name is what counts.
+_MODULE = "sentence_transformers."
+
+# sentence-transformers' legacy boolean keys, in the order it concatenates the modes
+_LEGACY_POOLING_KEYS = (
+    ("pooling_mode_cls_token", PoolingMode.CLS),
+    ("pooling_mode_max_tokens", PoolingMode.MAX),
+    ("pooling_mode_mean_tokens", PoolingMode.MEAN),
+    ("pooling_mode_mean_sqrt_len_tokens", PoolingMode.MEAN_SQRT_LEN),
+    ("pooling_mode_weightedmean_tokens", PoolingMode.WEIGHTED_MEAN),
+    ("pooling_mode_lasttoken", PoolingMode.LAST_TOKEN),
+)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; {} when the file is absent."""
+    if not path.is_file():
+        return {}
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        msg = f"{path.name} does not hold a JSON object"
+        raise ValueError(msg)  # noqa: TRY004 - a malformed file, reported as a load failure
+    return value
+
+
+def read_safetensors(folder: Path) -> dict[str, np.ndarray[Any, Any]]:
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        msg = "the model folder has no model.safetensors"
+        raise ValueError(msg)
+    return load_file(path)
+
+
+def _modules(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "modules.json"
+    if not path.is_file():
+        return []
+    modules = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(modules, list):
+        msg = "modules.json does not hold a list"
+        raise ValueError(msg)  # noqa: TRY004 - a malformed file, reported as a load failure
+    return modules
+
+
+def _pooling_modes(config: dict[str, Any]) -> tuple[PoolingMode, ...]:
+    if "pooling_mode" in config:
+        raw = config["pooling_mode"]
+        names = [raw] if isinstance(raw, str) else list(raw)
+        return tuple(PoolingMode(n) for n in names)
+    modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS if config.get(key))
+    if not modes:
+        msg = "the Pooling module's config enables no pooling mode"
+        raise ValueError(msg)
+    return modes
+
+
+def read_sentence_head(folder: Path, default: PoolingMode) -> SentenceHead:
+    """Pooling and Normalize as modules.json lists them; `default` pooling for a plain repo.
+
+    A repo without sentence-transformers files gets what sentence-transformers itself gives
+    such a repo: mean pooling, no normalisation.
+    """
+    modules = _modules(folder)
+    if not modules:
+        return SentenceHead(pooling=(default,), normalize=False)
+    pooling: tuple[PoolingMode, ...] = (default,)
+    normalize = False
+    for module in modules:
+        kind = str(module.get("type", ""))
+        if kind.startswith(_MODULE):
+            kind = kind.rsplit(".", 1)[-1]
+        match kind:
+            case "Transformer":
+                pass
+            case "Pooling":
+                pooling = _pooling_modes(read_json(folder / module["path"] / "config.json"))
+            case "Normalize":
+                normalize = True
+            case _:
+                msg = f"modules.json lists a {kind!r} module, which is not supported"
+                raise ValueError(msg)
+    return SentenceHead(pooling=pooling, normalize=normalize)
+
+
+def max_seq_length(folder: Path) -> int:
+    """The token limit sentence-transformers applies, special tokens included."""
+    positions = int(read_json(folder / "config.json").get("max_position_embeddings", 512))
+    configured = read_json(folder / "sentence_bert_config.json").get("max_seq_length")
+    if configured is None:
+        configured = read_json(folder / "tokenizer_config.json").get("model_max_length", positions)
+    return min(int(configured), positions)
+
+
+def read_bert(folder: Path, default_pooling: PoolingMode) -> BertModel:
+    config = BertConfig.from_json(read_json(folder / "config.json"))
+    weights = load_bert_weights(read_safetensors(folder), config)
+    return BertModel(config, weights, read_sentence_head(folder, default_pooling))

@@ -1,0 +1,1 @@
+"""Use cases: the embedding pipeline, model lifecycle, batching, catalogue."""

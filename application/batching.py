@@ -1,0 +1,125 @@
+"""Turning many token sequences, from many requests, into few well-shaped forward passes.
+
+Padding a batch to its longest row is what costs: sorting by length and cutting the sorted
+rows under a token budget keeps padding small. Requests that arrive while a forward pass runs
+wait together and run as one merged set (dynamic batching).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from domain.ops import Array, IdArray
+from domain.ports import Encoder
+
+__all__ = ["BatchRun", "Batcher", "pad", "plan_batches"]
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
+    """Row indices grouped into batches, longest rows first, each batch's padded size in budget.
+
+    A row shorter than half its batch's longest starts a new batch: more than half of it
+    would be padding.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else 0
+        too_big = (len(current) + 1) * longest > token_budget or len(current) == max_batch
+        if current and (too_big or 2 * lengths[i] < longest):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad(rows: Sequence[Sequence[int]]) -> tuple[IdArray, IdArray]:
+    """Right-pad to the longest row: ids [B,T] and attention mask [B,T]."""
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for n, row in enumerate(rows):
+        ids[n, : len(row)] = row
+        mask[n, : len(row)] = 1
+    return ids, mask
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRun:
+    vectors: Array  # [N,D] in the order the rows were given
+    batches: int  # forward passes of the merged run this request took part in
+    queue_ns: int
+    infer_ns: int
+
+
+@dataclass(slots=True)
+class _Job:
+    rows: Sequence[Sequence[int]]
+    future: asyncio.Future[BatchRun]
+    queued_at: int = field(default_factory=time.perf_counter_ns)
+
+
+class Batcher:
+    """One per loaded model. Forward passes run on `executor`, never on the event loop."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        executor: Executor,
+        token_budget: int = 8192,
+        max_batch: int = 64,
+    ) -> None:
+        self._encoder = encoder
+        self._executor = executor
+        self._token_budget = token_budget
+        self._max_batch = max_batch
+        self._pending: list[_Job] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def embed(self, rows: Sequence[Sequence[int]]) -> BatchRun:
+        if not rows:
+            empty = np.zeros((0, self._encoder.dimensions), dtype=np.float32)
+            return BatchRun(empty, 0, 0, 0)
+        job = _Job(rows, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await job.future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            jobs, self._pending = self._pending, []
+            started = time.perf_counter_ns()
+            try:
+                vectors, batches = await self._run([r for job in jobs for r in job.rows])
+            except Exception as exc:  # noqa: BLE001 - a bug in an engine fails its requests, not the worker
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            infer_ns = time.perf_counter_ns() - started
+            offset = 0
+            for job in jobs:
+                part = vectors[offset : offset + len(job.rows)]
+                offset += len(job.rows)
+                if not job.future.done():  # its client may have gone away
+                    run = BatchRun(part, batches, started - job.queued_at, infer_ns)
+                    job.future.set_result(run)
+
+    async def _run(self, rows: Sequence[Sequence[int]]) -> tuple[Array, int]:
+        loop = asyncio.get_running_loop()
+        plan = plan_batches([len(r) for r in rows], self._token_budget, self._max_batch)
+        out = np.empty((len(rows), self._encoder.dimensions), dtype=np.float32)
+        for batch in plan:
+            ids, mask = pad([rows[i] for i in batch])
+            out[batch] = await loop.run_in_executor(self._executor, self._encoder.embed, ids, mask)
+        return out, len(plan)

@@ -1,0 +1,1 @@
+"""Pure types, ports and model definitions: the standard library and numpy only."""

@@ -1,0 +1,1 @@
+"""One module per architecture, each written once against domain.ops.Ops."""

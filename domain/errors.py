@@ -1,0 +1,131 @@
+"""Expected failures, as values. Each dialect maps every one of them (see adapters/http)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.models import Family
+
+__all__ = [
+    "EmbedError",
+    "FamilyNotSupported",
+    "InputTooLong",
+    "InvalidDimensions",
+    "InvalidInput",
+    "ModelNotFound",
+    "ModelUnavailable",
+    "TokenIdOutOfRange",
+    "TooManyInputs",
+    "TooManyTokens",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelNotFound:
+    name: str
+    reason: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"model {self.name!r} not found" + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUnavailable:
+    """The model exists but its files could not be fetched or read."""
+
+    name: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"model {self.name!r} could not be loaded: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyNotSupported:
+    name: str
+    family: Family
+
+    @property
+    def message(self) -> str:
+        return (
+            f"model {self.name!r} is in the {self.family.value} family, "
+            "which this server cannot run yet"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidInput:
+    message: str
+    param: str = "input"
+
+
+@dataclass(frozen=True, slots=True)
+class InputTooLong:
+    index: int
+    tokens: int
+    limit: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"input {self.index} has {self.tokens} tokens, more than this model's "
+            f"maximum context length of {self.limit} tokens"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TooManyInputs:
+    count: int
+    limit: int
+
+    @property
+    def message(self) -> str:
+        return f"{self.count} inputs were given; at most {self.limit} are allowed per request"
+
+
+@dataclass(frozen=True, slots=True)
+class TooManyTokens:
+    total: int
+    limit: int
+
+    @property
+    def message(self) -> str:
+        return f"Requested {self.total} tokens, max {self.limit} tokens per request"
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidDimensions:
+    requested: int
+    available: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"dimensions must be between 1 and {self.available} for this model, "
+            f"got {self.requested}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIdOutOfRange:
+    token_id: int
+    vocabulary: str
+
+    @property
+    def message(self) -> str:
+        return f"token id {self.token_id} is not in the {self.vocabulary} vocabulary"
+
+
+EmbedError = (
+    ModelNotFound
+    | ModelUnavailable
+    | FamilyNotSupported
+    | InvalidInput
+    | InputTooLong
+    | TooManyInputs
+    | TooManyTokens
+    | InvalidDimensions
+    | TokenIdOutOfRange
+)

@@ -1,0 +1,48 @@
+"""What a model is, as the catalogue and the pipeline see it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Family", "ModelSpec", "PoolingMode"]
+
+
+class Family(enum.StrEnum):
+    BERT = "bert"
+    ROBERTA = "roberta"
+    XLM_ROBERTA = "xlm-roberta"
+    CLIP = "clip"
+    WORD2VEC = "word2vec"
+    MODEL2VEC = "model2vec"
+    STATIC = "static"
+
+
+class PoolingMode(enum.StrEnum):
+    """Spelled as sentence-transformers' `pooling_mode` values."""
+
+    CLS = "cls"
+    MAX = "max"
+    MEAN = "mean"
+    MEAN_SQRT_LEN = "mean_sqrt_len_tokens"
+    WEIGHTED_MEAN = "weightedmean"
+    LAST_TOKEN = "lasttoken"
+    EOS = "eos"  # CLIP: the hidden state at the end-of-text token
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One catalogue entry. `name:tag` is how both dialects address it."""
+
+    name: str
+    repo_id: str
+    family: Family
+    dimensions: int
+    max_tokens: int | None
+    pooling: PoolingMode
+    tag: str = "latest"
+    revision: str = "main"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.name}:{self.tag}"

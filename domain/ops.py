@@ -1,0 +1,50 @@
+"""The small set of operations every architecture is written against.
+
+numpy executes them eagerly (the reference); faster engines record the same calls into a graph,
+so an architecture is written once and engines cannot drift from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from domain.models import PoolingMode
+
+__all__ = ["Array", "IdArray", "Linear", "Norm", "Ops", "T"]
+
+Array = npt.NDArray[np.float32]
+IdArray = npt.NDArray[np.int64]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Linear:
+    weight: Array  # [out, in], as checkpoints store it
+    bias: Array  # [out]
+
+
+@dataclass(frozen=True, slots=True)
+class Norm:
+    weight: Array  # [H]
+    bias: Array  # [H]
+
+
+class Ops(Protocol[T]):
+    """T is the engine's tensor: an ndarray for numpy, a graph value for a recorder."""
+
+    def embedding(self, table: Array, ids: T) -> T: ...  # [V,H] x [B,T] -> [B,T,H]
+    def positions(self, ids: T) -> T: ...  # [B,T] -> [B,T] holding 0..T-1
+    def add(self, a: T, b: T | Array) -> T: ...
+    def linear(self, x: T, w: Linear) -> T: ...  # [...,in] -> [...,out]
+    def layer_norm(self, x: T, w: Norm, eps: float) -> T: ...
+    def gelu_erf(self, x: T) -> T: ...  # exact GELU, 0.5·x·(1+erf(x/√2))
+    def attention(self, q: T, k: T, v: T, mask: T, heads: int) -> T: ...  # [B,T,H] each
+    def pool(self, x: T, mask: T, mode: PoolingMode) -> T: ...  # [B,T,H] -> [B,H]
+    def concat(self, xs: Sequence[T]) -> T: ...  # along the last axis
+    def l2_normalize(self, x: T) -> T: ...  # rows to unit length

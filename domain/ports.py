@@ -1,0 +1,90 @@
+"""The ports the application needs from the outside world. Adapters satisfy them structurally."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from domain.errors import ModelNotFound, ModelUnavailable, TokenIdOutOfRange
+from domain.models import Family, ModelSpec
+from domain.ops import Array, IdArray
+
+__all__ = [
+    "Encoded",
+    "Encoder",
+    "InferenceEngine",
+    "ModelStore",
+    "TokenIdDecoder",
+    "Tokenizer",
+    "TokenizerLoader",
+]
+
+
+class ModelStore(Protocol):
+    """Where a model's files come from and live."""
+
+    def locate(self, spec: ModelSpec) -> Path | None:
+        """The model's folder if it is already here; never downloads."""
+        ...
+
+    def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
+        """The model's folder, downloading what the family needs first if it must."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    ids: tuple[int, ...]  # special tokens included, cut to the model's limit
+    full_length: int  # what len(ids) would have been without the cut
+
+    @property
+    def truncated(self) -> bool:
+        return self.full_length > len(self.ids)
+
+
+class Tokenizer(Protocol):
+    @property
+    def max_tokens(self) -> int: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> list[Encoded]: ...
+
+    def wrap(self, ids: Sequence[int]) -> Encoded:
+        """Ids already in the model's vocabulary: add its special tokens and cut to the limit."""
+        ...
+
+
+class TokenizerLoader(Protocol):
+    def __call__(self, spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable: ...
+
+
+class Encoder(Protocol):
+    """A loaded model on one engine: padded token ids in, sentence vectors out."""
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array: ...  # [B,T], [B,T] -> [B,D]
+
+
+class InferenceEngine(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def families(self) -> frozenset[Family]: ...
+
+    def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable: ...
+
+
+class TokenIdDecoder(Protocol):
+    """Turns token ids of another vocabulary (OpenAI's cl100k_base) back into text."""
+
+    @property
+    def vocabulary(self) -> str: ...
+
+    def decode(self, ids: Sequence[int]) -> str | TokenIdOutOfRange: ...

@@ -1,0 +1,48 @@
+"""The request and result that both dialects translate to and from."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from domain.ops import Array
+
+__all__ = ["EmbeddingRequest", "EmbeddingResult", "Normalization", "TokenIds"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIds:
+    """An input given as token ids (OpenAI's `input: [[...]]`), not as text."""
+
+    ids: tuple[int, ...]
+
+
+class Normalization(enum.Enum):
+    MODEL = "model"  # what the model's own pipeline does (sentence-transformers' output)
+    ALWAYS = "always"  # unit length whatever the model does (Ollama's /api/embed)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    model: str
+    inputs: Sequence[str | TokenIds]
+    dimensions: int | None = None
+    truncate: bool = True
+    normalization: Normalization = Normalization.MODEL
+    keep_alive_s: float | None = None  # None: the server's default; negative: forever
+    lenient_dimensions: bool = False  # Ollama ignores a `dimensions` out of range; OpenAI refuses
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    model: str  # the catalogue name that served it, `name:tag`
+    vectors: Array  # [N,D], in input order
+    token_counts: tuple[int, ...]  # tokens the model saw per input, special tokens included
+    load_ns: int
+    total_ns: int
+    batches: int
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)

@@ -1,0 +1,198 @@
+"""The real server, started by its console script on 127.0.0.1, driven by the official SDKs.
+
+One server for the module. Its Hugging Face endpoint is a stand-in on 127.0.0.1 that serves a
+small random-weight BERT under the gte-base repo id, so the download path runs for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import ollama
+import openai
+import pytest
+
+from tests.corpus import VARIED_TEXTS
+from tests.hub_standin import HubStandIn
+from tests.model_factory import minilm_folder, reference_model, write_bert_model
+from tests.tolerances import MAX_ABS_DIFF
+
+pytestmark = [pytest.mark.slow, pytest.mark.reference]
+
+GTE_REPO = "thenlper/gte-base"
+_STARTUP_S = 60.0
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    log: Path
+    hub: HubStandIn
+    gte_folder: Path
+
+    def log_lines(self) -> list[dict[str, object]]:
+        lines = self.log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _repo_files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + _STARTUP_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail(f"server did not answer within {_STARTUP_S}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("e2e")
+    gte = write_bert_model(root / "gte-source", pooling="mean", normalize=True, seed=7)
+    decoys = {"tf_model.h5": b"decoy", "onnx/model.onnx": b"decoy", "pytorch_model.bin": b"x"}
+    with HubStandIn({GTE_REPO: _repo_files(gte) | decoys}) as hub:
+        port = _free_port()
+        log = root / "server.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMBEDSERVE_"))}
+        env |= {"HF_ENDPOINT": hub.url, "EMBEDSERVE_LOG_FORMAT": "json"}
+        script = Path(sys.executable).with_name("embedserve")
+        command = [str(script), "serve", "--port", str(port), "--home", str(root / "home")]
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(url, process, log)
+            yield Server(url, root / "home", log, hub, gte)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def oai(server: Server) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def oll(server: Server) -> Iterator[ollama.Client]:
+    with ollama.Client(host=server.url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def web(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def minilm_reference() -> object:
+    return reference_model(minilm_folder())
+
+
+def test_openai_sdk_matches_sentence_transformers(
+    oai: openai.OpenAI, minilm_reference: object
+) -> None:
+    """Over 100+ varied texts, the default base64 path equals sentence-transformers within 1e-5."""
+    result = oai.embeddings.create(model="all-MiniLM-L6-v2", input=VARIED_TEXTS)
+    ours = np.asarray([d.embedding for d in result.data], dtype=np.float32)
+    reference = minilm_reference.encode(VARIED_TEXTS, convert_to_numpy=True)  # type: ignore[attr-defined]
+    assert len(VARIED_TEXTS) >= 100
+    assert np.abs(ours - reference).max() < MAX_ABS_DIFF
+
+
+def test_usage_counts_the_tokens_the_reference_tokenizer_makes(
+    oai: openai.OpenAI, minilm_reference: object
+) -> None:
+    """usage.prompt_tokens is the reference's token count after its own truncation."""
+    features = minilm_reference.preprocess(VARIED_TEXTS)  # type: ignore[attr-defined]
+    expected = int(features["attention_mask"].sum())
+    result = oai.embeddings.create(model="all-minilm", input=VARIED_TEXTS, encoding_format="float")
+    assert result.usage.prompt_tokens == expected
+    assert result.usage.total_tokens == expected
+
+
+def test_float_and_base64_agree(oai: openai.OpenAI) -> None:
+    """encoding_format="float" and the SDK's default base64 carry the same float32 values."""
+    texts = VARIED_TEXTS[:20]
+    b64 = oai.embeddings.create(model="all-MiniLM-L6-v2", input=texts)
+    flt = oai.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format="float")
+    assert [d.embedding for d in b64.data] == [d.embedding for d in flt.data]
+
+
+def test_ollama_sdk_endpoints(oll: ollama.Client, minilm_reference: object) -> None:
+    """embed, embeddings, list, show and ps all parse in the official client."""
+    texts = VARIED_TEXTS[:16]
+    embedded = oll.embed(model="all-minilm", input=texts)
+    reference = minilm_reference.encode(texts, convert_to_numpy=True, normalize_embeddings=True)  # type: ignore[attr-defined]
+    assert np.abs(np.asarray(embedded.embeddings) - reference).max() < MAX_ABS_DIFF
+    first = next(i for i, t in enumerate(texts) if t)  # an empty prompt embeds nothing
+    legacy = oll.embeddings(model="all-minilm", prompt=texts[first])
+    assert np.abs(np.asarray(legacy.embedding) - reference[first]).max() < MAX_ABS_DIFF
+    assert "all-MiniLM-L6-v2:latest" in [m.model for m in oll.list().models]
+    assert oll.show("all-minilm").modelinfo is not None
+    assert "all-MiniLM-L6-v2:latest" in [m.model for m in oll.ps().models]
+
+
+def test_version_and_liveness_over_plain_http(web: httpx.Client) -> None:
+    """The calls the ollama SDK does not make: /api/version, GET and HEAD /."""
+    version = web.get("/api/version").json()["version"]
+    assert all(part.isdigit() for part in version.split("."))
+    assert web.get("/").text == "Ollama is running"
+    assert web.head("/").status_code == 200
+
+
+def test_a_catalogue_model_downloads_on_first_use(
+    oai: openai.OpenAI, oll: ollama.Client, server: Server
+) -> None:
+    """gte-base comes from the hub stand-in, only its needed files, and equals the reference."""
+    texts = VARIED_TEXTS[:40]
+    result = oai.embeddings.create(model="gte-base", input=texts, encoding_format="float")
+    ours = np.asarray([d.embedding for d in result.data], dtype=np.float32)
+    reference = reference_model(server.gte_folder).encode(texts, convert_to_numpy=True)
+    assert np.abs(ours - reference).max() < MAX_ABS_DIFF
+    fetched = set(server.hub.requested("GET"))
+    assert not fetched & {"tf_model.h5", "onnx/model.onnx", "pytorch_model.bin"}
+    assert (server.home / "Embeddings" / GTE_REPO / "model.safetensors").is_file()
+    assert "gte-base:latest" in [m.model for m in oll.list().models]
+
+
+def test_every_embed_request_writes_one_structured_log_line(
+    web: httpx.Client, server: Server
+) -> None:
+    """JSON lines with dialect, model, inputs, tokens, status and duration; never the text."""
+    secret = "a sentence that must never appear in the log"
+    web.post("/api/embed", json={"model": "all-minilm", "input": [secret]})
+    time.sleep(0.2)  # the server flushes its log line after answering
+    lines = [line for line in server.log_lines() if line.get("event") == "embed"]
+    last = lines[-1]
+    assert {"dialect", "model", "n_inputs", "prompt_tokens", "status", "duration_ms"} <= set(last)
+    assert last["status"] == 200
+    assert secret not in server.log.read_text(encoding="utf-8")

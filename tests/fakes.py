@@ -1,0 +1,107 @@
+"""Fakes for every port: small, deterministic, and honest about what they do."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from domain.errors import ModelNotFound, ModelUnavailable, TokenIdOutOfRange
+from domain.models import Family, ModelSpec
+from domain.ops import Array, IdArray
+from domain.ports import Encoded, Encoder, Tokenizer
+
+BOS, EOS = 1, 2
+
+
+class FakeTokenizer:
+    """One token per whitespace-separated word, its id the word's length, between BOS and EOS."""
+
+    def __init__(self, max_tokens: int = 8, vocab_size: int = 100) -> None:
+        self._max_tokens = max_tokens
+        self._vocab_size = vocab_size
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+        return [self.wrap([min(len(w), self._vocab_size - 1) for w in t.split()]) for t in texts]
+
+    def wrap(self, ids: Sequence[int]) -> Encoded:
+        kept = (BOS, *ids[: self._max_tokens - 2], EOS)
+        return Encoded(ids=kept, full_length=len(ids) + 2)
+
+
+class FakeEncoder:
+    """Row vector = [sum of ids, token count, 3, 4]: batch-invariant, so order bugs show."""
+
+    dimensions = 4
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[tuple[int, int]] = []  # (B, T) of every forward pass
+        self._gate = gate
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        if self._gate is not None:
+            self._gate.wait(timeout=10)
+        self.batches.append(ids.shape)
+        out = np.empty((ids.shape[0], 4), dtype=np.float32)
+        out[:, 0] = (ids * mask).sum(axis=1)
+        out[:, 1] = mask.sum(axis=1)
+        out[:, 2] = 3.0
+        out[:, 3] = 4.0
+        return out
+
+
+class FakeEngine:
+    name = "fake"
+
+    def __init__(self, families: frozenset[Family] = frozenset({Family.BERT})) -> None:
+        self.families = families
+        self.loads: list[ModelSpec] = []
+        self.encoder = FakeEncoder()
+
+    def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        self.loads.append(spec)
+        if (folder / "broken").exists():
+            return ModelUnavailable(spec.qualified_name, "broken on purpose")
+        return self.encoder
+
+
+class FakeStore:
+    """Holds the repos it is given; `fetch` of any other repo is a ModelNotFound."""
+
+    def __init__(self, folders: dict[str, Path] | None = None) -> None:
+        self.folders = dict(folders or {})
+        self.fetches: list[str] = []
+
+    def locate(self, spec: ModelSpec) -> Path | None:
+        return self.folders.get(spec.repo_id)
+
+    def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
+        self.fetches.append(spec.repo_id)
+        folder = self.locate(spec)
+        return folder if folder is not None else ModelNotFound(spec.qualified_name, "not in fake")
+
+
+def fake_tokenizer_loader(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable:
+    return FakeTokenizer()
+
+
+class FakeDecoder:
+    """Id n decodes to a word of n letters; ids of 50 and more are outside its vocabulary."""
+
+    vocabulary = "fake"
+
+    def decode(self, ids: Sequence[int]) -> str | TokenIdOutOfRange:
+        for i in ids:
+            if not 0 < i < 50:
+                return TokenIdOutOfRange(i, self.vocabulary)
+        return " ".join("x" * i for i in ids)

@@ -1,0 +1,49 @@
+"""The app in process, built by the real composition root, driven by the official SDKs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import ollama
+import openai
+import pytest
+from litestar import Litestar
+
+from adapters.bootstrap import Settings, build_app
+
+BASE = "http://embedserve.test"
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
+    """Offline, so a catalogue model that is not on disk can never reach for the network."""
+    home: Path = tmp_path_factory.mktemp("home")
+    return build_app(Settings(home=home, offline=True, log_format="json"))
+
+
+def _transport(app: Litestar) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=app)
+
+
+@pytest.fixture
+async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=_transport(app), base_url=BASE) as client:
+        yield client
+
+
+@pytest.fixture
+async def oai(app: Litestar) -> AsyncIterator[openai.AsyncOpenAI]:
+    """No retries: a test must see the first answer, and 5xx retries would only slow it."""
+    http_client = httpx.AsyncClient(transport=_transport(app), base_url=f"{BASE}/v1")
+    client = openai.AsyncOpenAI(
+        api_key="any", base_url=f"{BASE}/v1", http_client=http_client, max_retries=0
+    )
+    async with client:
+        yield client
+
+
+@pytest.fixture
+def oll(app: Litestar) -> ollama.AsyncClient:
+    return ollama.AsyncClient(host=BASE, transport=_transport(app))

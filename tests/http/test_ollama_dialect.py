@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import httpx
+import numpy as np
+import ollama
+import pytest
+
+MODEL = "all-minilm"
+
+
+async def test_embed_returns_unit_vectors_and_real_metrics(oll: ollama.AsyncClient) -> None:
+    """embeddings are L2-normalised, model is echoed, and the metrics are real figures."""
+    result = await oll.embed(model=MODEL, input=["first text", "second, longer text here"])
+    vectors = np.asarray(result.embeddings)
+    assert vectors.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert result.model == MODEL
+    assert result.prompt_eval_count is not None
+    assert result.prompt_eval_count > 4
+    assert result.total_duration is not None
+    assert result.total_duration > 0
+
+
+async def test_embed_of_a_single_string(oll: ollama.AsyncClient) -> None:
+    """input may be one string; the answer is still a list of one vector."""
+    result = await oll.embed(model=MODEL, input="one")
+    assert len(result.embeddings) == 1
+
+
+async def test_embed_of_nothing_preloads_and_answers_an_empty_list(
+    http: httpx.AsyncClient,
+) -> None:
+    """`input: ""` or absent loads the model and returns no embeddings, no token count."""
+    for body in ({"model": MODEL, "input": ""}, {"model": MODEL}):
+        answer = (await http.post("/api/embed", json=body)).json()
+        assert answer["embeddings"] == []
+        assert answer["model"] == MODEL
+        assert "prompt_eval_count" not in answer
+
+
+async def test_a_list_may_hold_the_empty_string(oll: ollama.AsyncClient) -> None:
+    """[""] is one input, embedded."""
+    assert len((await oll.embed(model=MODEL, input=[""])).embeddings) == 1
+
+
+async def test_truncate_false_refuses_an_over_long_input(oll: ollama.AsyncClient) -> None:
+    """Ollama's exact 400 text; with truncate left at its default the same input embeds."""
+    long_text = "word " * 400
+    with pytest.raises(ollama.ResponseError) as caught:
+        await oll.embed(model=MODEL, input=long_text, truncate=False)
+    assert caught.value.status_code == 400
+    assert caught.value.error == "the input length exceeds the context length"
+    assert len((await oll.embed(model=MODEL, input=long_text)).embeddings) == 1
+
+
+async def test_dimensions_cut_renormalise_and_out_of_range_is_ignored(
+    oll: ollama.AsyncClient,
+) -> None:
+    """0 < d < len cuts and re-normalises; other values leave the vector whole, as Ollama does."""
+    full = np.asarray((await oll.embed(model=MODEL, input="x")).embeddings[0])
+    cut = np.asarray((await oll.embed(model=MODEL, input="x", dimensions=32)).embeddings[0])
+    np.testing.assert_allclose(cut, full[:32] / np.linalg.norm(full[:32]), atol=1e-6)
+    whole = (await oll.embed(model=MODEL, input="x", dimensions=4096)).embeddings[0]
+    assert len(whole) == 384
+
+
+async def test_legacy_embeddings_endpoint(oll: ollama.AsyncClient) -> None:
+    """/api/embeddings answers {"embedding": [...]}; an empty prompt answers an empty list."""
+    vector = (await oll.embeddings(model=MODEL, prompt="hello")).embedding
+    assert len(vector) == 384
+    assert list((await oll.embeddings(model=MODEL, prompt="")).embedding) == []
+
+
+async def test_list_shows_the_installed_default_model(
+    oll: ollama.AsyncClient, http: httpx.AsyncClient
+) -> None:
+    """/api/tags lists what is on disk, tag-qualified, with both name and model."""
+    listed = await oll.list()
+    assert "all-MiniLM-L6-v2:latest" in [m.model for m in listed.models]
+    raw = (await http.get("/api/tags")).json()["models"][0]
+    assert raw["name"] == raw["model"]
+    assert raw["size"] > 0
+    assert raw["details"]["family"] == "bert"
+    datetime.fromisoformat(raw["modified_at"])
+
+
+async def test_show_has_model_info_and_the_embedding_capability(oll: ollama.AsyncClient) -> None:
+    """ollama-python requires model_info; clients look for capabilities ["embedding"]."""
+    shown = await oll.show(MODEL)
+    assert shown.modelinfo is not None
+    assert shown.modelinfo["bert.embedding_length"] == 384
+    assert shown.capabilities == ["embedding"]
+
+
+async def test_ps_lists_loaded_models_with_a_parseable_expiry(oll: ollama.AsyncClient) -> None:
+    """After an embed call the model shows in /api/ps; expires_at parses as ISO-8601."""
+    await oll.embed(model=MODEL, input="x", keep_alive="10m")
+    running = (await oll.ps()).models
+    assert [m.model for m in running] == ["all-MiniLM-L6-v2:latest"]
+    assert running[0].expires_at is not None
+
+
+@pytest.mark.parametrize("keep_alive", ["5m", "1h30m", 10, 2.5, -1, "-1m", "0"])
+async def test_keep_alive_accepts_go_durations_and_seconds(
+    http: httpx.AsyncClient, keep_alive: object
+) -> None:
+    """Numbers are seconds, strings are Go durations, negatives mean forever."""
+    body = {"model": MODEL, "input": "x", "keep_alive": keep_alive}
+    assert (await http.post("/api/embed", json=body)).status_code == 200
+
+
+async def test_version_is_dotted_integers(http: httpx.AsyncClient) -> None:
+    """Open WebUI int()-parses each part of the version."""
+    version = (await http.get("/api/version")).json()["version"]
+    assert all(part.isdigit() for part in version.split("."))
+
+
+async def test_root_says_ollama_is_running(http: httpx.AsyncClient) -> None:
+    """GET and HEAD / are the liveness probe clients use."""
+    response = await http.get("/")
+    assert (response.status_code, response.text) == (200, "Ollama is running")
+    assert (await http.head("/")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error"),
+    [
+        (
+            "/api/embed",
+            {"model": "nope", "input": "x"},
+            404,
+            'model "nope" not found, try pulling it first',
+        ),
+        ("/api/embed", {"input": "x"}, 404, "model '' not found"),
+        ("/api/embed", {"model": MODEL, "input": [1, 2]}, 400, "invalid input type"),
+        ("/api/embed", {"model": MODEL, "input": 5}, 400, "invalid input type"),
+        (
+            "/api/embed",
+            {"model": MODEL, "input": "x", "keep_alive": "soon"},
+            400,
+            'time: invalid duration "soon"',
+        ),
+        ("/api/embeddings", {"prompt": "x"}, 400, "model is required"),
+        (
+            "/api/embeddings",
+            {"model": "nope", "prompt": "x"},
+            404,
+            'model "nope" not found, try pulling it first',
+        ),
+        ("/api/show", {}, 400, "model is required"),
+        ("/api/show", {"model": "nope"}, 404, "model 'nope' not found"),
+    ],
+)
+async def test_errors_carry_ollamas_status_and_text(
+    http: httpx.AsyncClient, path: str, body: object, status: int, error: str
+) -> None:
+    """Statuses and messages mirror Ollama's, in {"error": "..."} with application/json."""
+    response = await http.post(path, json=body)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"error": error}
+
+
+async def test_missing_body_is_400(http: httpx.AsyncClient) -> None:
+    """An empty POST body reads as Ollama's `missing request body`."""
+    response = await http.post("/api/embed", content=b"")
+    assert (response.status_code, response.json()) == (400, {"error": "missing request body"})
+
+
+@pytest.mark.parametrize("raw", [b"{", b"\xff", b"[1]", b"nul"])
+async def test_malformed_json_is_400(http: httpx.AsyncClient, raw: bytes) -> None:
+    """Bodies that are not a JSON object are refused with a 400 and an error string."""
+    response = await http.post("/api/embed", content=raw)
+    assert response.status_code == 400
+    assert isinstance(response.json()["error"], str)
+
+
+async def test_langchain_options_and_unknown_fields_are_ignored(http: httpx.AsyncClient) -> None:
+    """LangChain sends options full of nulls; Open WebUI may add a prefix field."""
+    body = {
+        "model": MODEL,
+        "input": ["x"],
+        "options": {"mirostat": None, "num_ctx": None, "temperature": None},
+        "keep_alive": 300,
+        "truncate": True,
+        "rag_prefix": "passage: ",
+    }
+    assert (await http.post("/api/embed", json=body)).status_code == 200
+
+
+async def test_route_errors_are_json(http: httpx.AsyncClient) -> None:
+    """Unknown routes and wrong methods answer JSON, which Open WebUI calls r.json() on."""
+    assert (await http.get("/api/nothing")).json() == {"error": "404 page not found"}
+    wrong = await http.get("/api/embed")
+    assert wrong.status_code == 405
+    assert isinstance(wrong.json()["error"], str)
+
+
+async def test_version_answers_while_a_big_batch_is_embedded(http: httpx.AsyncClient) -> None:
+    """Inference runs off the event loop: /api/version returns before the batch finishes."""
+    texts = [f"text number {i} " + "with many words " * 40 for i in range(48)]
+    big = asyncio.create_task(http.post("/api/embed", json={"model": MODEL, "input": texts}))
+    await asyncio.sleep(0.05)  # let the batch reach the inference thread
+    version = await http.get("/api/version")
+    assert version.status_code == 200
+    assert not big.done()
+    assert (await big).status_code == 200

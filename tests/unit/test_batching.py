@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from application.batching import Batcher, pad, plan_batches
+from tests.fakes import FakeEncoder
+
+
+@given(st.lists(st.integers(1, 64), max_size=60), st.integers(64, 512), st.integers(1, 16))
+def test_plan_covers_every_row_once_within_budget(
+    lengths: list[int], budget: int, cap: int
+) -> None:
+    """Each row lands in exactly one batch; no batch's padded size exceeds the budget or cap."""
+    plan = plan_batches(lengths, budget, cap)
+    assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
+    for batch in plan:
+        assert len(batch) <= cap
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= budget
+
+
+def test_plan_groups_rows_of_similar_length() -> None:
+    """Sorted longest first, so short rows are not padded to a long one's length."""
+    plan = plan_batches([2, 50, 3, 49, 2, 51], token_budget=110, max_batch=8)
+    assert plan == [[5, 1], [3], [2, 0, 4]]
+
+
+def test_pad_right_pads_with_a_mask() -> None:
+    """Rows are padded on the right; the mask marks the real tokens."""
+    ids, mask = pad([[5, 6, 7], [8]])
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+async def test_requests_arriving_during_a_forward_pass_are_merged() -> None:
+    """While one pass runs, later requests queue and then run together in one pass."""
+    gate = threading.Event()
+    encoder = FakeEncoder(gate)
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1))
+    first = asyncio.create_task(batcher.embed([[1, 2]]))
+    await asyncio.sleep(0)  # the first request starts its forward pass, held at the gate
+    later = [asyncio.create_task(batcher.embed([[3] * n])) for n in (1, 1, 1)]
+    await asyncio.sleep(0)
+    gate.set()
+    runs = await asyncio.gather(first, *later)
+    assert encoder.batches == [(1, 2), (3, 1)]
+    assert [r.vectors[0, 0] for r in runs] == [3.0, 3.0, 3.0, 3.0]
+
+
+async def test_a_batcher_with_nothing_to_do_runs_no_pass() -> None:
+    """An empty request gets an empty [0, D] result without touching the engine."""
+    encoder = FakeEncoder()
+    run = await Batcher(encoder, ThreadPoolExecutor(max_workers=1)).embed([])
+    assert run.vectors.shape == (0, 4)
+    assert encoder.batches == []

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from application.catalogue import CATALOGUE, Catalogue
+from domain.models import Family
+
+
+@pytest.fixture
+def catalogue() -> Catalogue:
+    return Catalogue(CATALOGUE)
+
+
+def test_catalogue_holds_the_23_entries_of_the_modelled_server() -> None:
+    """Every name of the server we model is there, M2V_base_output once per family."""
+    assert len(CATALOGUE) == 23
+    counts = {f: sum(1 for s in CATALOGUE if s.family is f) for f in Family}
+    assert counts == {
+        Family.BERT: 4,
+        Family.ROBERTA: 1,
+        Family.XLM_ROBERTA: 3,
+        Family.CLIP: 3,
+        Family.WORD2VEC: 4,
+        Family.MODEL2VEC: 6,
+        Family.STATIC: 2,
+    }
+    assert len({s.qualified_name for s in CATALOGUE}) == 23
+
+
+@pytest.mark.parametrize(
+    "requested",
+    [
+        "all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2:latest",
+        "all-minilm",
+        "all-minilm:latest",
+        "ALL-MINILM-L6-V2",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-transformers/all-MiniLM-L6-v2:latest",
+        " all-minilm ",
+    ],
+)
+def test_names_tags_aliases_and_repo_ids_resolve_to_minilm(
+    catalogue: Catalogue, requested: str
+) -> None:
+    """Ollama-style tags, the Ollama library alias and the hub repo id all name one model."""
+    spec = catalogue.resolve(requested)
+    assert spec is not None
+    assert spec.name == "all-MiniLM-L6-v2"
+
+
+def test_a_tag_tells_the_two_readings_of_m2v_base_output_apart(catalogue: Catalogue) -> None:
+    """Untagged is the Model2Vec reading; `:static` the sentence-transformers StaticEmbedding."""
+    plain = catalogue.resolve("M2V_base_output")
+    static = catalogue.resolve("M2V_base_output:static")
+    assert plain is not None
+    assert static is not None
+    assert (plain.family, static.family) == (Family.MODEL2VEC, Family.STATIC)
+
+
+@pytest.mark.parametrize("requested", ["", "nope", "all-minilm:v9", ":latest", "gte-base:"])
+def test_unknown_names_resolve_to_nothing(catalogue: Catalogue, requested: str) -> None:
+    """Anything the catalogue does not hold resolves to None, never to a guess."""
+    assert catalogue.resolve(requested) is None
