@@ -85,10 +85,10 @@ class EmbeddingService:
     @staticmethod
     def _dimensions(req: EmbeddingRequest, available: int) -> int | InvalidDimensions | None:
         d = req.dimensions
-        if d is None or d == available:
+        if d is None:
             return None
-        if 1 <= d < available:
-            return d
+        if 1 <= d <= available:
+            return d  # the full size too: `dimensions` always answers unit vectors
         return None if req.lenient_dimensions else InvalidDimensions(d, available)
 
     def _tokenize(self, req: EmbeddingRequest, tokenizer: Tokenizer) -> list[Encoded] | EmbedError:

@@ -58,7 +58,10 @@ def _facts(folder: Path) -> FolderFacts:
 
 
 class Inventory:
-    """Which catalogue models are on disk, and what they weigh. Facts are cached per folder."""
+    """Which catalogue models are on disk, and what they weigh. Facts are cached per folder.
+
+    Hashing weights takes a while the first time: callers on an event loop use a thread.
+    """
 
     def __init__(self, catalogue: Catalogue, store: ModelStore) -> None:
         self._catalogue = catalogue

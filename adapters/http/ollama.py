@@ -3,6 +3,7 @@ and the liveness text at / (shared/WIRE.md §1, §5, §8)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any, assert_never
@@ -280,7 +281,7 @@ def build_router(  # noqa: C901 - one small handler per endpoint
                     digest=facts.digest,
                     details=_details(spec, facts),
                 )
-                for spec, facts in inventory.local()
+                for spec, facts in await asyncio.to_thread(inventory.local)
             ]
         )
 
@@ -296,7 +297,7 @@ def build_router(  # noqa: C901 - one small handler per endpoint
         spec = service.catalogue.resolve(requested)
         if spec is None:
             return error_response(404, ErrorBody(f"model '{requested}' not found"))
-        facts = inventory.facts(spec)
+        facts = await asyncio.to_thread(inventory.facts, spec)  # hashes weights once
         arch = spec.family.value
         info: dict[str, Any] = {
             "general.architecture": arch,
@@ -331,7 +332,7 @@ def build_router(  # noqa: C901 - one small handler per endpoint
                 if model.expires_at is None
                 else datetime.fromtimestamp(model.expires_at, UTC)
             )
-            facts = inventory.facts(spec)
+            facts = await asyncio.to_thread(inventory.facts, spec)
             running.append(
                 RunningModel(
                     name=spec.qualified_name,

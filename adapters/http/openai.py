@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Annotated, Any, Literal, assert_never
@@ -217,7 +218,8 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
     @get("/models")
     async def list_models() -> ModelList:
         specs = service.catalogue.specs
-        return ModelList(data=[_model_entry(s, inventory.created(s)) for s in specs])
+        created = await asyncio.to_thread(lambda: [inventory.created(s) for s in specs])
+        return ModelList(data=[_model_entry(s, c) for s, c in zip(specs, created, strict=True)])
 
     @get("/models/{model_id:path}")
     async def retrieve_model(model_id: FromPath[str]) -> Response[Model | ErrorBody]:
@@ -225,7 +227,7 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
         if spec is None:
             status, body = openai_error(ModelNotFound(model_id.lstrip("/")))
             return error_response(status, body)
-        return Response(_model_entry(spec, inventory.created(spec)))
+        return Response(_model_entry(spec, await asyncio.to_thread(inventory.created, spec)))
 
     return Router(
         "/v1",

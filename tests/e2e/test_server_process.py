@@ -1,7 +1,7 @@
 """The real server, started by its console script on 127.0.0.1, driven by the official SDKs.
 
 One server for the module. Its Hugging Face endpoint is a stand-in on 127.0.0.1 that serves a
-small random-weight BERT under the gte-base repo id, so the download path runs for real.
+small random-weight BERT under msmarco-bert-base-dot-v5's repo id, so downloads run for real.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.tolerances import MAX_ABS_DIFF
 
 pytestmark = [pytest.mark.slow, pytest.mark.reference]
 
-GTE_REPO = "thenlper/gte-base"
+MSMARCO_REPO = "sentence-transformers/msmarco-bert-base-dot-v5"
 _STARTUP_S = 60.0
 
 
@@ -39,7 +39,7 @@ class Server:
     home: Path
     log: Path
     hub: HubStandIn
-    gte_folder: Path
+    msmarco_folder: Path
 
     def log_lines(self) -> list[dict[str, object]]:
         lines = self.log.read_text(encoding="utf-8").splitlines()
@@ -74,9 +74,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e")
-    gte = write_bert_model(root / "gte-source", pooling="mean", normalize=True, seed=7)
+    source = write_bert_model(root / "msmarco-source", pooling="mean", normalize=False, seed=7)
     decoys = {"tf_model.h5": b"decoy", "onnx/model.onnx": b"decoy", "pytorch_model.bin": b"x"}
-    with HubStandIn({GTE_REPO: _repo_files(gte) | decoys}) as hub:
+    with HubStandIn({MSMARCO_REPO: _repo_files(source) | decoys}) as hub:
         port = _free_port()
         log = root / "server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMBEDSERVE_"))}
@@ -88,7 +88,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(url, process, log)
-            yield Server(url, root / "home", log, hub, gte)
+            yield Server(url, root / "home", log, hub, source)
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -172,16 +172,26 @@ def test_version_and_liveness_over_plain_http(web: httpx.Client) -> None:
 def test_a_catalogue_model_downloads_on_first_use(
     oai: openai.OpenAI, oll: ollama.Client, server: Server
 ) -> None:
-    """gte-base comes from the hub stand-in, only its needed files, and equals the reference."""
+    """msmarco-bert-base-dot-v5 (no Normalize module) comes from the hub stand-in, only its
+    needed files, and equals the reference: raw on /v1, unit length on /api/embed."""
     texts = VARIED_TEXTS[:40]
-    result = oai.embeddings.create(model="gte-base", input=texts, encoding_format="float")
+    result = oai.embeddings.create(
+        model="msmarco-bert-base-dot-v5", input=texts, encoding_format="float"
+    )
     ours = np.asarray([d.embedding for d in result.data], dtype=np.float32)
-    reference = reference_model(server.gte_folder).encode(texts, convert_to_numpy=True)
-    assert np.abs(ours - reference).max() < MAX_ABS_DIFF
+    reference = reference_model(server.msmarco_folder).encode(texts, convert_to_numpy=True)
+    scale = max(1.0, float(np.abs(reference).max()))  # unnormalised: the tolerance is relative
+    assert np.abs(ours - reference).max() < MAX_ABS_DIFF * scale
+    assert (
+        np.linalg.norm(reference, axis=1).min() > 1.5
+    )  # not unit vectors: the check means something
+    unit = np.asarray(oll.embed(model="msmarco-bert-base-dot-v5", input=texts).embeddings)
+    expected = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    assert np.abs(unit - expected).max() < MAX_ABS_DIFF
     fetched = set(server.hub.requested("GET"))
     assert not fetched & {"tf_model.h5", "onnx/model.onnx", "pytorch_model.bin"}
-    assert (server.home / "Embeddings" / GTE_REPO / "model.safetensors").is_file()
-    assert "gte-base:latest" in [m.model for m in oll.list().models]
+    assert (server.home / "Embeddings" / MSMARCO_REPO / "model.safetensors").is_file()
+    assert "msmarco-bert-base-dot-v5:latest" in [m.model for m in oll.list().models]
 
 
 def test_every_embed_request_writes_one_structured_log_line(

@@ -1,0 +1,111 @@
+"""Server-wide policies: truncation mode, body size limit, and what a bug looks like."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import structlog
+from litestar import Litestar
+
+from adapters.bootstrap import Settings, build_app
+from adapters.http.app import create_app
+from adapters.http.inventory import Inventory
+from application.catalogue import CATALOGUE, Catalogue
+from application.embedding import EmbeddingService
+from application.lifecycle import ModelRegistry
+from domain.ops import Array, IdArray
+from tests.fakes import FakeEngine, FakeStore, fake_tokenizer_loader
+from tests.http.conftest import BASE
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class _CrashingEncoder:
+    dimensions = 4
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        msg = "a bug in an engine"
+        raise RuntimeError(msg)
+
+
+@pytest.fixture(scope="module")
+def strict_app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
+    home = tmp_path_factory.mktemp("strict")
+    return build_app(Settings(home=home, offline=True, truncate=False, log_format="json"))
+
+
+@pytest.fixture
+def crashing_app(tmp_path: Path) -> Litestar:
+    catalogue = Catalogue(CATALOGUE)
+    store = FakeStore({MINILM: tmp_path})
+    engine = FakeEngine()
+    engine.encoder = _CrashingEncoder()  # type: ignore[assignment]
+    registry = ModelRegistry(store, engine, fake_tokenizer_loader, ThreadPoolExecutor(1))
+    service = EmbeddingService(catalogue, registry, None)
+    return create_app(service, registry, Inventory(catalogue, store), version="0")
+
+
+async def _client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        yield c
+
+
+@pytest.fixture
+async def strict(strict_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(strict_app):
+        yield client
+
+
+@pytest.fixture
+async def crashing(crashing_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(crashing_app):
+        yield client
+
+
+async def test_no_truncate_refuses_over_long_v1_inputs(strict: httpx.AsyncClient) -> None:
+    """--no-truncate: an input past the context is a 400 naming the limit, as OpenAI answers."""
+    body = {"model": "all-MiniLM-L6-v2", "input": ["short", "word " * 300]}
+    response = await strict.post("/v1/embeddings", json=body)
+    assert response.status_code == 400
+    assert "maximum context length is 256 tokens" in response.json()["error"]["message"]
+    ok = await strict.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "short"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "envelope"), [("/v1/embeddings", "openai"), ("/api/embed", "ollama")]
+)
+async def test_a_body_past_the_limit_is_413_in_the_dialect(
+    strict: httpx.AsyncClient, path: str, envelope: str
+) -> None:
+    """A 17 MiB body is refused before it is read whole, with a 4xx in the caller's envelope."""
+    huge = b'{"model":"all-minilm","input":"' + b"a" * (17 * 1024 * 1024) + b'"}'
+    response = await strict.post(path, content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert isinstance(error["message"] if envelope == "openai" else error, str)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/embeddings", {"model": "all-minilm", "input": "x"}),
+        ("/api/embed", {"model": "all-minilm", "input": "x"}),
+    ],
+)
+async def test_a_bug_is_a_logged_500_in_the_dialect(
+    crashing: httpx.AsyncClient, path: str, body: object
+) -> None:
+    """An engine's exception becomes a 500 in the caller's envelope, logged with its traceback."""
+    with structlog.testing.capture_logs() as logs:
+        response = await crashing.post(path, json=body)
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert "internal error" in (error["message"] if path.startswith("/v1") else error)
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
+        "request_crashed"
+    ]
