@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
 import uvicorn
 
 from adapters.bootstrap import Settings, build_app, default_home
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_format=args.log_format,
     )
     app = build_app(settings)
+    structlog.get_logger("embedserve").info(
+        "server_starting", url=f"http://{args.host}:{args.port}", home=str(settings.home)
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 

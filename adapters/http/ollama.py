@@ -210,7 +210,7 @@ def build_router(  # noqa: C901 - one small handler per endpoint
     ) -> EmbeddingResult | EmbedError:
         result = await service.embed(request)
         status = 200 if isinstance(result, EmbeddingResult) else ollama_error(result)[0]
-        log_embed(f"ollama{path}", request.model, result, status, started)
+        log_embed("ollama", path, request.model, result=result, status=status, started=started)
         return result
 
     @post("/api/embed", status_code=200)

@@ -209,10 +209,14 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
             result = await service.embed(request)
         if isinstance(result, EmbeddingResult):
             response = from_domain(result, data.model, data.encoding_format)
-            log_embed("openai", data.model, result, 200, started)
+            log_embed(
+                "openai", "/v1/embeddings", data.model, result=result, status=200, started=started
+            )
             return Response(response)
         status, body = openai_error(result)
-        log_embed("openai", data.model, result, status, started)
+        log_embed(
+            "openai", "/v1/embeddings", data.model, result=result, status=status, started=started
+        )
         return error_response(status, body)
 
     @get("/models")
