@@ -54,6 +54,13 @@ def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return ollama.error_response(500, ollama.ErrorBody(message))
 
 
+def _too_deep(request: Request[Any, Any, Any], _: RecursionError) -> Response[Any]:
+    """msgspec refuses JSON nested past Python's recursion limit by raising; that is a bad body."""
+    log.warning("request_too_deep", path=request.url.path)
+    refused = HTTPException(status_code=400, detail="the JSON body is nested too deeply")
+    return _route_error(request, refused)
+
+
 def _request_ids(app: ASGIApp) -> ASGIApp:
     """Binds a request id to every log line written while the request is served."""
 
@@ -81,7 +88,11 @@ def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP laye
             openai.build_router(service, inventory, truncate=truncate),
             ollama.build_router(service, registry, inventory, version),
         ],
-        exception_handlers={HTTPException: _route_error, Exception: _crash},
+        exception_handlers={
+            HTTPException: _route_error,
+            RecursionError: _too_deep,
+            Exception: _crash,
+        },
         middleware=[_request_ids],
         openapi_config=OpenAPIConfig(
             title="embedserve",

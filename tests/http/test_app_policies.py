@@ -109,3 +109,15 @@ async def test_a_bug_is_a_logged_500_in_the_dialect(
     assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
         "request_crashed"
     ]
+
+
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/api/embed"])
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+async def test_deeply_nested_json_is_a_400(
+    strict: httpx.AsyncClient, path: str, depth: int
+) -> None:
+    """JSON nested past the decoder's recursion limit is a bad body, not a crash."""
+    body = '{"model":"all-minilm","input":' + "[" * depth + "]" * depth + "}"
+    response = await strict.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert "nested too deeply" in response.text

@@ -1,0 +1,134 @@
+"""`python -m conformance`: run the suites against a server and print a readable report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = ["SUITES", "main"]
+
+SUITES = ("smoke", "openai", "ollama", "schema", "properties", "robustness", "fidelity")
+_HERE = Path(__file__).parent / "suites"
+_WORDS = {"passed": "PASS", "failed": "FAIL", "skipped": "N/A "}
+
+
+@dataclass
+class Check:
+    suite: str
+    name: str
+    outcome: str  # passed, failed, skipped (not applicable)
+    description: str
+    detail: str = ""
+    exchanges: list[object] = field(default_factory=list)
+
+
+class _Collector:
+    """Collects one result per check from pytest's reports."""
+
+    def __init__(self) -> None:
+        self.checks: dict[str, Check] = {}
+        self._docs: dict[str, str] = {}
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+            self._docs[item.nodeid] = " ".join(doc.split())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and not (report.failed or report.skipped):
+            return
+        suite = Path(report.fspath).stem.removeprefix("test_")
+        name = report.nodeid.split("::", 1)[-1]
+        detail = ""
+        if report.failed:
+            detail = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else ""
+            for title, text in report.sections:
+                if "exchanges" in title:
+                    detail += "\n" + text
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            detail = str(report.longrepr[2]).removeprefix("Skipped: ")
+        exchanges = dict(report.user_properties).get("exchanges", [])
+        self.checks[report.nodeid] = Check(
+            suite,
+            name,
+            report.outcome,
+            self._docs.get(report.nodeid, ""),
+            detail,
+            list(exchanges) if isinstance(exchanges, list) else [],
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance",
+        description="Check that an embeddings server speaks the OpenAI and/or Ollama API "
+        "faithfully. Exit code 0 only when every selected check passes.",
+    )
+    parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:11434")
+    parser.add_argument("--model", required=True, help="the model name to test with")
+    parser.add_argument("--dialect", choices=["openai", "ollama", "both"], default="both")
+    parser.add_argument("--reference", type=Path, help="local model folder for fidelity")
+    parser.add_argument(
+        "--suite", action="append", choices=SUITES, help="run only these suites (repeatable)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the report here, as JSON")
+    parser.add_argument("--request-timeout", type=float, default=120.0)
+    return parser
+
+
+def _print_report(checks: Sequence[Check]) -> None:
+    for check in checks:
+        print(f"{_WORDS.get(check.outcome, check.outcome)}  {check.suite:<11} {check.name}")  # noqa: T201
+        if check.outcome == "failed":
+            print(f"      {check.description}")  # noqa: T201
+            for line in check.detail.splitlines():
+                print(f"      {line}")  # noqa: T201
+    counts = {o: sum(1 for c in checks if c.outcome == o) for o in _WORDS}
+    print(  # noqa: T201
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} not applicable"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    suites = args.suite or list(SUITES)
+    paths = [str(_HERE / f"test_{s}.py") for s in suites if (_HERE / f"test_{s}.py").exists()]
+    pytest_args = [
+        *paths,
+        "-c",
+        str(_HERE / "conformance.ini"),
+        "--rootdir",
+        str(_HERE),
+        "-p",
+        "no:terminal",  # the report below replaces pytest's own output
+        "--base-url",
+        args.base_url,
+        "--model",
+        args.model,
+        "--dialect",
+        args.dialect,
+        "--request-timeout",
+        str(args.request_timeout),
+    ]
+    if args.reference:
+        pytest_args += ["--reference", str(args.reference)]
+    collector = _Collector()
+    code = pytest.main(pytest_args, plugins=[collector])
+    checks = list(collector.checks.values())
+    _print_report(checks)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(c) for c in checks], indent=2), encoding="utf-8")
+    failed = any(c.outcome == "failed" for c in checks)
+    return (
+        1 if failed or code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) else 0
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The checks, one module per suite; each check's docstring says what it proves."""
