@@ -7,10 +7,12 @@ applicable, so the plugin is inert in other test runs.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import httpx2
 import ollama
 import openai
 import pytest
@@ -79,7 +81,7 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-def _hooks(recorder: Recorder) -> dict[str, list[object]]:
+def _hooks(recorder: Recorder) -> dict[str, list[Callable[..., Any]]]:
     return {"response": [recorder.on_response]}
 
 
@@ -95,7 +97,8 @@ def http(target: Target, recorder: Recorder) -> Iterator[httpx.Client]:
 @pytest.fixture
 def openai_client(target: Target, recorder: Recorder) -> Iterator[openai.OpenAI]:
     """The official SDK, retries off: a check must see the server's first answer."""
-    http_client = httpx.Client(timeout=target.timeout_s, event_hooks=_hooks(recorder))
+    # openai-python 3.x runs on httpx2, ollama-python on httpx: same API, two packages
+    http_client = httpx2.Client(timeout=target.timeout_s, event_hooks=_hooks(recorder))
     with openai.OpenAI(
         base_url=target.openai_base_url,
         api_key="conformance",

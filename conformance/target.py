@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
+import httpx2
 
 __all__ = ["DIALECTS", "Dialect", "Exchange", "Recorder", "Target"]
 
@@ -54,7 +55,7 @@ class Recorder:
 
     exchanges: list[Exchange] = field(default_factory=list)
 
-    def on_response(self, response: httpx.Response) -> None:
+    def on_response(self, response: httpx.Response | httpx2.Response) -> None:
         response.read()
         request = response.request
         body = request.content.decode("utf-8", errors="replace") if request.content else ""

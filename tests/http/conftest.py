@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import httpx2
 import ollama
 import openai
 import pytest
@@ -36,7 +37,8 @@ async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def oai(app: Litestar) -> AsyncIterator[openai.AsyncOpenAI]:
     """No retries: a test must see the first answer, and 5xx retries would only slow it."""
-    http_client = httpx.AsyncClient(transport=_transport(app), base_url=f"{BASE}/v1")
+    # openai-python 3.x runs on httpx2, a fork of httpx with the same API
+    http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=f"{BASE}/v1")
     client = openai.AsyncOpenAI(
         api_key="any", base_url=f"{BASE}/v1", http_client=http_client, max_retries=0
     )
