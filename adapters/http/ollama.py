@@ -207,11 +207,15 @@ def build_router(  # noqa: C901 - one small handler per endpoint
 ) -> Router:
     async def run(
         request: EmbeddingRequest, started: int, path: str
-    ) -> EmbeddingResult | EmbedError:
+    ) -> EmbeddingResult | Response[Any]:
+        """The result, or the error response already made; either way, the access log line."""
         result = await service.embed(request)
-        status = 200 if isinstance(result, EmbeddingResult) else ollama_error(result)[0]
+        if isinstance(result, EmbeddingResult):
+            log_embed("ollama", path, request.model, result=result, status=200, started=started)
+            return result
+        status, body = ollama_error(result)
         log_embed("ollama", path, request.model, result=result, status=status, started=started)
-        return result
+        return error_response(status, body)
 
     @post("/api/embed", status_code=200)
     async def embed(data: JSONBody[EmbedRequest]) -> Response[EmbedResponse | ErrorBody]:
@@ -236,7 +240,7 @@ def build_router(  # noqa: C901 - one small handler per endpoint
         )
         result = await run(request, started, "/api/embed")
         if not isinstance(result, EmbeddingResult):
-            return error_response(*ollama_error(result))
+            return result
         return Response(
             EmbedResponse(
                 model=data.model,
@@ -265,7 +269,7 @@ def build_router(  # noqa: C901 - one small handler per endpoint
         )
         result = await run(request, started, "/api/embeddings")
         if not isinstance(result, EmbeddingResult):
-            return error_response(*ollama_error(result))
+            return result
         vector = result.vectors[0].tolist() if len(result.vectors) else []
         return Response(LegacyEmbeddingsResponse(embedding=vector))
 
