@@ -89,6 +89,7 @@ class Catalogue:
 
     def __init__(self, specs: Iterable[ModelSpec], aliases: Mapping[str, str] = _ALIASES) -> None:
         self.specs = tuple(specs)
+        self._aliases = dict(aliases)
         self._index: dict[tuple[str, str], ModelSpec] = {}
         for spec in self.specs:
             self._index.setdefault((spec.name.lower(), spec.tag), spec)
@@ -97,6 +98,10 @@ class Catalogue:
             for spec in self.specs:
                 if spec.name == target:
                     self._index.setdefault((alias.lower(), spec.tag), spec)
+
+    def aliases(self, spec: ModelSpec) -> tuple[str, ...]:
+        """Other names of `spec` (Ollama's library names), to list beside its own."""
+        return tuple(a for a, target in self._aliases.items() if target == spec.name)
 
     def resolve(self, requested: str) -> ModelSpec | None:
         name, tag = _split_tag(requested.strip())

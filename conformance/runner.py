@@ -47,7 +47,8 @@ class _Collector:
         name = report.nodeid.split("::", 1)[-1]
         detail = ""
         if report.failed:
-            detail = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else ""
+            crash = getattr(report.longrepr, "reprcrash", None)  # the assertion's own message
+            detail = crash.message if crash is not None else report.longreprtext.strip()
             for title, text in report.sections:
                 if "exchanges" in title:
                     detail += "\n" + text
@@ -107,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         str(_HERE),
         "-p",
         "no:terminal",  # the report below replaces pytest's own output
+        "-p",
+        "no:asyncio",  # no check is async; spares its configuration warning
         "--base-url",
         args.base_url,
         "--model",

@@ -10,6 +10,7 @@ from typing import Any, assert_never
 
 from litestar import MediaType, Request, Response, Router, get, head, post
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
 from msgspec import Struct
 
@@ -202,9 +203,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def build_router(  # noqa: C901 - one small handler per endpoint
-    service: EmbeddingService, registry: ModelRegistry, inventory: Inventory, version: str
-) -> Router:
+def _embedding_handlers(service: EmbeddingService) -> list[HTTPRouteHandler]:  # noqa: C901 - counts its two closures
     async def run(
         request: EmbeddingRequest, started: int, path: str
     ) -> EmbeddingResult | Response[Any]:
@@ -273,21 +272,30 @@ def build_router(  # noqa: C901 - one small handler per endpoint
         vector = result.vectors[0].tolist() if len(result.vectors) else []
         return Response(LegacyEmbeddingsResponse(embedding=vector))
 
+    return [embed, embeddings]
+
+
+def _model_handlers(  # noqa: C901 - counts its four closures
+    service: EmbeddingService, registry: ModelRegistry, inventory: Inventory
+) -> list[HTTPRouteHandler]:
     @get("/api/tags")
     async def tags() -> TagsResponse:
-        return TagsResponse(
-            models=[
-                ListedModel(
-                    name=spec.qualified_name,
-                    model=spec.qualified_name,
-                    modified_at=_iso(facts.modified),
-                    size=facts.size,
-                    digest=facts.digest,
-                    details=_details(spec, facts),
+        """Each local model under its own name and its Ollama aliases (LangChain matches those)."""
+        listed = []
+        for spec, facts in await asyncio.to_thread(inventory.local):
+            for name in (spec.name, *service.catalogue.aliases(spec)):
+                tagged = f"{name}:{spec.tag}"
+                listed.append(
+                    ListedModel(
+                        name=tagged,
+                        model=tagged,
+                        modified_at=_iso(facts.modified),
+                        size=facts.size,
+                        digest=facts.digest,
+                        details=_details(spec, facts),
+                    )
                 )
-                for spec, facts in await asyncio.to_thread(inventory.local)
-            ]
-        )
+        return TagsResponse(models=listed)
 
     @head("/api/tags")
     async def tags_head() -> None:
@@ -351,6 +359,10 @@ def build_router(  # noqa: C901 - one small handler per endpoint
             )
         return ProcessResponse(models=running)
 
+    return [tags, tags_head, show, ps]
+
+
+def _probe_handlers(version: str) -> list[HTTPRouteHandler]:
     @get("/api/version")
     async def api_version() -> VersionResponse:
         return VersionResponse(version=OLLAMA_API_VERSION, embedserve=version)
@@ -367,19 +379,18 @@ def build_router(  # noqa: C901 - one small handler per endpoint
     async def root_head() -> None:
         return None
 
+    return [api_version, api_version_head, root, root_head]
+
+
+def build_router(
+    service: EmbeddingService, registry: ModelRegistry, inventory: Inventory, version: str
+) -> Router:
     return Router(
         "/",
         route_handlers=[
-            embed,
-            embeddings,
-            tags,
-            tags_head,
-            show,
-            ps,
-            api_version,
-            api_version_head,
-            root,
-            root_head,
+            *_embedding_handlers(service),
+            *_model_handlers(service, registry, inventory),
+            *_probe_handlers(version),
         ],
         exception_handlers={HTTPException: http_error},
         tags=["Ollama"],

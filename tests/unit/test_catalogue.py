@@ -62,3 +62,13 @@ def test_a_tag_tells_the_two_readings_of_m2v_base_output_apart(catalogue: Catalo
 def test_unknown_names_resolve_to_nothing(catalogue: Catalogue, requested: str) -> None:
     """Anything the catalogue does not hold resolves to None, never to a guess."""
     assert catalogue.resolve(requested) is None
+
+
+def test_aliases_of_a_spec_are_its_ollama_library_names(catalogue: Catalogue) -> None:
+    """all-MiniLM-L6-v2 is `all-minilm` in Ollama's library; other entries have no alias."""
+    minilm = catalogue.resolve("all-MiniLM-L6-v2")
+    gte = catalogue.resolve("gte-base")
+    assert minilm is not None
+    assert gte is not None
+    assert catalogue.aliases(minilm) == ("all-minilm",)
+    assert catalogue.aliases(gte) == ()
