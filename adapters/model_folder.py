@@ -14,10 +14,23 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
+from domain.architectures.roberta import (
+    ROBERTA_MODEL_TYPES,
+    RobertaConfig,
+    RobertaModel,
+    load_roberta_weights,
+)
 from domain.models import PoolingMode
 from domain.sentence_head import SentenceHead
 
-__all__ = ["max_seq_length", "read_bert", "read_json", "read_safetensors", "read_sentence_head"]
+__all__ = [
+    "max_seq_length",
+    "read_bert",
+    "read_json",
+    "read_roberta",
+    "read_safetensors",
+    "read_sentence_head",
+]
 
 # modules.json names each module by its import path: "sentence_transformers.models.Pooling" in
 # older saves, "sentence_transformers.sentence_transformer.modules.pooling.Pooling" and
@@ -106,9 +119,23 @@ def read_sentence_head(folder: Path, default: PoolingMode) -> SentenceHead:
     return SentenceHead(pooling=pooling, normalize=normalize)
 
 
+def _positions(config: dict[str, Any]) -> int:
+    """How many tokens the model's position table holds."""
+    if config.get("model_type") in ROBERTA_MODEL_TYPES:
+        # positions start at padding_idx + 1: a 514-row table holds 512 tokens
+        return RobertaConfig.from_json(config).max_tokens
+    return int(config.get("max_position_embeddings", 512))
+
+
 def max_seq_length(folder: Path) -> int:
-    """The token limit sentence-transformers applies, special tokens included."""
-    positions = int(read_json(folder / "config.json").get("max_position_embeddings", 512))
+    """The token limit sentence-transformers applies, special tokens included.
+
+    sentence-transformers takes sentence_bert_config.json's max_seq_length, else the tokenizer's
+    model_max_length capped at max_position_embeddings. For RoBERTa that cap is 514, two past the
+    last position a token can have, and its model fails on longer inputs; we cap at what the
+    position table holds, which changes nothing for any input sentence-transformers can embed.
+    """
+    positions = _positions(read_json(folder / "config.json"))
     configured = read_json(folder / "sentence_bert_config.json").get("max_seq_length")
     if configured is None:
         configured = read_json(folder / "tokenizer_config.json").get("model_max_length", positions)
@@ -119,3 +146,10 @@ def read_bert(folder: Path, default_pooling: PoolingMode) -> BertModel:
     config = BertConfig.from_json(read_json(folder / "config.json"))
     weights = load_bert_weights(read_safetensors(folder), config)
     return BertModel(config, weights, read_sentence_head(folder, default_pooling))
+
+
+def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
+    """RoBERTa or XLM-RoBERTa, as config.json's model_type says."""
+    config = RobertaConfig.from_json(read_json(folder / "config.json"))
+    weights = load_roberta_weights(read_safetensors(folder), config)
+    return RobertaModel(config, weights, read_sentence_head(folder, default_pooling))

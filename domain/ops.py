@@ -40,6 +40,10 @@ class Ops(Protocol[T]):
 
     def embedding(self, table: Array, ids: T) -> T: ...  # [V,H] x [B,T] -> [B,T,H]
     def positions(self, ids: T) -> T: ...  # [B,T] -> [B,T] holding 0..T-1
+    # fairseq's make_positions, as RoBERTa numbers tokens: [B,T] x [B,T] -> [B,T] holding
+    # padding_idx + 1, + 2, ... over the tokens that are real (mask 1) and not padding_idx,
+    # padding_idx on the rest
+    def make_positions(self, ids: T, mask: T, padding_idx: int) -> T: ...
     def add(self, a: T, b: T | Array) -> T: ...
     def linear(self, x: T, w: Linear) -> T: ...  # [...,in] -> [...,out]
     def layer_norm(self, x: T, w: Norm, eps: float) -> T: ...

@@ -6,7 +6,7 @@ yardstick the faster engines are measured against (docs/adr/0002-exact-gelu.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ import numpy.typing as npt
 from safetensors import SafetensorError
 from scipy.special import erf
 
-from adapters.model_folder import read_bert
-from domain.architectures.bert import BertModel, bert_sentence_embedding
+from adapters.model_folder import read_bert, read_roberta
+from domain.architectures.bert import bert_sentence_embedding
+from domain.architectures.roberta import roberta_sentence_embedding
 from domain.errors import ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
 from domain.ops import Array, IdArray, Linear, Norm
@@ -38,6 +39,10 @@ class NumpyOps:
 
     def positions(self, ids: Tensor) -> Tensor:
         return np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape)
+
+    def make_positions(self, ids: Tensor, mask: Tensor, padding_idx: int) -> Tensor:
+        counted = (mask > 0) & (ids != padding_idx)  # [B,T]
+        return np.where(counted, np.cumsum(counted, axis=1), 0) + padding_idx
 
     def add(self, a: Tensor, b: Tensor) -> Tensor:
         return a + b
@@ -99,21 +104,48 @@ class NumpyOps:
 _OPS = NumpyOps()
 
 
-class _NumpyBert:
-    def __init__(self, model: BertModel) -> None:
-        self._model = model
-        self.dimensions = model.config.hidden_size * len(model.head.pooling)
+class _NumpyEncoder:
+    """A loaded model: its forward pass, bound to the numpy ops and the model's weights."""
+
+    def __init__(self, dimensions: int, forward: Callable[[Tensor, Tensor], Tensor]) -> None:
+        self.dimensions = dimensions
+        self._forward = forward
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array:
-        return bert_sentence_embedding(_OPS, ids, mask, self._model)
+        return self._forward(ids, mask)
+
+
+def _bert(folder: Path, pooling: PoolingMode) -> _NumpyEncoder:
+    model = read_bert(folder, pooling)
+    width = model.config.hidden_size * len(model.head.pooling)
+    return _NumpyEncoder(width, lambda ids, mask: bert_sentence_embedding(_OPS, ids, mask, model))
+
+
+def _roberta(folder: Path, pooling: PoolingMode) -> _NumpyEncoder:
+    model = read_roberta(folder, pooling)
+    width = model.config.encoder.hidden_size * len(model.head.pooling)
+    return _NumpyEncoder(
+        width, lambda ids, mask: roberta_sentence_embedding(_OPS, ids, mask, model)
+    )
+
+
+# how each family's folder becomes an encoder; the keys are the families this engine runs
+_LOADERS: Mapping[Family, Callable[[Path, PoolingMode], _NumpyEncoder]] = {
+    Family.BERT: _bert,
+    Family.ROBERTA: _roberta,
+    Family.XLM_ROBERTA: _roberta,  # the same architecture, another vocabulary
+}
 
 
 class NumpyEngine:
     name = "numpy"
-    families = frozenset({Family.BERT})
+    families = frozenset(_LOADERS)
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        loader = _LOADERS.get(spec.family)
+        if loader is None:
+            return ModelUnavailable(spec.qualified_name, f"no numpy engine for {spec.family}")
         try:
-            return _NumpyBert(read_bert(folder, spec.pooling))
+            return loader(folder, spec.pooling)
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             return ModelUnavailable(spec.qualified_name, str(exc))

@@ -16,8 +16,10 @@ from domain.sentence_head import SentenceHead, sentence_vector
 
 __all__ = [
     "BertConfig",
+    "BertEmbeddings",
     "BertModel",
     "BertWeights",
+    "bert_encoder",
     "bert_sentence_embedding",
     "load_bert_weights",
 ]
@@ -122,11 +124,16 @@ def bert_layer(ops: Ops[T], x: T, mask: T, w: BertLayer, cfg: BertConfig) -> T:
     return ops.layer_norm(ops.add(x, ops.linear(h, w.output)), w.output_norm, cfg.layer_norm_eps)
 
 
+def bert_encoder(ops: Ops[T], x: T, mask: T, w: BertWeights, cfg: BertConfig) -> T:
+    for layer in w.layers:
+        x = bert_layer(ops, x, mask, layer, cfg)  # [B,T,H] -> [B,T,H]
+    return x
+
+
 def bert_sentence_embedding(ops: Ops[T], ids: T, mask: T, model: BertModel) -> T:
     cfg, w = model.config, model.weights
     x = bert_embeddings(ops, ids, w.embeddings, cfg)  # [B,T,H]
-    for layer in w.layers:
-        x = bert_layer(ops, x, mask, layer, cfg)
+    x = bert_encoder(ops, x, mask, w, cfg)  # [B,T,H]
     return sentence_vector(ops, x, mask, model.head)  # [B,D]
 
 
