@@ -12,6 +12,11 @@ __all__ = ["LogFormat", "configure_logging"]
 
 LogFormat = Literal["auto", "console", "json"]
 
+# Frame locals would put request bodies (the user's text) into the log: never.
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
 
 def configure_logging(fmt: LogFormat = "auto", level: int = logging.INFO) -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -23,7 +28,7 @@ def configure_logging(fmt: LogFormat = "auto", level: int = logging.INFO) -> Non
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks if use_json else structlog.dev.set_exc_info,
+            _TRACEBACKS if use_json else structlog.dev.set_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

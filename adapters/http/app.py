@@ -54,11 +54,19 @@ def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return ollama.error_response(500, ollama.ErrorBody(message))
 
 
-def _too_deep(request: Request[Any, Any, Any], _: RecursionError) -> Response[Any]:
-    """msgspec refuses JSON nested past Python's recursion limit by raising; that is a bad body."""
-    log.warning("request_too_deep", path=request.url.path)
-    refused = HTTPException(status_code=400, detail="the JSON body is nested too deeply")
-    return _route_error(request, refused)
+def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Bodies the JSON decoder fails on by raising rather than by reporting: a bad body, a 400.
+
+    msgspec raises RecursionError for JSON nested past the recursion limit, and Litestar lets a
+    UnicodeDecodeError out for a string that is not UTF-8.
+    """
+    reason = (
+        "the JSON body is nested too deeply"
+        if isinstance(exc, RecursionError)
+        else "the JSON body is not valid UTF-8"
+    )
+    log.warning("request_undecodable", path=request.url.path, error=type(exc).__name__)
+    return _route_error(request, HTTPException(status_code=400, detail=reason))
 
 
 def _request_ids(app: ASGIApp) -> ASGIApp:
@@ -90,7 +98,8 @@ def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP laye
         ],
         exception_handlers={
             HTTPException: _route_error,
-            RecursionError: _too_deep,
+            RecursionError: _undecodable,
+            UnicodeDecodeError: _undecodable,
             Exception: _crash,
         },
         middleware=[_request_ids],

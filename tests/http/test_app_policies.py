@@ -121,3 +121,31 @@ async def test_deeply_nested_json_is_a_400(
     response = await strict.post(path, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert "nested too deeply" in response.text
+
+
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/api/embed"])
+async def test_a_string_that_is_not_utf8_is_a_400(strict: httpx.AsyncClient, path: str) -> None:
+    """Invalid UTF-8 inside a JSON string is a bad body, not a crash."""
+    body = b'{"model": "\xff", "input": "x"}'
+    response = await strict.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert "not valid UTF-8" in response.text
+
+
+def test_crash_logs_carry_no_frame_locals(capsys: pytest.CaptureFixture[str]) -> None:
+    """A logged traceback never includes local variables (they would hold the user's text)."""
+    from adapters.observability import configure_logging
+
+    configure_logging("json")
+    secret = "the user's private sentence"
+
+    def fail(text: str) -> None:
+        raise ValueError(text[:3])
+
+    try:
+        fail(secret)
+    except ValueError as exc:
+        structlog.get_logger("t").error("boom", exc_info=exc)
+    err = capsys.readouterr().err
+    assert "boom" in err
+    assert secret not in err
