@@ -26,6 +26,7 @@ class Check:
     description: str
     detail: str = ""
     exchanges: list[object] = field(default_factory=list)
+    measured: dict[str, object] = field(default_factory=dict)  # e.g. fidelity's max_abs_diff
 
 
 class _Collector:
@@ -54,7 +55,10 @@ class _Collector:
                     detail += "\n" + text
         elif report.skipped and isinstance(report.longrepr, tuple):
             detail = str(report.longrepr[2]).removeprefix("Skipped: ")
-        exchanges = dict(report.user_properties).get("exchanges", [])
+        properties = dict(report.user_properties)
+        exchanges = properties.pop("exchanges", [])
+        if report.when == "teardown" and report.nodeid in self.checks and not report.failed:
+            return  # a teardown report must not overwrite the check's own result
         self.checks[report.nodeid] = Check(
             suite,
             name,
@@ -62,6 +66,7 @@ class _Collector:
             self._docs.get(report.nodeid, ""),
             detail,
             list(exchanges) if isinstance(exchanges, list) else [],
+            properties,
         )
 
 
@@ -85,7 +90,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_report(checks: Sequence[Check]) -> None:
     for check in checks:
-        print(f"{_WORDS.get(check.outcome, check.outcome)}  {check.suite:<11} {check.name}")  # noqa: T201
+        measured = "  ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in check.measured.items()
+        )
+        line = f"{_WORDS.get(check.outcome, check.outcome)}  {check.suite:<11} {check.name}"
+        print(f"{line}  {measured}".rstrip())  # noqa: T201
         if check.outcome == "failed":
             print(f"      {check.description}")  # noqa: T201
             for line in check.detail.splitlines():

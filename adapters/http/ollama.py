@@ -11,6 +11,7 @@ from typing import Any, assert_never
 from litestar import MediaType, Request, Response, Router, get, head, post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from msgspec import Struct
 
@@ -157,6 +158,14 @@ def ollama_error(err: EmbedError) -> tuple[int, ErrorBody]:
             assert_never(err)
 
 
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error responses an operation documents, all as {"error": "..."}."""
+    return {
+        s: ResponseSpec(data_container=ErrorBody, description="an error, in Ollama's envelope")
+        for s in statuses
+    }
+
+
 def error_response(status: int, body: ErrorBody) -> Response[Any]:
     return Response(body, status_code=status, media_type=MediaType.JSON)
 
@@ -216,7 +225,7 @@ def _embedding_handlers(service: EmbeddingService) -> list[HTTPRouteHandler]:  #
         log_embed("ollama", path, request.model, result=result, status=status, started=started)
         return error_response(status, body)
 
-    @post("/api/embed", status_code=200)
+    @post("/api/embed", status_code=200, responses=_errors(400, 404, 413, 503))
     async def embed(data: JSONBody[EmbedRequest]) -> Response[EmbedResponse | ErrorBody]:
         started = time.perf_counter_ns()
         if not data.model.strip():
@@ -250,7 +259,7 @@ def _embedding_handlers(service: EmbeddingService) -> list[HTTPRouteHandler]:  #
             )
         )
 
-    @post("/api/embeddings", status_code=200)
+    @post("/api/embeddings", status_code=200, responses=_errors(400, 404, 413, 503))
     async def embeddings(
         data: JSONBody[LegacyEmbeddingsRequest],
     ) -> Response[LegacyEmbeddingsResponse | ErrorBody]:
@@ -301,7 +310,7 @@ def _model_handlers(  # noqa: C901 - counts its four closures
     async def tags_head() -> None:
         return None
 
-    @post("/api/show", status_code=200)
+    @post("/api/show", status_code=200, responses=_errors(400, 404, 413))
     async def show(data: JSONBody[ShowRequest]) -> Response[ShowResponse | ErrorBody]:
         requested = data.model or data.name
         if not requested.strip():

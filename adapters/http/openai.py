@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, assert_never
 
 from litestar import Request, Response, Router, get, post
 from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
@@ -91,6 +92,14 @@ class ErrorDetail(Struct):
 
 class ErrorBody(Struct):
     error: ErrorDetail
+
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error responses an operation documents, all in OpenAI's envelope."""
+    return {
+        s: ResponseSpec(data_container=ErrorBody, description="an error, in OpenAI's envelope")
+        for s in statuses
+    }
 
 
 def _envelope(
@@ -190,7 +199,7 @@ def _model_entry(spec: ModelSpec, created: int) -> Model:
 def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: bool) -> Router:
     """`truncate=False` refuses over-long inputs as OpenAI's own API does."""
 
-    @post("/embeddings", status_code=200)
+    @post("/embeddings", status_code=200, responses=_errors(400, 404, 413, 503))
     async def create_embeddings(
         data: JSONBody[EmbeddingsRequest],
     ) -> Response[EmbeddingsResponse | ErrorBody]:
@@ -225,7 +234,7 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
         created = await asyncio.to_thread(lambda: [inventory.created(s) for s in specs])
         return ModelList(data=[_model_entry(s, c) for s, c in zip(specs, created, strict=True)])
 
-    @get("/models/{model_id:path}")
+    @get("/models/{model_id:path}", responses=_errors(404))
     async def retrieve_model(model_id: FromPath[str]) -> Response[Model | ErrorBody]:
         spec = service.catalogue.resolve(model_id.lstrip("/"))
         if spec is None:
