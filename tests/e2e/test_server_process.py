@@ -7,10 +7,6 @@ small random-weight BERT under msmarco-bert-base-dot-v5's repo id, so downloads 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +21,7 @@ import pytest
 from tests.corpus import VARIED_TEXTS
 from tests.hub_standin import HubStandIn
 from tests.model_factory import minilm_folder, reference_model, write_bert_model
+from tests.server_process import running_server
 from tests.tolerances import MAX_ABS_DIFF
 
 pytestmark = [pytest.mark.slow, pytest.mark.reference]
@@ -46,29 +43,10 @@ class Server:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _repo_files(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
     }
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _STARTUP_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail(f"server did not answer within {_STARTUP_S}s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -77,21 +55,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     source = write_bert_model(root / "msmarco-source", pooling="mean", normalize=False, seed=7)
     decoys = {"tf_model.h5": b"decoy", "onnx/model.onnx": b"decoy", "pytorch_model.bin": b"x"}
     with HubStandIn({MSMARCO_REPO: _repo_files(source) | decoys}) as hub:
-        port = _free_port()
         log = root / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMBEDSERVE_"))}
-        env |= {"HF_ENDPOINT": hub.url, "EMBEDSERVE_LOG_FORMAT": "json"}
-        script = Path(sys.executable).with_name("embedserve")
-        command = [str(script), "serve", "--port", str(port), "--home", str(root / "home")]
-        with log.open("wb") as sink:
-            process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(url, process, log)
+        env = {"HF_ENDPOINT": hub.url, "EMBEDSERVE_LOG_FORMAT": "json"}
+        with running_server(root / "home", log, env) as url:
             yield Server(url, root / "home", log, hub, source)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
