@@ -38,7 +38,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 @contextmanager
 def running_server(home: Path, log: Path, env: Mapping[str, str]) -> Iterator[str]:
-    """`embedserve serve`, its HF_* and EMBEDSERVE_* variables cleared, plus `env`; yields the URL."""
+    """`embedserve serve`, its HF_* and EMBEDSERVE_* variables cleared, plus `env`: its URL."""
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMBEDSERVE_"))}
     script = Path(sys.executable).with_name("embedserve")

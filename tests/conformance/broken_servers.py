@@ -92,9 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
         vectors = np.stack([_vector(t, normalise=normalise) for t in texts])
         if self.defect == "reordered":
             vectors = vectors[::-1]
-        wanted = isinstance(dimensions, int) and 0 < dimensions < DIMENSIONS
-        if wanted and self.defect != "ignores-dimensions":
-            cut = vectors[:, : int(str(dimensions))]
+        honoured = self.defect != "ignores-dimensions"
+        if honoured and isinstance(dimensions, int) and 0 < dimensions < DIMENSIONS:
+            cut = vectors[:, :dimensions]
             vectors = cut / np.linalg.norm(cut, axis=1, keepdims=True)
         return vectors
 
