@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 11434
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test lint fix unit openapi bench
+.PHONY: help serve test lint fix unit openapi bench conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ fix: $(TEST_STAMP) ## apply ruff's fixes and formatting
 
 unit: $(TEST_STAMP) ## the fast tests only
 	$(BIN)/python -m pytest tests/unit
+
+conformance: $(TEST_STAMP) ## run the conformance suites against URL (MODEL=all-minilm)
+	$(BIN)/python -m conformance --base-url $(URL) --model $(or $(MODEL),all-minilm)
 
 openapi: $(SERVE_STAMP) ## rewrite openapi/openapi.json from the app
 	$(BIN)/embedserve openapi > openapi/openapi.json
