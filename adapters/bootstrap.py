@@ -18,8 +18,8 @@ from adapters.http.inventory import Inventory
 from adapters.observability import LogFormat, configure_logging
 from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
+from adapters.tokenizers.by_family import load_tokenizer
 from adapters.tokenizers.cl100k import Cl100kDecoder
-from adapters.tokenizers.hf_tokenizer import load_tokenizer
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry

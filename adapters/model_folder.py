@@ -20,16 +20,22 @@ from domain.architectures.roberta import (
     RobertaModel,
     load_roberta_weights,
 )
+from domain.architectures.static_embedding import StaticEmbeddingModel, fold_token_weights
 from domain.models import PoolingMode
 from domain.sentence_head import SentenceHead
 
 __all__ = [
+    "MODEL2VEC_DEFAULT_MAX_LENGTH",
     "max_seq_length",
+    "model2vec_max_length",
     "read_bert",
     "read_json",
+    "read_model2vec",
     "read_roberta",
     "read_safetensors",
     "read_sentence_head",
+    "read_static",
+    "static_embedding_module",
 ]
 
 # modules.json names each module by its import path: "sentence_transformers.models.Pooling" in
@@ -153,3 +159,72 @@ def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
     config = RobertaConfig.from_json(read_json(folder / "config.json"))
     weights = load_roberta_weights(read_safetensors(folder), config)
     return RobertaModel(config, weights, read_sentence_head(folder, default_pooling))
+
+
+# --- static token embeddings: Model2Vec and sentence-transformers StaticEmbedding ---------------
+
+# model2vec's StaticModel truncates at this many tokens when config.json names no max_length
+MODEL2VEC_DEFAULT_MAX_LENGTH = 512
+
+
+def model2vec_max_length(folder: Path) -> int | None:
+    """config.json's max_length as model2vec reads it: absent is 512, null is no limit."""
+    value = read_json(folder / "config.json").get("max_length", MODEL2VEC_DEFAULT_MAX_LENGTH)
+    return None if value is None else int(value)
+
+
+def _folded_table(tensors: dict[str, np.ndarray[Any, Any]], key: str) -> np.ndarray[Any, Any]:
+    if key not in tensors:
+        msg = f"model.safetensors has no {key!r} tensor"
+        raise ValueError(msg)
+    return fold_token_weights(tensors[key], tensors.get("weights"), tensors.get("mapping"))
+
+
+def read_model2vec(folder: Path) -> StaticEmbeddingModel:
+    """A model2vec folder: `embeddings` (optional `weights`, `mapping`), normalize from config."""
+    table = _folded_table(read_safetensors(folder), "embeddings")
+    normalize = bool(read_json(folder / "config.json").get("normalize", False))
+    return StaticEmbeddingModel(table, normalize=normalize)
+
+
+def static_embedding_module(folder: Path) -> tuple[Path, bool]:
+    """The folder holding the StaticEmbedding module's files, and whether a Normalize follows.
+
+    sentence-transformers' own saves put it under 0_StaticEmbedding/; model2vec's saves list it
+    at ".". A folder without modules.json (a model2vec repo from before model2vec wrote one) is
+    read as one StaticEmbedding at its root, with no Normalize.
+    """
+    modules = _modules(folder)
+    if not modules:
+        return folder, False
+    found: Path | None = None
+    normalize = False
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        match kind:
+            case "StaticEmbedding":
+                found = (folder / str(module.get("path", ""))).resolve()
+                if not found.is_relative_to(folder.resolve()):
+                    msg = "modules.json points the StaticEmbedding module outside the model"
+                    raise ValueError(msg)
+            case "Normalize":
+                normalize = True
+            case _:
+                msg = f"modules.json lists a {kind!r} module, which is not supported"
+                raise ValueError(msg)
+    if found is None:
+        msg = "modules.json lists no StaticEmbedding module"
+        raise ValueError(msg)
+    return found, normalize
+
+
+def read_static(folder: Path) -> StaticEmbeddingModel:
+    """sentence-transformers' StaticEmbedding: `embedding.weight`, or a model2vec table folded as
+    StaticEmbedding.load folds it; Normalize as modules.json lists it."""
+    module, normalize = static_embedding_module(folder)
+    tensors = read_safetensors(module)
+    if "embedding.weight" in tensors:
+        return StaticEmbeddingModel(
+            fold_token_weights(tensors["embedding.weight"], None, None), normalize=normalize
+        )
+    return StaticEmbeddingModel(_folded_table(tensors, "embeddings"), normalize=normalize)

@@ -28,7 +28,17 @@ FILES_NEEDED: dict[Family, tuple[str, ...]] = {
     Family.ROBERTA: _TRANSFORMER + _SENTENCE_TRANSFORMERS,
     Family.XLM_ROBERTA: _TRANSFORMER + _SENTENCE_TRANSFORMERS,
     Family.CLIP: (*_TRANSFORMER, "preprocessor_config.json"),
-    Family.WORD2VEC: ("*.txt", "*.npy", "*.json"),
-    Family.MODEL2VEC: ("config.json", "tokenizer.json", "model.safetensors", "modules.json"),
-    Family.STATIC: ("modules.json", "0_StaticEmbedding/*", "config_sentence_transformers.json"),
+    # the word2vec text file, or a gensim KeyedVectors pickle (`*.model`) and its table
+    Family.WORD2VEC: ("*.txt", "*.model", "*.model.vectors.npy"),
+    # model2vec reads these three; `weights` and `mapping` live inside model.safetensors
+    Family.MODEL2VEC: ("config.json", "tokenizer.json", "model.safetensors"),
+    # StaticEmbedding where modules.json puts it: 0_StaticEmbedding/ in sentence-transformers'
+    # saves, the root in model2vec's (which also reads as one with no modules.json at all)
+    Family.STATIC: (
+        "modules.json",
+        "0_StaticEmbedding/model.safetensors",
+        "0_StaticEmbedding/tokenizer.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ),
 }

@@ -15,9 +15,12 @@ import numpy.typing as npt
 from safetensors import SafetensorError
 from scipy.special import erf
 
-from adapters.model_folder import read_bert, read_roberta
+from adapters.model_folder import read_bert, read_model2vec, read_roberta, read_static
+from adapters.word_vectors import read_word_vectors
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
+from domain.architectures.static_embedding import StaticEmbeddingModel, static_sentence_embedding
+from domain.architectures.word2vec import Word2VecModel, word2vec_sentence_embedding
 from domain.errors import ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
 from domain.ops import Array, IdArray, Linear, Norm
@@ -129,11 +132,35 @@ def _roberta(folder: Path, pooling: PoolingMode) -> _NumpyEncoder:
     )
 
 
+def _word2vec(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
+    model = Word2VecModel(read_word_vectors(folder))  # always the mean of the known words
+    return _NumpyEncoder(
+        model.dimensions, lambda ids, mask: word2vec_sentence_embedding(_OPS, ids, mask, model)
+    )
+
+
+def _static(model: StaticEmbeddingModel) -> _NumpyEncoder:
+    return _NumpyEncoder(
+        model.dimensions, lambda ids, mask: static_sentence_embedding(_OPS, ids, mask, model)
+    )
+
+
+def _model2vec(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
+    return _static(read_model2vec(folder))  # always the mean of the tokens
+
+
+def _static_embedding(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
+    return _static(read_static(folder))  # EmbeddingBag's mean
+
+
 # how each family's folder becomes an encoder; the keys are the families this engine runs
 _LOADERS: Mapping[Family, Callable[[Path, PoolingMode], _NumpyEncoder]] = {
     Family.BERT: _bert,
     Family.ROBERTA: _roberta,
     Family.XLM_ROBERTA: _roberta,  # the same architecture, another vocabulary
+    Family.WORD2VEC: _word2vec,
+    Family.MODEL2VEC: _model2vec,
+    Family.STATIC: _static_embedding,
 }
 
 

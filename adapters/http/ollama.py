@@ -208,6 +208,13 @@ def _details(spec: ModelSpec, facts: FolderFacts | None) -> ModelDetails:
     )
 
 
+def _expiry(expires_at: float | None) -> datetime:
+    """A keep-alive too long for a calendar (keep_alive=1e16, say) reads as forever."""
+    if expires_at is None or not expires_at < _FOREVER.timestamp():
+        return _FOREVER
+    return datetime.fromtimestamp(expires_at, UTC)
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
@@ -348,11 +355,7 @@ def _model_handlers(  # noqa: C901 - counts its four closures
         running = []
         for model in registry.loaded():
             spec = model.spec
-            expires = (
-                _FOREVER
-                if model.expires_at is None
-                else datetime.fromtimestamp(model.expires_at, UTC)
-            )
+            expires = _expiry(model.expires_at)
             facts = await asyncio.to_thread(inventory.facts, spec)
             running.append(
                 RunningModel(

@@ -13,36 +13,79 @@ on any whitespace first, as SentencePiece does.
 `do_lower_case` (sentence_bert_config.json) is applied as sentence-transformers 6 applies it: a
 `tokenizers` Lowercase normalizer in front of the file's own normalizer, not Python's str.lower()
 (the two differ on Greek final sigma: "ΟΔΟΣ" -> "οδοσ" versus "οδος").
+
+Static token embeddings read tokenizer.json as their own libraries do, with what differs held as
+data (`TokenRules`), not as another tokenizer class:
+- Model2Vec (model2vec's StaticModel.tokenize): no special tokens; the text is first cut to
+  max_length x the vocabulary's median token length in characters, then to max_length tokens
+  (config.json's max_length: 512 when absent, no limit when null); the unknown token is then
+  dropped, so a text of only unknown tokens has none. The file's own truncation is ignored.
+- Static (sentence-transformers' StaticEmbedding): the module's tokenizer.json as it is, no
+  special tokens, nothing dropped, cut only where the file's own truncation says (model2vec
+  writes max_length 512 into the files it saves); without one there is no limit.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer as HFTokenizerFile
 from tokenizers import normalizers, pre_tokenizers
 
-from adapters.model_folder import max_seq_length, read_json
+from adapters.model_folder import (
+    max_seq_length,
+    model2vec_max_length,
+    read_json,
+    static_embedding_module,
+)
+from adapters.tokenizers.word_level import NO_LIMIT
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ports import Encoded, Tokenizer
 
-__all__ = ["HFTokenizer", "load_tokenizer"]
+__all__ = [
+    "HFTokenizer",
+    "TokenRules",
+    "load_model2vec_tokenizer",
+    "load_static_tokenizer",
+    "load_tokenizer",
+]
 
 _PROBE = "probe"
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRules:
+    """What a family does with tokenizer.json's ids beyond the file itself."""
+
+    special_tokens: bool = True  # the post-processor's tokens around the text ([CLS] … [SEP])
+    drop: frozenset[int] = frozenset()  # ids removed after the cut (model2vec's unknown token)
+    char_limit: int | None = None  # the text is cut to this many characters first (model2vec)
+    keep_end: bool = False  # the cut keeps the last tokens (a file that truncates "left")
+
+
 class HFTokenizer:
-    def __init__(self, tokenizer: HFTokenizerFile, max_tokens: int, *, lowercase: bool) -> None:
+    def __init__(
+        self,
+        tokenizer: HFTokenizerFile,
+        max_tokens: int,
+        *,
+        lowercase: bool,
+        rules: TokenRules = TokenRules(),
+    ) -> None:
         tokenizer.no_padding()
         tokenizer.no_truncation()
         if lowercase:
             _prepend_lowercase(tokenizer)
         self._tok = tokenizer
         self._max_tokens = max_tokens
-        self._prefix, self._suffix = self._special_tokens()
+        self._rules = rules
+        self._prefix, self._suffix = self._special_tokens() if rules.special_tokens else ((), ())
         self._room = max_tokens - len(self._prefix) - len(self._suffix)
         if self._room < 1:
             msg = f"max_seq_length {max_tokens} leaves no room for text"
@@ -67,12 +110,28 @@ class HFTokenizer:
         return int(self._tok.get_vocab_size(with_added_tokens=True))
 
     def encode(self, texts: Sequence[str]) -> list[Encoded]:
-        raw = self._tok.encode_batch_fast(list(texts), add_special_tokens=False)
-        return [self.wrap(e.ids) for e in raw]
+        limit = self._rules.char_limit
+        cut = list(texts) if limit is None else [t[:limit] for t in texts]
+        raw = self._tok.encode_batch_fast(cut, add_special_tokens=False)
+        encoded = [self.wrap(e.ids) for e in raw]
+        longer = [n for n, (t, c) in enumerate(zip(texts, cut, strict=True)) if len(t) > len(c)]
+        if longer:  # cut by characters: the whole text says how many tokens it really had
+            whole = self._tok.encode_batch_fast(
+                [texts[n] for n in longer], add_special_tokens=False
+            )
+            for n, e in zip(longer, whole, strict=True):
+                full = max(self.wrap(e.ids).full_length, encoded[n].full_length)
+                encoded[n] = Encoded(ids=encoded[n].ids, full_length=full)
+        return encoded
 
     def wrap(self, ids: Sequence[int]) -> Encoded:
-        kept = (*self._prefix, *ids[: self._room], *self._suffix)
-        return Encoded(ids=kept, full_length=len(ids) + len(self._prefix) + len(self._suffix))
+        kept = ids[max(0, len(ids) - self._room) :] if self._rules.keep_end else ids[: self._room]
+        total = len(ids)
+        if self._rules.drop:
+            kept = [i for i in kept if i not in self._rules.drop]
+            total = sum(1 for i in ids if i not in self._rules.drop)
+        specials = len(self._prefix) + len(self._suffix)
+        return Encoded(ids=(*self._prefix, *kept, *self._suffix), full_length=total + specials)
 
 
 def _prepend_lowercase(tokenizer: HFTokenizerFile) -> None:
@@ -137,5 +196,50 @@ def load_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailabl
         _as_transformers_builds_it(tokenizer, folder)
         lowercase = bool(read_json(folder / "sentence_bert_config.json").get("do_lower_case"))
         return HFTokenizer(tokenizer, max_seq_length(folder), lowercase=lowercase)
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exception for bad files
+        return ModelUnavailable(spec.qualified_name, f"tokenizer.json: {exc}")
+
+
+def _unknown_id(tokenizer: HFTokenizerFile) -> int | None:
+    """The unknown token's id, found as model2vec finds it (WordPiece, BPE, WordLevel name it;
+    a Unigram model numbers it)."""
+    model = tokenizer.model
+    if hasattr(model, "unk_token"):
+        token = model.unk_token
+        return None if token is None else tokenizer.token_to_id(token)
+    unk_id = json.loads(tokenizer.to_str())["model"].get("unk_id")
+    return None if unk_id is None else int(unk_id)
+
+
+def _median_token_length(tokenizer: HFTokenizerFile) -> int:
+    """model2vec's median_token_length: over every vocabulary entry, added tokens included."""
+    return int(statistics.median(len(token) for token in tokenizer.get_vocab()))
+
+
+def load_model2vec_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable:
+    try:
+        tokenizer = HFTokenizerFile.from_file(str(folder / "tokenizer.json"))
+        limit = model2vec_max_length(folder)
+        unknown = _unknown_id(tokenizer)
+        rules = TokenRules(
+            special_tokens=False,
+            drop=frozenset() if unknown is None else frozenset({unknown}),
+            char_limit=None if limit is None else limit * _median_token_length(tokenizer),
+        )
+        max_tokens = NO_LIMIT if limit is None else limit
+        return HFTokenizer(tokenizer, max_tokens, lowercase=False, rules=rules)
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exception for bad files
+        return ModelUnavailable(spec.qualified_name, f"tokenizer.json: {exc}")
+
+
+def load_static_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable:
+    try:
+        module, _ = static_embedding_module(folder)
+        tokenizer = HFTokenizerFile.from_file(str(module / "tokenizer.json"))
+        truncation = tokenizer.truncation  # the file's own, which StaticEmbedding keeps
+        max_tokens = NO_LIMIT if truncation is None else int(truncation["max_length"])
+        keep_end = truncation is not None and truncation.get("direction") == "left"
+        rules = TokenRules(special_tokens=False, keep_end=keep_end)
+        return HFTokenizer(tokenizer, max_tokens, lowercase=False, rules=rules)
     except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exception for bad files
         return ModelUnavailable(spec.qualified_name, f"tokenizer.json: {exc}")

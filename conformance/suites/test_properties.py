@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from conformance.target import Target
@@ -19,6 +19,7 @@ TOLERANCE = 1e-5  # per component, between vectors of the same text
 _SETTINGS = settings(
     max_examples=8,
     deadline=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: each step is an HTTP call
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -2,21 +2,25 @@
 
 The document is the one the server publishes at /openapi/openapi.json or, for a server that
 publishes none, embedserve's own (openapi/openapi.json in a source checkout): it describes the
-two wire APIs, so any server that speaks them should satisfy it. Checks: no 5xx ever, the
-content type and body of every documented response conform. Few examples per operation
-(derandomised), so a run takes about a minute on a CPU server.
+two wire APIs, so any server that speaks them should satisfy it. Each operation gets requests
+that fit the document and requests that break it (wrong types, missing fields). Checks: no 5xx
+ever, the content type and body of every documented response conform. Few examples per
+operation and mode (derandomised), so a run takes seconds to a minute on a CPU server.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
@@ -47,19 +51,37 @@ def api_schema(target: Target) -> Any:
 
 
 _SETTINGS = settings(
-    max_examples=8,
+    max_examples=8,  # per operation and mode: 16 requests an operation
     deadline=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: each step is an HTTP call
     derandomize=True,
     suppress_health_check=list(HealthCheck),
     database=None,
 )
 
 
+_CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
+
+
+def _run_operation(operation: Any, mode: GenerationMode, target: Target) -> Callable[[], None]:
+    """One hypothesis run over the operation's requests of one mode (valid, or made invalid)."""
+
+    @_SETTINGS
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        valid = mode is GenerationMode.POSITIVE
+        if valid and isinstance(case.body, dict) and "model" in case.body:
+            case.body["model"] = target.model  # a served model, so valid bodies really embed
+        case.call_and_validate(base_url=target.base_url, checks=_CHECKS, timeout=target.timeout_s)
+
+    return run
+
+
 def test_no_operation_fails_on_the_server_side(api_schema: Any, target: Target) -> None:
     """For every operation, any request the schema allows (and many it does not) gets a 2xx or
     4xx whose content type and body conform to the document."""
     # schemathesis' pytest loader (from_fixture) breaks on pytest 9, so each operation's
-    # strategy is driven here, one hypothesis run per operation.
+    # strategy is driven here, one hypothesis run per operation and mode.
     failures: list[str] = []
     tried = 0
     for result in api_schema.get_all_operations():
@@ -68,20 +90,14 @@ def test_no_operation_fails_on_the_server_side(api_schema: Any, target: Target) 
         if ("openai" if openai_path else "ollama") not in target.dialects:
             continue
         tried += 1
-
-        @_SETTINGS
-        @given(case=operation.as_strategy())
-        def run(case: Any) -> None:
-            case.call_and_validate(
-                base_url=target.base_url,
-                checks=[not_a_server_error, content_type_conformance, response_schema_conformance],
-                timeout=target.timeout_s,
-            )
-
-        try:
-            run()
-        except Exception as exc:  # noqa: BLE001 - every operation is tried; all failures reported
-            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            run = _run_operation(operation, mode, target)
+            try:
+                run()
+            except Exception as exc:  # noqa: BLE001 - every operation and mode tried; all reported
+                if isinstance(exc, Unsatisfiable) and mode is GenerationMode.NEGATIVE:
+                    continue  # nothing in this operation can be made invalid (no body, no params)
+                failures.append(f"{operation.method.upper()} {operation.path} ({mode}): {exc}")
     if tried == 0:
         pytest.skip("not applicable: no operation of the selected dialects in the document")
     assert not failures, "\n".join(failures)

@@ -208,3 +208,11 @@ async def test_version_answers_while_a_big_batch_is_embedded(http: httpx.AsyncCl
     assert version.status_code == 200
     assert not big.done()
     assert (await big).status_code == 200
+
+
+async def test_a_keep_alive_past_the_calendar_reads_as_forever(http: httpx.AsyncClient) -> None:
+    """keep_alive=1e16 seconds is accepted, and /api/ps shows it as the far-future expiry."""
+    body = {"model": MODEL, "input": "x", "keep_alive": 1e16}
+    assert (await http.post("/api/embed", json=body)).status_code == 200
+    running = (await http.get("/api/ps")).json()["models"]
+    assert running[0]["expires_at"].startswith("9999-12-31")

@@ -1,0 +1,75 @@
+"""Word-level tokenizing for Word2Vec / GloVe: a text becomes the ids of its known words.
+
+The rule (`words`): lower-case the text (GloVe-Twitter's vocabulary is uncased), read a typographic
+apostrophe as "'", then take, left to right,
+- GloVe-Twitter's markup tokens written out, such as "<user>", "<url>", "<hashtag>", whole;
+- runs of letters, digits and "_", with inner apostrophes kept ("don't", "i'm"), as the
+  vocabulary holds contractions as one word;
+- every other non-space character alone: punctuation and emoji are words of their own there.
+Whitespace only separates. This is our reading of how GloVe-Twitter's corpus was tokenized
+(Stanford's Twitter preprocessing splits punctuation off words and keeps the markup tokens),
+not a copy of another implementation: the library behind the server we model
+(jkrukowski/swift-embeddings) could not be consulted for its own rule.
+
+A word the vocabulary lacks is skipped; there are no special tokens, so `wrap` adds nothing.
+max_tokens: a mean of word vectors has no context window, so nothing is ever cut; it reports
+2**31 - 1 (the largest int32, readable by any client), and what bounds a request is the
+service's own total-token ceiling. A token count is the number of known words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from adapters.word_vectors import read_words
+from domain.errors import ModelUnavailable
+from domain.models import ModelSpec
+from domain.ports import Encoded, Tokenizer
+
+__all__ = ["NO_LIMIT", "WordLevelTokenizer", "load_word_level_tokenizer", "words"]
+
+NO_LIMIT = 2**31 - 1
+
+_WORD = re.compile(r"<\w+>|\w+(?:'\w+)*|[^\w\s]")
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` as the vocabulary spells them (see the module docstring)."""
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+class WordLevelTokenizer:
+    def __init__(self, vocabulary: Sequence[str]) -> None:
+        if not vocabulary:
+            msg = "the vocabulary is empty"
+            raise ValueError(msg)
+        self._size = len(vocabulary)
+        # a word listed twice keeps its first row
+        self._index = {w: i for i, w in reversed(list(enumerate(vocabulary)))}
+
+    @property
+    def max_tokens(self) -> int:
+        return NO_LIMIT
+
+    @property
+    def vocab_size(self) -> int:
+        return self._size
+
+    def ids(self, text: str) -> list[int]:
+        index = self._index
+        return [index[w] for w in words(text) if w in index]
+
+    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+        return [self.wrap(self.ids(t)) for t in texts]
+
+    def wrap(self, ids: Sequence[int]) -> Encoded:
+        return Encoded(ids=tuple(ids), full_length=len(ids))
+
+
+def load_word_level_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable:
+    try:
+        return WordLevelTokenizer(read_words(folder))
+    except (OSError, ValueError, KeyError, UnicodeError) as exc:
+        return ModelUnavailable(spec.qualified_name, f"word vocabulary: {exc}")
