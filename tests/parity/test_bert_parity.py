@@ -169,6 +169,16 @@ def _load_ours(spec: ModelSpec, folder: Path) -> tuple[Tokenizer, Encoder]:
     return tokenizer, encoder
 
 
+def reference_token_ids(model: Any, texts: list[str]) -> list[tuple[int, ...]]:
+    """The token ids sentence-transformers feeds its model for each text, padding removed."""
+    features = model.preprocess(texts)
+    lengths = [int(n) for n in features["attention_mask"].sum(dim=1)]
+    return [
+        tuple(int(i) for i in row[:n])
+        for row, n in zip(features["input_ids"], lengths, strict=True)
+    ]
+
+
 def embed_like_the_server(
     tokenizer: Tokenizer, encoder: Encoder, texts: Sequence[str]
 ) -> tuple[np.ndarray, list[Encoded], int]:
@@ -198,12 +208,8 @@ def compared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
     model = reference_model(folder)
     reference = model.encode(VARIED_TEXTS, batch_size=32, convert_to_numpy=True)
-    features = model.preprocess(VARIED_TEXTS)
-    lengths = [int(n) for n in features["attention_mask"].sum(dim=1)]
-    ids = [
-        tuple(int(i) for i in row[:n])
-        for row, n in zip(features["input_ids"], lengths, strict=True)
-    ]
+    ids = reference_token_ids(model, VARIED_TEXTS)
+    lengths = [len(row) for row in ids]
     return Compared(
         case=case,
         ours=ours,

@@ -29,7 +29,11 @@ from domain.models import Family
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import reference_model
 from tests.model_factory_roberta import write_roberta_model
-from tests.parity.test_bert_parity import embed_like_the_server, scaled_abs_diff
+from tests.parity.test_bert_parity import (
+    embed_like_the_server,
+    reference_token_ids,
+    scaled_abs_diff,
+)
 from tests.tolerances import BATCH_INVARIANCE, MAX_ABS_DIFF
 
 if TYPE_CHECKING:
@@ -155,12 +159,7 @@ def compared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     if case.reference_limit is not None:
         model.max_seq_length = case.reference_limit
     reference = model.encode(TEXTS, batch_size=32, convert_to_numpy=True)
-    features = model.preprocess(TEXTS)
-    lengths = [int(n) for n in features["attention_mask"].sum(dim=1)]
-    ids = [
-        tuple(int(i) for i in row[:n])
-        for row, n in zip(features["input_ids"], lengths, strict=True)
-    ]
+    ids = reference_token_ids(model, TEXTS)
     return Compared(
         case=case,
         ours=ours,
