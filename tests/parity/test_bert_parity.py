@@ -169,6 +169,15 @@ def _load_ours(spec: ModelSpec, folder: Path) -> tuple[Tokenizer, Encoder]:
     return tokenizer, encoder
 
 
+def mismatched_ids(ours: Sequence[Encoded], reference_ids: Sequence[tuple[int, ...]]) -> list[int]:
+    """Indices of the texts whose token ids differ from the reference's."""
+    return [
+        n
+        for n, (mine, theirs) in enumerate(zip(ours, reference_ids, strict=True))
+        if mine.ids != theirs
+    ]
+
+
 def reference_token_ids(model: Any, texts: list[str]) -> list[tuple[int, ...]]:
     """The token ids sentence-transformers feeds its model for each text, padding removed."""
     features = model.preprocess(texts)
@@ -261,13 +270,7 @@ def test_token_counts_match_sentence_transformers(compared: Compared) -> None:
 @pytest.mark.reference
 def test_token_ids_match_sentence_transformers(compared: Compared) -> None:
     """Each text becomes exactly the token ids sentence-transformers feeds its model."""
-    mismatched = [
-        n
-        for n, (mine, theirs) in enumerate(
-            zip(compared.ours_encoded, compared.reference_ids, strict=True)
-        )
-        if mine.ids != theirs
-    ]
+    mismatched = mismatched_ids(compared.ours_encoded, compared.reference_ids)
     assert not mismatched, [VARIED_TEXTS[n][:40] for n in mismatched]
 
 

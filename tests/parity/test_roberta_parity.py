@@ -31,6 +31,7 @@ from tests.model_factory import reference_model
 from tests.model_factory_roberta import write_roberta_model
 from tests.parity.test_bert_parity import (
     embed_like_the_server,
+    mismatched_ids,
     reference_token_ids,
     scaled_abs_diff,
 )
@@ -191,13 +192,7 @@ def test_embeddings_match_sentence_transformers(compared: Compared) -> None:
 @pytest.mark.reference
 def test_token_ids_match_sentence_transformers(compared: Compared) -> None:
     """Each text becomes exactly the token ids sentence-transformers feeds its model."""
-    mismatched = [
-        n
-        for n, (mine, theirs) in enumerate(
-            zip(compared.ours_encoded, compared.reference_ids, strict=True)
-        )
-        if mine.ids != theirs
-    ]
+    mismatched = mismatched_ids(compared.ours_encoded, compared.reference_ids)
     assert not mismatched, [TEXTS[n][:40] for n in mismatched]
 
 

@@ -35,7 +35,7 @@ from tests.corpus import VARIED_TEXTS
 from tests.fakes import FakeDecoder, FakeStore
 from tests.model_factory import reference_model
 from tests.model_factory_static import write_model2vec_model, write_static_model
-from tests.parity.test_bert_parity import embed_like_the_server, scaled_abs_diff
+from tests.parity.test_bert_parity import embed_like_the_server, mismatched_ids, scaled_abs_diff
 from tests.tolerances import BATCH_INVARIANCE, MAX_ABS_DIFF
 
 if TYPE_CHECKING:
@@ -213,13 +213,7 @@ def test_embeddings_match_the_reference(compared: Compared) -> None:
 @pytest.mark.reference
 def test_token_ids_match_the_reference(compared: Compared) -> None:
     """Each text becomes exactly the token ids the reference averages over."""
-    mismatched = [
-        n
-        for n, (mine, theirs) in enumerate(
-            zip(compared.ours_encoded, compared.reference_ids, strict=True)
-        )
-        if mine.ids != theirs
-    ]
+    mismatched = mismatched_ids(compared.ours_encoded, compared.reference_ids)
     assert not mismatched, f"{len(mismatched)} texts differ, first {TEXTS[mismatched[0]][:60]!r}"
 
 
