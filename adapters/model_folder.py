@@ -14,6 +14,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
+from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
 from domain.architectures.roberta import (
     ROBERTA_MODEL_TYPES,
     RobertaConfig,
@@ -29,6 +30,7 @@ __all__ = [
     "max_seq_length",
     "model2vec_max_length",
     "read_bert",
+    "read_clip",
     "read_json",
     "read_model2vec",
     "read_roberta",
@@ -127,6 +129,8 @@ def read_sentence_head(folder: Path, default: PoolingMode) -> SentenceHead:
 
 def _positions(config: dict[str, Any]) -> int:
     """How many tokens the model's position table holds."""
+    if config.get("model_type") == "clip":
+        return ClipConfig.from_json(config).max_tokens
     if config.get("model_type") in ROBERTA_MODEL_TYPES:
         # positions start at padding_idx + 1: a 514-row table holds 512 tokens
         return RobertaConfig.from_json(config).max_tokens
@@ -159,6 +163,11 @@ def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
     config = RobertaConfig.from_json(read_json(folder / "config.json"))
     weights = load_roberta_weights(read_safetensors(folder), config)
     return RobertaModel(config, weights, read_sentence_head(folder, default_pooling))
+
+
+def read_clip(folder: Path) -> ClipModel:
+    config = ClipConfig.from_json(read_json(folder / "config.json"))
+    return load_clip_weights(read_safetensors(folder), config)
 
 
 # --- static token embeddings: Model2Vec and sentence-transformers StaticEmbedding ---------------

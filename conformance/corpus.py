@@ -33,6 +33,12 @@ _FIXED = [
     "ALL CAPS SENTENCE FOR TESTING CASE",
     "zero\u200bwidth\u200bspaces",
     "tab\tseparated\tvalues",
+    "<p>Hello <b>world</b> &amp; friends</p>",
+    "# Title\n\n- item one\n- item two\n\n> quoted",
+    "x = [i ** 2 for i in range(10)]  # squares",
+    "Tokyo 東京 Москва القاهرة Αθήνα",
+    "e\u0301 combining accent, and precomposed é",
+    "+1 (555) 123-4567, 2024-01-01T12:00:00Z",
 ]
 _TOPICS = ["weather", "football", "databases", "poetry", "cooking", "astronomy", "finance"]
 _TEMPLATES = [

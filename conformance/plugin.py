@@ -42,6 +42,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "sentence-transformers / model2vec run on it",
     )
     group.addoption("--request-timeout", type=float, default=120.0, help="seconds per request")
+    group.addoption(
+        "--openapi",
+        type=Path,
+        default=None,
+        help="the OpenAPI document the schema suite checks the server against (default: "
+        "openapi/openapi.json of a source checkout, else the server's /openapi/openapi.json)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dialect", choices=["openai", "ollama", "both"], default="both")
     parser.add_argument("--reference", type=Path, help="local model folder for fidelity")
     parser.add_argument(
+        "--openapi",
+        type=Path,
+        metavar="PATH",
+        help="OpenAPI document for the schema suite (default: the checkout's, else the server's)",
+    )
+    parser.add_argument(
         "--suite", action="append", choices=SUITES, help="run only these suites (repeatable)"
     )
     parser.add_argument("--json", type=Path, help="also write the report here, as JSON")
@@ -131,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if args.reference:
         pytest_args += ["--reference", str(args.reference)]
+    if args.openapi:
+        pytest_args += ["--openapi", str(args.openapi)]
     collector = _Collector()
     code = pytest.main(pytest_args, plugins=[collector])
     checks = list(collector.checks.values())

@@ -46,3 +46,8 @@ class ModelSpec:
     @property
     def qualified_name(self) -> str:
         return f"{self.name}:{self.tag}"
+
+    @property
+    def input_kinds(self) -> tuple[str, ...]:
+        """What an input item may be: CLIP embeds images (as data URLs) into its text space."""
+        return ("text", "image") if self.family is Family.CLIP else ("text",)

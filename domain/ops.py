@@ -48,7 +48,20 @@ class Ops(Protocol[T]):
     def linear(self, x: T, w: Linear) -> T: ...  # [...,in] -> [...,out]
     def layer_norm(self, x: T, w: Norm, eps: float) -> T: ...
     def gelu_erf(self, x: T) -> T: ...  # exact GELU, 0.5·x·(1+erf(x/√2))
-    def attention(self, q: T, k: T, v: T, mask: T, heads: int) -> T: ...  # [B,T,H] each
+    def quick_gelu(self, x: T) -> T: ...  # CLIP's x·sigmoid(1.702·x)
+    # [B,T,H] each; mask [B,T] (None: every key is real); causal: no key after its query
+    def attention(  # noqa: PLR0913 - q, k, v, mask and two facts about the layer
+        self, q: T, k: T, v: T, mask: T | None, heads: int, *, causal: bool = False
+    ) -> T: ...
+    # [B,C,H,W] -> [B,N,C·size·size]: the non-overlapping size x size patches, row by row, each
+    # flattened channel-first as a Conv2d's weight [out, C, size, size] is, so a strided
+    # convolution is this and a linear
+    def patches(self, pixels: T, size: int) -> T: ...
+    def prepend(self, x: T, row: Array) -> T: ...  # [B,N,H] x [H] -> [B,N+1,H]
+    def token_at(self, x: T, position: int) -> T: ...  # [B,T,H] -> [B,H]
+    # [B,T,H] -> [B,H]: the state at the first position whose id is `token`; with None, at the
+    # position of the largest id (CLIP's end-of-text token, in configs that misname it)
+    def token_of(self, x: T, ids: T, token: int | None) -> T: ...
     def pool(self, x: T, mask: T, mode: PoolingMode) -> T: ...  # [B,T,H] -> [B,H]
     def concat(self, xs: Sequence[T]) -> T: ...  # along the last axis
     def l2_normalize(self, x: T) -> T: ...  # rows to unit length

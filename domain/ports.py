@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from domain.errors import ModelNotFound, ModelUnavailable, TokenIdOutOfRange
+from domain.errors import InvalidInput, ModelNotFound, ModelUnavailable, TokenIdOutOfRange
 from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
 
 __all__ = [
     "Encoded",
     "Encoder",
+    "ImageEncoder",
     "InferenceEngine",
     "ModelStore",
     "TokenIdDecoder",
@@ -62,11 +63,31 @@ class TokenizerLoader(Protocol):
     def __call__(self, spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable: ...
 
 
+class ImageEncoder(Protocol):
+    """A model's image tower, with the preprocessing its files define, into the text space."""
+
+    @property
+    def tokens(self) -> int:
+        """Positions one image occupies in the tower (patches and class token): its usage."""
+        ...
+
+    def prepare(self, data: bytes) -> Array | InvalidInput:
+        """An encoded image file (PNG, JPEG, ...) to the tower's input [C,S,S]; any thread."""
+        ...
+
+    def embed(self, pixels: Array) -> Array: ...  # [B,C,S,S] -> [B,D]
+
+
 class Encoder(Protocol):
     """A loaded model on one engine: padded token ids in, sentence vectors out."""
 
     @property
     def dimensions(self) -> int: ...
+
+    @property
+    def images(self) -> ImageEncoder | None:
+        """The image tower, for models that embed images too."""
+        ...
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array: ...  # [B,T], [B,T] -> [B,D]
 

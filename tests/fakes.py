@@ -43,6 +43,7 @@ class FakeEncoder:
     """Row vector = [sum of ids, token count, 3, 4]: batch-invariant, so order bugs show."""
 
     dimensions = 4
+    images = None  # text only
 
     def __init__(self, gate: threading.Event | None = None) -> None:
         self.batches: list[tuple[int, int]] = []  # (B, T) of every forward pass

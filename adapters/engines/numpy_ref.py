@@ -13,18 +13,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from safetensors import SafetensorError
-from scipy.special import erf
+from scipy.special import erf, expit
 
-from adapters.model_folder import read_bert, read_model2vec, read_roberta, read_static
+from adapters.images import ClipImageProcessor, read_clip_image_processor
+from adapters.model_folder import (
+    read_bert,
+    read_clip,
+    read_model2vec,
+    read_roberta,
+    read_static,
+)
 from adapters.word_vectors import read_word_vectors
 from domain.architectures.bert import bert_sentence_embedding
+from domain.architectures.clip import ClipModel, clip_image_embedding, clip_text_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import StaticEmbeddingModel, static_sentence_embedding
 from domain.architectures.word2vec import Word2VecModel, word2vec_sentence_embedding
-from domain.errors import ModelUnavailable
+from domain.errors import InvalidInput, ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
 from domain.ops import Array, IdArray, Linear, Norm
-from domain.ports import Encoder
+from domain.ports import Encoder, ImageEncoder
 
 __all__ = ["NumpyEngine", "NumpyOps"]
 
@@ -62,7 +70,19 @@ class NumpyOps:
     def gelu_erf(self, x: Tensor) -> Tensor:
         return np.float32(0.5) * x * (np.float32(1.0) + erf(x * np.float32(1 / np.sqrt(2))))
 
-    def attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, heads: int) -> Tensor:
+    def quick_gelu(self, x: Tensor) -> Tensor:
+        return x * expit(np.float32(1.702) * x)  # expit: no overflow warning far below zero
+
+    def attention(  # noqa: PLR0913 - the Ops signature
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None,
+        heads: int,
+        *,
+        causal: bool = False,
+    ) -> Tensor:
         b, t, h = q.shape
         hd = h // heads
 
@@ -71,7 +91,11 @@ class NumpyOps:
 
         scores = split(q) @ split(k).transpose(0, 1, 3, 2)  # [B,NH,T,T]
         scores *= np.float32(1 / np.sqrt(hd))
-        scores += np.where(mask > 0, np.float32(0), _NEG)[:, None, None, :]  # pads get no weight
+        if mask is not None:
+            scores += np.where(mask > 0, np.float32(0), _NEG)[:, None, None, :]  # pads: no weight
+        if causal:
+            ahead = np.triu(np.ones((t, t), dtype=bool), k=1)  # keys after their query
+            scores[:, :, ahead] = _NEG
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
@@ -96,6 +120,24 @@ class NumpyOps:
                 last = mask.sum(axis=1) - 1  # rows are right-padded
                 return x[np.arange(x.shape[0]), last]
 
+    def patches(self, pixels: Tensor, size: int) -> Tensor:
+        b, c, h, w = pixels.shape
+        grid = pixels.reshape(b, c, h // size, size, w // size, size)
+        return np.ascontiguousarray(grid.transpose(0, 2, 4, 1, 3, 5)).reshape(
+            b, (h // size) * (w // size), c * size * size
+        )
+
+    def prepend(self, x: Tensor, row: Array) -> Tensor:
+        first = np.broadcast_to(row, (x.shape[0], 1, x.shape[2]))
+        return np.concatenate([first, x], axis=1)
+
+    def token_at(self, x: Tensor, position: int) -> Tensor:
+        return x[:, position]
+
+    def token_of(self, x: Tensor, ids: Tensor, token: int | None) -> Tensor:
+        where = ids.argmax(axis=1) if token is None else (ids == token).argmax(axis=1)
+        return x[np.arange(x.shape[0]), where]
+
     def concat(self, xs: Sequence[Tensor]) -> Tensor:
         return np.concatenate(xs, axis=-1)
 
@@ -110,8 +152,14 @@ _OPS = NumpyOps()
 class _NumpyEncoder:
     """A loaded model: its forward pass, bound to the numpy ops and the model's weights."""
 
-    def __init__(self, dimensions: int, forward: Callable[[Tensor, Tensor], Tensor]) -> None:
+    def __init__(
+        self,
+        dimensions: int,
+        forward: Callable[[Tensor, Tensor], Tensor],
+        images: ImageEncoder | None = None,
+    ) -> None:
         self.dimensions = dimensions
+        self.images = images
         self._forward = forward
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array:
@@ -129,6 +177,34 @@ def _roberta(folder: Path, pooling: PoolingMode) -> _NumpyEncoder:
     width = model.config.encoder.hidden_size * len(model.head.pooling)
     return _NumpyEncoder(
         width, lambda ids, mask: roberta_sentence_embedding(_OPS, ids, mask, model)
+    )
+
+
+class _ClipImages:
+    """CLIP's vision tower behind the model's own image preprocessing."""
+
+    def __init__(self, model: ClipModel, processor: ClipImageProcessor) -> None:
+        self.tokens = model.config.image_tokens
+        self._model = model
+        self._processor = processor
+
+    def prepare(self, data: bytes) -> Array | InvalidInput:
+        return self._processor.prepare(data)
+
+    def embed(self, pixels: Array) -> Array:
+        return clip_image_embedding(_OPS, pixels, self._model)
+
+
+def _clip(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
+    model = read_clip(folder)  # always the end-of-text state, projected
+    images = None
+    if model.vision is not None:
+        processor = read_clip_image_processor(folder, model.config.image_size)
+        images = _ClipImages(model, processor)
+    return _NumpyEncoder(
+        model.config.projection_dim,
+        lambda ids, mask: clip_text_embedding(_OPS, ids, mask, model),
+        images,
     )
 
 
@@ -158,6 +234,7 @@ _LOADERS: Mapping[Family, Callable[[Path, PoolingMode], _NumpyEncoder]] = {
     Family.BERT: _bert,
     Family.ROBERTA: _roberta,
     Family.XLM_ROBERTA: _roberta,  # the same architecture, another vocabulary
+    Family.CLIP: _clip,
     Family.WORD2VEC: _word2vec,
     Family.MODEL2VEC: _model2vec,
     Family.STATIC: _static_embedding,

@@ -1,4 +1,4 @@
-"""Facts about the models on disk that the model-listing endpoints report."""
+"""Facts about the catalogue models on disk that the model-listing endpoints report."""
 
 from __future__ import annotations
 
@@ -77,9 +77,9 @@ class Inventory:
             self._cache[key] = _facts(folder)
         return self._cache[key]
 
-    def local(self) -> list[tuple[ModelSpec, FolderFacts]]:
-        found = ((spec, self.facts(spec)) for spec in self._catalogue.specs)
-        return [(spec, facts) for spec, facts in found if facts is not None]
+    def everything(self) -> list[tuple[ModelSpec, FolderFacts | None]]:
+        """Every catalogue model; facts for those on disk."""
+        return [(spec, self.facts(spec)) for spec in self._catalogue.specs]
 
     def created(self, spec: ModelSpec) -> int:
         facts = self.facts(spec)

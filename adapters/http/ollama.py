@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any, assert_never
+from typing import Annotated, Any, assert_never
 
 from litestar import MediaType, Request, Response, Router, get, head, post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from adapters.http.access_log import log_embed
 from adapters.http.errors import body_problem
@@ -41,12 +41,21 @@ __all__ = ["OLLAMA_API_VERSION", "ErrorBody", "build_router", "error_response", 
 # The Ollama release whose API this server implements; clients compare it as dotted integers.
 OLLAMA_API_VERSION = "0.12.0"
 _FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_NEVER = "0001-01-01T00:00:00Z"  # Go's zero time, which Ollama writes for a time never set
 _ROUTE_ERRORS = {404: "404 page not found", 405: "405 method not allowed"}  # gin's texts
 
 
 class EmbedRequest(Struct):
     model: str = ""
-    input: str | list[str] | None = None
+    input: Annotated[
+        str | list[str] | None,
+        Meta(
+            description="A string or an array of strings. For a model that embeds images "
+            "(CLIP), a string that is an image data URL (`data:image/png;base64,...`; PNG, "
+            "JPEG, WebP, GIF, BMP) is embedded as that image, in the texts' space; texts and "
+            "images mix freely. Any other model refuses an image with a 400."
+        ),
+    ] = None
     truncate: bool | None = None
     dimensions: int | None = None
     keep_alive: float | str | None = None
@@ -79,6 +88,10 @@ class ModelDetails(Struct):
     parameter_size: str
     quantization_level: str
     parent_model: str = ""
+    # embedserve's own facts, named as /api/show's model_info names them
+    embedding_length: int = 0
+    context_length: int | None = None  # None: no limit (word vectors)
+    inputs: list[str] = []
 
 
 class ListedModel(Struct):
@@ -205,6 +218,9 @@ def _details(spec: ModelSpec, facts: FolderFacts | None) -> ModelDetails:
         families=[spec.family.value],
         parameter_size=_parameter_size(facts.parameters) if facts else "",
         quantization_level="F32",
+        embedding_length=spec.dimensions,
+        context_length=spec.max_tokens,
+        inputs=list(spec.input_kinds),
     )
 
 
@@ -296,18 +312,20 @@ def _model_handlers(  # noqa: C901 - counts its four closures
 ) -> list[HTTPRouteHandler]:
     @get("/api/tags")
     async def tags() -> TagsResponse:
-        """Each local model under its own name and its Ollama aliases (LangChain matches those)."""
+        """Every catalogue model under its own name and its Ollama aliases (LangChain matches
+        those). One not downloaded yet has size 0, no digest and Go's zero time: the first
+        request for it downloads it."""
         listed = []
-        for spec, facts in await asyncio.to_thread(inventory.local):
+        for spec, facts in await asyncio.to_thread(inventory.everything):
             for name in (spec.name, *service.catalogue.aliases(spec)):
                 tagged = f"{name}:{spec.tag}"
                 listed.append(
                     ListedModel(
                         name=tagged,
                         model=tagged,
-                        modified_at=_iso(facts.modified),
-                        size=facts.size,
-                        digest=facts.digest,
+                        modified_at=_iso(facts.modified) if facts else _NEVER,
+                        size=facts.size if facts else 0,
+                        digest=facts.digest if facts else "",
                         details=_details(spec, facts),
                     )
                 )

@@ -45,7 +45,10 @@ class EmbeddingsRequest(Struct):
         Meta(
             description="A string, an array of strings, an array of token ids, or an array of "
             "arrays of token ids. Token ids are OpenAI's cl100k_base ids unless the server runs "
-            "with --token-ids model."
+            'with --token-ids model. For a model whose `inputs` include "image" (CLIP), a '
+            "string that is an image data URL (`data:image/png;base64,...`; PNG, JPEG, WebP, "
+            "GIF, BMP) is embedded as that image, in the same space as the texts; texts and "
+            "images mix freely in one array. Any other model refuses an image with a 400."
         ),
     ]
     encoding_format: Literal["float", "base64"] | None = None
@@ -75,6 +78,11 @@ class Model(Struct):
     id: str
     created: int
     owned_by: str
+    # embedserve's own facts beside OpenAI's fields, which clients ignore
+    family: str
+    dimensions: int
+    max_tokens: int | None  # None: no limit (word vectors)
+    inputs: list[str]  # "text", and "image" where a data URL item is embedded as an image
     object: Literal["model"] = "model"
 
 
@@ -193,7 +201,15 @@ def from_domain(
 
 def _model_entry(spec: ModelSpec, created: int) -> Model:
     model_id = spec.name if spec.tag == "latest" else spec.qualified_name
-    return Model(id=model_id, created=created, owned_by=spec.repo_id.split("/", 1)[0])
+    return Model(
+        id=model_id,
+        created=created,
+        owned_by=spec.repo_id.split("/", 1)[0],
+        family=spec.family.value,
+        dimensions=spec.dimensions,
+        max_tokens=spec.max_tokens,
+        inputs=list(spec.input_kinds),
+    )
 
 
 def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: bool) -> Router:

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokenizers import AddedToken, Regex, models, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as HFTokenizerFile
-from tokenizers import normalizers, pre_tokenizers
 
 from adapters.model_folder import (
     max_seq_length,
@@ -171,29 +171,93 @@ def _precompiled(current: normalizers.Normalizer | None) -> normalizers.Normaliz
     return next((n for n in parts if isinstance(n, normalizers.Precompiled)), None)
 
 
+_CLIP_SPLIT = (
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+)
+
+
+def _token_text(config: Mapping[str, Any], key: str, default: str) -> str:
+    value = config.get(key, default)
+    return str(value.get("content", default) if isinstance(value, dict) else value)
+
+
+def _clip(tokenizer: HFTokenizerFile, config: Mapping[str, Any]) -> None:
+    """transformers 5's CLIPTokenizer: the file's BPE, with CLIP's own text cleaning (NFC,
+    whitespace runs to one space, lower case) and word split, whatever the file says."""
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    bos = _token_text(config, "bos_token", "<|startoftext|>")
+    eos = _token_text(config, "eos_token", "<|endoftext|>")
+    bos_id, eos_id = tokenizer.token_to_id(bos), tokenizer.token_to_id(eos)
+    if bos_id is None or eos_id is None:
+        msg = f"the vocabulary has no {bos!r} or no {eos!r}"
+        raise ValueError(msg)
+    tokenizer.post_processor = processors.RobertaProcessing(
+        (eos, eos_id), (bos, bos_id), trim_offsets=False, add_prefix_space=False
+    )
+
+
 # tokenizer classes (tokenizer_config.json's tokenizer_class, less "Fast") that transformers
 # rebuilds in code, and what the rebuild changes
 _REBUILT: Mapping[str, Callable[[HFTokenizerFile, Mapping[str, Any]], None]] = {
     "XLMRobertaTokenizer": _xlm_roberta,
+    "CLIPTokenizer": _clip,
 }
 # the class AutoTokenizer picks from config.json's model_type when tokenizer_config.json names none
-_CLASS_OF_MODEL_TYPE = {"xlm-roberta": "XLMRobertaTokenizer"}
+_CLASS_OF_MODEL_TYPE = {"xlm-roberta": "XLMRobertaTokenizer", "clip": "CLIPTokenizer"}
 
 
-def _as_transformers_builds_it(tokenizer: HFTokenizerFile, folder: Path) -> None:
+def _clip_vocabulary_files(folder: Path) -> HFTokenizerFile:
+    """A CLIP folder with vocab.json and merges.txt and no tokenizer.json (as the original
+    OpenAI uploads were first published): the BPE transformers builds from those two files."""
     config = read_json(folder / "tokenizer_config.json")
-    name = config.get("tokenizer_class")
+    specials = [
+        _token_text(config, "bos_token", "<|startoftext|>"),
+        _token_text(config, "eos_token", "<|endoftext|>"),
+    ]
+    model = models.BPE.from_file(
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        continuing_subword_prefix="",
+        end_of_word_suffix="</w>",
+        fuse_unk=False,
+        unk_token=_token_text(config, "unk_token", "<|endoftext|>"),
+    )
+    tokenizer = HFTokenizerFile(model)
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in specials])
+    return tokenizer
+
+
+def _tokenizer_class(folder: Path) -> str:
+    """The class transformers' AutoTokenizer builds for the folder, less "Fast"."""
+    name = read_json(folder / "tokenizer_config.json").get("tokenizer_class")
     if not isinstance(name, str):
         name = _CLASS_OF_MODEL_TYPE.get(read_json(folder / "config.json").get("model_type", ""))
-    rebuild = _REBUILT.get((name or "").removesuffix("Fast"))
+    return (name or "").removesuffix("Fast")
+
+
+def _as_transformers_builds_it(folder: Path) -> HFTokenizerFile:
+    name = _tokenizer_class(folder)
+    if name == "CLIPTokenizer" and not (folder / "tokenizer.json").is_file():
+        tokenizer = _clip_vocabulary_files(folder)
+    else:
+        tokenizer = HFTokenizerFile.from_file(str(folder / "tokenizer.json"))
+    rebuild = _REBUILT.get(name)
     if rebuild is not None:
-        rebuild(tokenizer, config)
+        rebuild(tokenizer, read_json(folder / "tokenizer_config.json"))
+    return tokenizer
 
 
 def load_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable:
     try:
-        tokenizer = HFTokenizerFile.from_file(str(folder / "tokenizer.json"))
-        _as_transformers_builds_it(tokenizer, folder)
+        tokenizer = _as_transformers_builds_it(folder)
         lowercase = bool(read_json(folder / "sentence_bert_config.json").get("do_lower_case"))
         return HFTokenizer(tokenizer, max_seq_length(folder), lowercase=lowercase)
     except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exception for bad files

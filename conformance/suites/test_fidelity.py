@@ -1,14 +1,24 @@
 """Fidelity suite: does the server compute what the model defines?
 
-Given `--reference PATH`, a local copy of the model, the client runs the model's own library
-(sentence-transformers) on the built-in corpus and compares. Passing means max abs difference
-< 1e-4 per component and min cosine > 0.9999 over every text. Without --reference, or without
-sentence-transformers installed on the client, the suite is not applicable.
+Given `--reference PATH`, a local copy of the model the server serves as `--model`, the client
+runs the model's own library on the built-in corpus (conformance/corpus.py: ~100 texts in many
+scripts, emoji, blanks, URLs, code, and texts beyond 256 tokens) and compares, text by text:
+model2vec when the folder is a Model2Vec model (its config.json names no transformers
+model_type, or "model2vec"), sentence-transformers otherwise. The library is imported only
+here and runs offline (HF_HUB_OFFLINE=1, local files only); without --reference, or without
+the library on the client, the suite is not applicable.
+
+/v1/embeddings must equal `encode(...)` as the library returns it; /api/embed must equal it
+brought to unit length. Each check records max_abs_diff (the largest difference of any
+component of any text) and min_cosine (the smallest cosine between the two vectors of a
+text), and passes when max_abs_diff < 1e-4 and min_cosine > 0.9999.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,56 +27,91 @@ import pytest
 
 from conformance.corpus import FIDELITY_TEXTS
 from conformance.target import Target
-from conformance.vectors import as_matrix, max_abs_diff, min_cosine, unit_rows
+from conformance.vectors import Matrix, as_matrix, unit_rows
 
 MAX_ABS_DIFF = 1e-4
 MIN_COSINE = 0.9999
 
 
-@pytest.fixture(scope="module")
-def reference_vectors(target: Target) -> np.ndarray:
-    if target.reference is None:
-        pytest.skip("not applicable: no --reference model folder given")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def _is_model2vec(folder: Path) -> bool:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    # model2vec writes no model_type (its distiller writes "model2vec"); transformers always does
+    return isinstance(config, dict) and config.get("model_type", "model2vec") == "model2vec"
+
+
+def _encode(folder: Path, texts: list[str]) -> tuple[str, Matrix]:
+    """The reference library's vectors for `texts`, and the library's name."""
+    os.environ["HF_HUB_OFFLINE"] = "1"  # read before the hub client is imported
+    if _is_model2vec(folder):
+        try:
+            from model2vec import StaticModel
+        except ImportError:
+            pytest.skip("not applicable: model2vec is not installed on this client")
+        static: Any = StaticModel.from_pretrained(folder, force_download=False)
+        return "model2vec", as_matrix(static.encode(texts))
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         pytest.skip("not applicable: sentence-transformers is not installed on this client")
-    model: Any = SentenceTransformer(str(target.reference), device="cpu", local_files_only=True)
-    return np.asarray(model.encode(FIDELITY_TEXTS, convert_to_numpy=True), dtype=np.float64)
+    model: Any = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    return "sentence-transformers", as_matrix(model.encode(texts, convert_to_numpy=True))
 
 
-def _record(request: pytest.FixtureRequest, ours: np.ndarray, reference: np.ndarray) -> None:
-    diff, cosine = max_abs_diff(ours, reference), min_cosine(ours, reference)
+@pytest.fixture(scope="module")
+def reference(target: Target) -> tuple[str, Matrix]:
+    if target.reference is None:
+        pytest.skip("not applicable: no --reference model folder given")
+    if not target.reference.is_dir():
+        pytest.fail(f"--reference {target.reference} is not a folder")
+    return _encode(target.reference, FIDELITY_TEXTS)
+
+
+def _compare(request: pytest.FixtureRequest, library: str, ours: Matrix, expected: Matrix) -> None:
+    """Record and print the two measures, then hold them to the thresholds."""
+    assert ours.shape == expected.shape, f"server {ours.shape} vs {library} {expected.shape}"
+    diffs = np.abs(ours - expected).max(axis=1)
+    cosines = (unit_rows(ours) * unit_rows(expected)).sum(axis=1)
+    diff, cosine = float(diffs.max()), float(cosines.min())
     request.node.user_properties += [("max_abs_diff", diff), ("min_cosine", cosine)]
-    assert diff < MAX_ABS_DIFF, f"max abs diff {diff:.2e} >= {MAX_ABS_DIFF:.0e}"
-    assert cosine > MIN_COSINE, f"min cosine {cosine:.6f} <= {MIN_COSINE}"
+    measured = f"max_abs_diff={diff:.3g} min_cosine={cosine:.7f}"
+    print(f"{request.node.name}: {measured} against {library}")  # noqa: T201 - shown by pytest -s
+    worst = int(diffs.argmax())
+    where = f"worst text #{worst}: {FIDELITY_TEXTS[worst][:60]!r}"
+    assert diff < MAX_ABS_DIFF, f"max abs diff {diff:.3g} >= {MAX_ABS_DIFF:g} ({where})"
+    least = int(cosines.argmin())
+    assert cosine > MIN_COSINE, (
+        f"min cosine {cosine:.7f} <= {MIN_COSINE} (text #{least}: {FIDELITY_TEXTS[least][:60]!r})"
+    )
 
 
 @pytest.mark.dialect("openai")
 def test_v1_vectors_equal_the_reference_library(
     http: httpx.Client,
     target: Target,
-    reference_vectors: np.ndarray,
+    reference: tuple[str, Matrix],
     request: pytest.FixtureRequest,
 ) -> None:
-    """/v1/embeddings returns what sentence-transformers computes for the same model."""
+    """/v1/embeddings returns what the model's own library computes, text by text."""
     body = {"model": target.model, "input": FIDELITY_TEXTS, "encoding_format": "float"}
     response = http.post("/v1/embeddings", json=body)
-    assert response.status_code == 200, response.text[:300]
+    assert response.status_code == 200, f"{response.status_code} {response.text[:300]}"
     data = sorted(response.json()["data"], key=lambda d: d["index"])
-    _record(request, as_matrix([d["embedding"] for d in data]), reference_vectors)
+    library, expected = reference
+    _compare(request, library, as_matrix([d["embedding"] for d in data]), expected)
 
 
 @pytest.mark.dialect("ollama")
 def test_api_embed_vectors_equal_the_normalised_reference(
     http: httpx.Client,
     target: Target,
-    reference_vectors: np.ndarray,
+    reference: tuple[str, Matrix],
     request: pytest.FixtureRequest,
 ) -> None:
-    """/api/embed returns the reference's vectors at unit length."""
+    """/api/embed returns the model's own vectors at unit length, text by text."""
     response = http.post("/api/embed", json={"model": target.model, "input": FIDELITY_TEXTS})
-    assert response.status_code == 200, response.text[:300]
-    ours = as_matrix(response.json()["embeddings"])
-    _record(request, ours, unit_rows(reference_vectors))
+    assert response.status_code == 200, f"{response.status_code} {response.text[:300]}"
+    library, expected = reference
+    _compare(request, library, as_matrix(response.json()["embeddings"]), unit_rows(expected))

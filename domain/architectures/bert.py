@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from domain.architectures.checkpoint import CheckpointTensors
 from domain.ops import Array, Linear, Norm, Ops, T
 from domain.sentence_head import SentenceHead, sentence_vector
 
@@ -150,32 +151,9 @@ def _canonical(key: str) -> str:
     return key
 
 
-class _Tensors:
-    """Checks every tensor it hands out against the shape config.json implies."""
-
-    def __init__(self, raw: Mapping[str, np.ndarray[Any, Any]]) -> None:
-        self._raw = {_canonical(k): v for k, v in raw.items()}
-
-    def get(self, key: str, shape: tuple[int, ...]) -> Array:
-        if key not in self._raw:
-            msg = f"checkpoint has no tensor {key!r}"
-            raise ValueError(msg)
-        t = self._raw[key]
-        if t.shape != shape:
-            msg = f"tensor {key!r} has shape {t.shape}, config.json implies {shape}"
-            raise ValueError(msg)
-        return np.ascontiguousarray(t, dtype=np.float32)
-
-    def linear(self, prefix: str, out: int, inp: int) -> Linear:
-        return Linear(self.get(f"{prefix}.weight", (out, inp)), self.get(f"{prefix}.bias", (out,)))
-
-    def norm(self, prefix: str, size: int) -> Norm:
-        return Norm(self.get(f"{prefix}.weight", (size,)), self.get(f"{prefix}.bias", (size,)))
-
-
 def load_bert_weights(raw: Mapping[str, np.ndarray[Any, Any]], cfg: BertConfig) -> BertWeights:
     """Build the weights from checkpoint tensors, with or without the `bert.` prefix."""
-    t, h, i = _Tensors(raw), cfg.hidden_size, cfg.intermediate_size
+    t, h, i = CheckpointTensors(raw, _canonical), cfg.hidden_size, cfg.intermediate_size
     embeddings = BertEmbeddings(
         word_embeddings=t.get("embeddings.word_embeddings.weight", (cfg.vocab_size, h)),
         position_embeddings=t.get(

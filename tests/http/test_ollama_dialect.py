@@ -77,14 +77,31 @@ async def test_legacy_embeddings_endpoint(oll: ollama.AsyncClient) -> None:
 async def test_list_shows_the_installed_default_model(
     oll: ollama.AsyncClient, http: httpx.AsyncClient
 ) -> None:
-    """/api/tags lists what is on disk, tag-qualified, with both name and model."""
+    """/api/tags lists the catalogue tag-qualified, with both name and model; what is on disk
+    has its size."""
     listed = [m.model for m in (await oll.list()).models]
     assert {"all-MiniLM-L6-v2:latest", "all-minilm:latest"} <= set(listed)
     raw = (await http.get("/api/tags")).json()["models"][0]
-    assert raw["name"] == raw["model"]
+    assert raw["name"] == raw["model"] == "all-MiniLM-L6-v2:latest"
     assert raw["size"] > 0
     assert raw["details"]["family"] == "bert"
+    assert raw["details"]["embedding_length"] == 384
     datetime.fromisoformat(raw["modified_at"])
+
+
+async def test_list_shows_every_catalogue_model_with_family_and_dimensions(
+    http: httpx.AsyncClient,
+) -> None:
+    """Not yet downloaded models are listed too (size 0): the first request fetches them."""
+    listed = {m["name"]: m for m in (await http.get("/api/tags")).json()["models"]}
+    assert len({name for name in listed if name != "all-minilm:latest"}) == 23
+    clip = listed["clip-vit-large-patch14:latest"]
+    assert (clip["size"], clip["digest"]) == (0, "")
+    assert clip["details"]["family"] == "clip"
+    assert clip["details"]["embedding_length"] == 768
+    assert clip["details"]["inputs"] == ["text", "image"]
+    assert listed["M2V_base_output:static"]["details"]["family"] == "static"
+    assert listed["glove-twitter-200:latest"]["details"]["context_length"] is None
 
 
 async def test_show_has_model_info_and_the_embedding_capability(oll: ollama.AsyncClient) -> None:

@@ -95,12 +95,34 @@ async def test_unknown_model_is_404_model_not_found(oai: openai.AsyncOpenAI) -> 
     assert caught.value.param == "model"
 
 
-async def test_family_without_engine_is_a_clear_400(oai: openai.AsyncOpenAI) -> None:
-    """A catalogue name whose family cannot run yet says so, as a client error."""
+_PNG_1X1 = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8Dw"
+    "HwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.mark.parametrize(
+    ("item", "needle"),
+    [
+        (_PNG_1X1, "input 1 is an image, and model 'all-MiniLM-L6-v2:latest' embeds text only"),
+        ("data:image/png;base64,@@@", "input 1: the image data URL's base64 payload is malformed"),
+        ("data:image/png,raw", "input 1: image data URLs must be base64-encoded"),
+    ],
+)
+async def test_an_image_for_a_text_model_is_a_clear_400(
+    oai: openai.AsyncOpenAI, item: str, needle: str
+) -> None:
+    """Image data URLs are images for every model; a text-only model refuses them by index."""
     with pytest.raises(openai.BadRequestError) as caught:
-        await oai.embeddings.create(model="clip-vit-base-patch32", input="x")
-    assert "clip family" in caught.value.message
-    assert caught.value.code == "model_not_supported"
+        await oai.embeddings.create(model=MODEL, input=["a text", item])
+    assert needle in caught.value.message
+    assert caught.value.param == "input"
+
+
+async def test_a_data_url_that_is_no_image_is_text(oai: openai.AsyncOpenAI) -> None:
+    """Only image media types are images: any other data URL is embedded as the text it is."""
+    result = await oai.embeddings.create(model=MODEL, input=["data:text/plain,hello"])
+    assert len(result.data[0].embedding) == 384
 
 
 @pytest.mark.parametrize(
@@ -169,6 +191,23 @@ async def test_models_list_the_catalogue(oai: openai.AsyncOpenAI) -> None:
     assert len(models) == 23
     assert {"all-MiniLM-L6-v2", "M2V_base_output", "M2V_base_output:static"} <= ids
     assert {m.object for m in models} == {"model"}
+
+
+async def test_models_say_family_dimensions_and_input_kinds(http: httpx.AsyncClient) -> None:
+    """Fields of our own beside OpenAI's: what a client needs to pick a model."""
+    listed = {m["id"]: m for m in (await http.get("/v1/models")).json()["data"]}
+    assert listed["clip-vit-base-patch16"] | {"created": 0} == {
+        "id": "clip-vit-base-patch16",
+        "object": "model",
+        "created": 0,
+        "owned_by": "jkrukowski",
+        "family": "clip",
+        "dimensions": 512,
+        "max_tokens": 77,
+        "inputs": ["text", "image"],
+    }
+    assert listed["potion-base-8M"]["dimensions"] == 256
+    assert listed["all-MiniLM-L6-v2"]["inputs"] == ["text"]
 
 
 async def test_one_model_by_id_alias_or_repo_id(oai: openai.AsyncOpenAI) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from application.catalogue import CATALOGUE, Catalogue
@@ -72,3 +74,27 @@ def test_aliases_of_a_spec_are_its_ollama_library_names(catalogue: Catalogue) ->
     assert gte is not None
     assert catalogue.aliases(minilm) == ("all-minilm",)
     assert catalogue.aliases(gte) == ()
+
+
+def _readme_catalogue_rows() -> list[list[str]]:
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Catalogue", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]
+
+
+def test_the_readme_table_is_the_catalogue() -> None:
+    """README's table of the 23 models says what the code says, row for row."""
+    expected = [
+        [
+            spec.name if spec.tag == "latest" else spec.qualified_name,
+            spec.family.value,
+            str(spec.dimensions),
+            str(spec.max_tokens) if spec.max_tokens else "no limit",
+            spec.pooling.value,
+            ", ".join(spec.input_kinds),
+            spec.repo_id,
+        ]
+        for spec in CATALOGUE
+    ]
+    assert _readme_catalogue_rows() == expected
