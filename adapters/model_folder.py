@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
+from adapters.torch_checkpoint import read_torch_checkpoint
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
 from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
 from domain.architectures.roberta import (
@@ -37,8 +38,11 @@ __all__ = [
     "read_safetensors",
     "read_sentence_head",
     "read_static",
+    "read_weights",
     "static_embedding_module",
 ]
+
+_TORCH_WEIGHTS = "pytorch_model.bin"
 
 # modules.json names each module by its import path: "sentence_transformers.models.Pooling" in
 # older saves, "sentence_transformers.sentence_transformer.modules.pooling.Pooling" and
@@ -74,6 +78,13 @@ def read_safetensors(folder: Path) -> dict[str, np.ndarray[Any, Any]]:
         msg = "the model folder has no model.safetensors"
         raise ValueError(msg)
     return load_file(path)
+
+
+def read_weights(folder: Path) -> dict[str, np.ndarray[Any, Any]]:
+    """model.safetensors, else a torch pytorch_model.bin read as data (never unpickled)."""
+    if (folder / "model.safetensors").is_file() or not (folder / _TORCH_WEIGHTS).is_file():
+        return read_safetensors(folder)
+    return read_torch_checkpoint(folder / _TORCH_WEIGHTS)
 
 
 def _modules(folder: Path) -> list[dict[str, Any]]:
@@ -154,20 +165,20 @@ def max_seq_length(folder: Path) -> int:
 
 def read_bert(folder: Path, default_pooling: PoolingMode) -> BertModel:
     config = BertConfig.from_json(read_json(folder / "config.json"))
-    weights = load_bert_weights(read_safetensors(folder), config)
+    weights = load_bert_weights(read_weights(folder), config)
     return BertModel(config, weights, read_sentence_head(folder, default_pooling))
 
 
 def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
     """RoBERTa or XLM-RoBERTa, as config.json's model_type says."""
     config = RobertaConfig.from_json(read_json(folder / "config.json"))
-    weights = load_roberta_weights(read_safetensors(folder), config)
+    weights = load_roberta_weights(read_weights(folder), config)
     return RobertaModel(config, weights, read_sentence_head(folder, default_pooling))
 
 
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
-    return load_clip_weights(read_safetensors(folder), config)
+    return load_clip_weights(read_weights(folder), config)
 
 
 # --- static token embeddings: Model2Vec and sentence-transformers StaticEmbedding ---------------

@@ -5,7 +5,7 @@ Tests import these names; no test writes a tolerance literal of its own.
 
 from __future__ import annotations
 
-__all__ = ["BATCH_INVARIANCE", "MAX_ABS_DIFF"]
+__all__ = ["BATCH_INVARIANCE", "MAX_ABS_DIFF", "MIN_COSINE"]
 
 # Our float32 numpy forward pass against sentence-transformers' float32 torch pass, per vector
 # component. Both compute the same ops in float32 but with different summation orders (BLAS
@@ -22,3 +22,8 @@ MAX_ABS_DIFF = 1e-5
 # the matrix shapes and so the BLAS blocking, which moves results by a few float32 ulps
 # (~1e-7); pads themselves must never leak into a row's vector.
 BATCH_INVARIANCE = 1e-5
+
+# The same comparison on the angle between the two vectors. Unlike the per-component bound it
+# means as much for a short vector (the mean of a few word vectors) as for a long one; fp32
+# paths measure 1 - cos below 1e-7.
+MIN_COSINE = 0.99999

@@ -5,10 +5,15 @@ huggingface_hub keeps the files it finished between attempts; once every file th
 is there, the folder is renamed into place. So a killed download leaves no folder that looks like
 a model, and the next attempt fetches only the files still missing (a half-fetched file starts
 over: huggingface_hub 2.4.0 gives each attempt a temporary file of its own).
+
+Which files: domain.families decides from the repo's file list, before any byte is fetched —
+the family's own files and one weights file (model.safetensors, else pytorch_model.bin), never
+the TensorFlow, Flax, Rust, ONNX or OpenVINO copies a repo also carries.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import threading
@@ -25,14 +30,11 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import (  # type: ignore[attr-defined] # lazily exported
-    filter_repo_objects,
-    validate_repo_id,
-)
+from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined] # lazily exported
 
 from domain.errors import ModelNotFound, ModelUnavailable
-from domain.families import FILES_NEEDED
-from domain.models import Family, ModelSpec
+from domain.families import WEIGHTS, MissingWeights, files_to_fetch
+from domain.models import ModelSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,11 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["HubStore"]
 
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
-_WEIGHTS = "model.safetensors"
-# These families read their weights from model.safetensors and nothing else (never a pickle).
-_NEEDS_WEIGHTS = frozenset(
-    {Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP, Family.MODEL2VEC}
-)
 _PARTIAL = ".partial"
 _BOOKKEEPING = ".cache"  # huggingface_hub's local_dir metadata; no part of a model folder
 # The model-info call has no timeout of its own: without one a silent endpoint hangs a request.
@@ -54,7 +51,7 @@ _METADATA_TIMEOUT_S = 10.0
 @dataclass(frozen=True, slots=True)
 class _Listing:
     commit: str  # what the revision points at now; the download is pinned to it
-    files: frozenset[str]  # the repo files the family needs
+    files: frozenset[str]  # the repo files to fetch: exact paths (domain.families)
 
 
 class HubStore:
@@ -81,7 +78,8 @@ class HubStore:
         folder = self._folder(spec)
         if folder is None or not folder.is_dir():
             return None
-        if spec.family in _NEEDS_WEIGHTS and not (folder / _WEIGHTS).is_file():
+        candidates = WEIGHTS[spec.family]
+        if candidates and not any((folder / name).is_file() for name in candidates):
             return None
         return folder
 
@@ -112,7 +110,8 @@ class HubStore:
             snapshot_download(
                 spec.repo_id,
                 revision=listing.commit,
-                allow_patterns=list(FILES_NEEDED[spec.family]),
+                # exact paths: a name holding `*`, `?` or `[` must not match others
+                allow_patterns=[glob.escape(name) for name in sorted(listing.files)],
                 local_dir=partial,
                 endpoint=self._endpoint,
                 token=self._token,
@@ -130,19 +129,18 @@ class HubStore:
                 spec.qualified_name, "the Hub did not say which commit to fetch"
             )
         names = [sibling.rfilename for sibling in info.siblings or []]
-        files = frozenset(
-            filter_repo_objects(names, allow_patterns=list(FILES_NEEDED[spec.family]))
-        )
+        # Decided before any byte is fetched: one weights file, and only the files the family reads.
+        files = files_to_fetch(spec.family, names)
+        if isinstance(files, MissingWeights):
+            return ModelUnavailable(
+                spec.qualified_name,
+                f"{spec.repo_id} has no weights file this server reads "
+                f"(looked for {' or '.join(files.candidates)})",
+            )
         if not files:
             return ModelUnavailable(
                 spec.qualified_name,
                 f"{spec.repo_id} has none of the files a {spec.family} model needs",
-            )
-        # Checked before any byte is fetched: a repo with only .bin or ONNX weights is no use here.
-        if spec.family in _NEEDS_WEIGHTS and _WEIGHTS not in files:
-            return ModelUnavailable(
-                spec.qualified_name,
-                f"{spec.repo_id} has no {_WEIGHTS}; this server reads safetensors weights only",
             )
         return _Listing(info.sha, files)
 

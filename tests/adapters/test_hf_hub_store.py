@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 REPO = "org/tiny-bert"
 WEIGHTS = "model.safetensors"
+PICKLE_WEIGHTS = "pytorch_model.bin"
 NEEDED = {
     "config.json": b'{"model_type": "bert", "hidden_size": 4}',
     "tokenizer.json": b"{}",
@@ -34,13 +35,21 @@ NEEDED = {
     "1_Pooling/config.json": b'{"pooling_mode_mean_tokens": true}',
     WEIGHTS: random.Random(0).randbytes(64 * 1024),  # noqa: S311 - test bytes, not a secret
 }
-DECOYS = {
+NOT_WEIGHTS = {name: data for name, data in NEEDED.items() if name != WEIGHTS}
+# what hub repos carry besides the files a family reads
+OTHER_FORMATS = {
     "tf_model.h5": b"tf",
     "flax_model.msgpack": b"flax",
+    "rust_model.ot": b"rust",
     "onnx/model.onnx": b"onnx",
-    "pytorch_model.bin": b"pickle",
+    "onnx/config.json": b"{}",
+    "openvino/openvino_model.xml": b"<net/>",
+    "openvino/openvino_model.bin": b"openvino",
+    "checkpoint-500/model.safetensors": b"an old checkpoint",
+    "checkpoint-500/pytorch_model.bin": b"an old pickle",
     "README.md": b"# a model card",
 }
+DECOYS = OTHER_FORMATS | {PICKLE_WEIGHTS: b"pickle"}  # a second weights file: safetensors wins
 SPEC = ModelSpec(
     name="tiny-bert",
     repo_id=REPO,
@@ -52,11 +61,11 @@ SPEC = ModelSpec(
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spec_for(repo_id: str, revision: str = "main") -> ModelSpec:
+def spec_for(repo_id: str, revision: str = "main", family: Family = Family.BERT) -> ModelSpec:
     return ModelSpec(
         name=repo_id.rsplit("/", 1)[-1],
         repo_id=repo_id,
-        family=Family.BERT,
+        family=family,
         dimensions=4,
         max_tokens=8,
         pooling=PoolingMode.MEAN,
@@ -82,7 +91,8 @@ def no_hf_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def hub() -> Iterator[HubStandIn]:
     repos = {
         REPO: NEEDED | DECOYS,
-        "org/bin-only": {"config.json": b"{}", "pytorch_model.bin": b"pickle"},
+        "org/bin-only": NOT_WEIGHTS | OTHER_FORMATS | {PICKLE_WEIGHTS: b"pickle weights"},
+        "org/no-weights": NOT_WEIGHTS | OTHER_FORMATS,
         "org/gated": dict(NEEDED),
     }
     with HubStandIn(repos, gated=frozenset({"org/gated"})) as standin:
@@ -218,13 +228,69 @@ def test_hub_outage_is_model_unavailable(store: HubStore, hub: HubStandIn) -> No
     assert "503" in result.reason
 
 
-def test_repo_without_safetensors_is_model_unavailable(store: HubStore, hub: HubStandIn) -> None:
-    """A repo with only pickle weights is ModelUnavailable, and nothing is downloaded."""
-    result = store.fetch(spec_for("org/bin-only"))
+def test_repo_with_both_weights_files_fetches_only_safetensors(
+    store: HubStore, hub: HubStandIn
+) -> None:
+    """Given model.safetensors and pytorch_model.bin, only the safetensors is downloaded."""
+    folder = store.fetch(SPEC)
+
+    assert isinstance(folder, Path)
+    assert WEIGHTS in hub.requested("GET")
+    assert PICKLE_WEIGHTS not in hub.requested("GET") + hub.requested("HEAD")
+    assert not (folder / PICKLE_WEIGHTS).exists()
+
+
+def test_repo_with_only_pytorch_bin_fetches_the_bin(store: HubStore, hub: HubStandIn) -> None:
+    """A repo without model.safetensors gives its pytorch_model.bin, and nothing else extra."""
+    folder = store.fetch(spec_for("org/bin-only"))
+
+    assert isinstance(folder, Path)
+    assert files_under(folder) == NOT_WEIGHTS | {PICKLE_WEIGHTS: b"pickle weights"}
+    assert set(hub.requested("GET")) == {*NOT_WEIGHTS, PICKLE_WEIGHTS}
+
+
+def test_a_folder_with_pytorch_bin_is_a_downloaded_model(store: HubStore, hub: HubStandIn) -> None:
+    """locate() accepts a folder whose weights are pytorch_model.bin: no second download."""
+    spec = spec_for("org/bin-only")
+    folder = store.fetch(spec)
+    seen = len(hub.requests)
+
+    assert store.locate(spec) == folder
+    assert store.fetch(spec) == folder
+    assert len(hub.requests) == seen
+
+
+def test_repo_without_weights_is_model_unavailable(store: HubStore, hub: HubStandIn) -> None:
+    """A repo with neither weights file (only TF, Flax, ONNX...) is ModelUnavailable, naming
+    both files it looked for, and nothing is downloaded."""
+    result = store.fetch(spec_for("org/no-weights"))
+
+    assert isinstance(result, ModelUnavailable)
+    assert "org/no-weights" in result.reason
+    assert WEIGHTS in result.reason
+    assert PICKLE_WEIGHTS in result.reason
+    assert hub.requested("GET") == []
+
+
+def test_model2vec_reads_safetensors_only(store: HubStore, hub: HubStandIn) -> None:
+    """model2vec writes only safetensors: a Model2Vec repo with a pickle alone is unavailable."""
+    result = store.fetch(spec_for("org/bin-only", family=Family.MODEL2VEC))
 
     assert isinstance(result, ModelUnavailable)
     assert WEIGHTS in result.reason
+    assert PICKLE_WEIGHTS not in result.reason
     assert hub.requested("GET") == []
+
+
+@pytest.mark.parametrize("repo", [REPO, "org/bin-only"])
+def test_other_formats_are_never_downloaded(store: HubStore, hub: HubStandIn, repo: str) -> None:
+    """TF, Flax, Rust, ONNX, OpenVINO and old checkpoints' weights are never asked for."""
+    folder = store.fetch(spec_for(repo))
+
+    assert isinstance(folder, Path)
+    asked = set(hub.requested("GET")) | set(hub.requested("HEAD"))
+    assert asked.isdisjoint(OTHER_FORMATS)
+    assert set(files_under(folder)).isdisjoint(OTHER_FORMATS)
 
 
 def test_offline_store_makes_no_request(root: Path, hub: HubStandIn) -> None:
@@ -341,3 +407,24 @@ def test_concurrent_fetches_download_once(store: HubStore, hub: HubStandIn) -> N
     assert results == [store.locate(SPEC)] * 2
     assert hub.requested("GET").count(WEIGHTS) == 1
     assert len([path for path in hub.api_calls() if "/revision/" in path]) == 1
+
+
+@pytest.mark.parametrize("first", [Family.MODEL2VEC, Family.STATIC])
+def test_both_readings_of_a_model2vec_repo_find_their_files(root: Path, first: Family) -> None:
+    """The catalogue reads M2V_base_output as Model2Vec and as Static, from one folder: whichever
+    reading fetches it first also brings the other's files (config.json, modules.json)."""
+    model2vec_files = {
+        "config.json": b'{"normalize": true}',
+        "tokenizer.json": b"{}",
+        "modules.json": b"[]",
+        WEIGHTS: b"weights",
+    }
+    second = Family.STATIC if first is Family.MODEL2VEC else Family.MODEL2VEC
+    repo = "org/m2v"
+    with HubStandIn({repo: model2vec_files | OTHER_FORMATS}) as hub:
+        store = HubStore(root, endpoint=hub.url)
+        folder = store.fetch(spec_for(repo, family=first))
+
+        assert isinstance(folder, Path)
+        assert files_under(folder) == model2vec_files
+        assert store.locate(spec_for(repo, family=second)) == folder
