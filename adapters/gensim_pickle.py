@@ -121,13 +121,29 @@ _ALLOWED: Mapping[tuple[str, str], object] = {
 }
 
 
+def _private_copy(allowed: object) -> object:
+    """What the pickle gets for an allowed name: a fresh subclass or wrapper, so a BUILD
+    opcode aimed at it (setting attributes, or a function's __defaults__) changes nothing of
+    this module's for the rest of the process."""
+    if isinstance(allowed, type):
+        return type(allowed.__name__, (allowed,), {})
+    if callable(allowed):
+        constructor = allowed
+
+        def call(*args: object) -> object:
+            return constructor(*args)
+
+        return call
+    return allowed  # the ndarray marker: a bare object(), which takes no attributes
+
+
 class _DataUnpickler(pickle.Unpickler):
     def find_class(self, module_name: str, global_name: str, /) -> Any:
         allowed = _ALLOWED.get((module_name, global_name))
         if allowed is None:
             msg = f"the pickle names {module_name}.{global_name}, which is not allowed"
             raise pickle.UnpicklingError(msg)
-        return allowed
+        return _private_copy(allowed)
 
 
 def _vocabulary(root: object) -> list[str]:
