@@ -8,6 +8,7 @@ wait together and run as one merged set (dynamic batching).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from domain.errors import Overloaded
 from domain.ops import Array, IdArray
 from domain.ports import Encoder
 
-__all__ = ["BatchRun", "Batcher", "pad", "plan_batches"]
+__all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches"]
 
 
 def plan_batches(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
@@ -53,6 +55,15 @@ def pad(rows: Sequence[Sequence[int]]) -> tuple[IdArray, IdArray]:
     return ids, mask
 
 
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    token_budget: int = 8192  # padded tokens per forward pass
+    max_batch: int = 64  # rows per forward pass
+    # inputs that may wait for one model; past it a request is refused with a retry time,
+    # so a burst turns into quick 503s instead of minutes of queueing for everyone
+    queue_limit: int = 16_384
+
+
 # ViT-L/14 reads 257 positions of 1024 per image: 16 keep a pass's attention scores ~70 MB
 _IMAGES_PER_PASS = 16
 
@@ -79,20 +90,42 @@ class Batcher:
         self,
         encoder: Encoder,
         executor: Executor,
-        token_budget: int = 8192,
-        max_batch: int = 64,
+        settings: BatchSettings = BatchSettings(),
+        name: str = "",
     ) -> None:
         self._encoder = encoder
         self._executor = executor
-        self._token_budget = token_budget
-        self._max_batch = max_batch
+        self._token_budget = settings.token_budget
+        self._max_batch = settings.max_batch
+        self._queue_limit = settings.queue_limit
+        self._name = name
         self._pending: list[_Job] = []
         self._worker: asyncio.Task[None] | None = None
+        self._waiting = 0  # rows queued or being embedded
+        self._rows_per_s = 0.0  # the last merged run's rate, to tell refused clients a wait
 
-    async def embed(self, rows: Sequence[Sequence[int]]) -> BatchRun:
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    async def embed(self, rows: Sequence[Sequence[int]]) -> BatchRun | Overloaded:
         if not rows:
             empty = np.zeros((0, self._encoder.dimensions), dtype=np.float32)
             return BatchRun(empty, 0, 0, 0)
+        if self._waiting and self._waiting + len(rows) > self._queue_limit:
+            return Overloaded(self._name, self._waiting, self._retry_after())
+        self._waiting += len(rows)
+        try:
+            return await self._queued(rows)
+        finally:
+            self._waiting -= len(rows)
+
+    def _retry_after(self) -> int:
+        if self._rows_per_s <= 0:
+            return 1
+        return max(1, min(60, math.ceil(self._waiting / self._rows_per_s)))
+
+    async def _queued(self, rows: Sequence[Sequence[int]]) -> BatchRun:
         job = _Job(rows, asyncio.get_running_loop().create_future())
         self._pending.append(job)
         if self._worker is None or self._worker.done():
@@ -127,6 +160,7 @@ class Batcher:
                         job.future.set_exception(exc)
                 continue
             infer_ns = time.perf_counter_ns() - started
+            self._rows_per_s = len(vectors) / max(infer_ns / 1e9, 1e-9)
             offset = 0
             for job in jobs:
                 part = vectors[offset : offset + len(job.rows)]

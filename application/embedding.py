@@ -17,6 +17,7 @@ from domain.errors import (
     InvalidDimensions,
     InvalidInput,
     ModelNotFound,
+    Overloaded,
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
@@ -56,15 +57,11 @@ class EmbeddingService:
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResult | EmbedError:
         started = time.perf_counter_ns()
-        if len(req.inputs) > self._limits.max_inputs:
-            return TooManyInputs(len(req.inputs), self._limits.max_inputs)
-        spec = self.catalogue.resolve(req.model)
-        if spec is None:
-            return ModelNotFound(req.model)
-        acquired = await self.registry.acquire(spec, req.keep_alive_s)
+        acquired = await self._acquire(req)
         if not isinstance(acquired, tuple):
             return acquired
         model, load_ns = acquired
+        spec = model.spec
         dimensions = self._dimensions(req, model.encoder.dimensions)
         if isinstance(dimensions, InvalidDimensions):
             return dimensions
@@ -73,6 +70,8 @@ class EmbeddingService:
         if not isinstance(prepared, _Prepared):
             return prepared
         run = await model.batcher.embed([e.ids for e in prepared.encoded])
+        if isinstance(run, Overloaded):
+            return run
         vectors, batches = run.vectors, run.batches
         if prepared.image_slots:
             images = await model.batcher.embed_images(prepared.pixels)
@@ -90,6 +89,14 @@ class EmbeddingService:
             total_ns=time.perf_counter_ns() - started,
             batches=batches,
         )
+
+    async def _acquire(self, req: EmbeddingRequest) -> tuple[LoadedModel, int] | EmbedError:
+        if len(req.inputs) > self._limits.max_inputs:
+            return TooManyInputs(len(req.inputs), self._limits.max_inputs)
+        spec = self.catalogue.resolve(req.model)
+        if spec is None:
+            return ModelNotFound(req.model)
+        return await self.registry.acquire(spec, req.keep_alive_s)
 
     def _prepare(self, req: EmbeddingRequest, model: LoadedModel) -> _Prepared | EmbedError:
         """Texts and token ids tokenized, images decoded into the model's pixel input."""

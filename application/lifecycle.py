@@ -11,7 +11,8 @@ from pathlib import Path
 
 import structlog
 
-from application.batching import Batcher
+from application.batching import Batcher, BatchSettings
+from application.engine_choice import EngineSelector, ParityCheck, Precision
 from domain.errors import FamilyNotSupported, ModelNotFound, ModelUnavailable
 from domain.models import ModelSpec
 from domain.ports import Encoder, InferenceEngine, ModelStore, Tokenizer, TokenizerLoader
@@ -21,6 +22,7 @@ __all__ = ["LoadError", "LoadedModel", "ModelRegistry"]
 log = structlog.get_logger(__name__)
 
 LoadError = ModelNotFound | ModelUnavailable | FamilyNotSupported
+_DEFAULT_BATCHING = BatchSettings()
 
 
 @dataclass(slots=True)
@@ -30,6 +32,9 @@ class LoadedModel:
     tokenizer: Tokenizer
     encoder: Encoder
     batcher: Batcher
+    engine: str  # the engine that runs it
+    precision: Precision
+    parity: ParityCheck | None  # the gate it passed; None on the reference engine
     size_bytes: int
     load_ns: int
     expires_at: float | None  # wall-clock seconds; None keeps it loaded forever
@@ -49,15 +54,17 @@ class ModelRegistry:
     def __init__(  # noqa: PLR0913 - the registry's collaborators, injected by the composition root
         self,
         store: ModelStore,
-        engine: InferenceEngine,
+        engine: InferenceEngine | EngineSelector,
         load_tokenizer: TokenizerLoader,
         executor: Executor,
         *,
         default_keep_alive_s: float = 300.0,
+        batching: BatchSettings = _DEFAULT_BATCHING,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.engine = engine
+        self.engines = engine if isinstance(engine, EngineSelector) else EngineSelector(engine)
+        self._batching = batching
         self._load_tokenizer = load_tokenizer
         self._executor = executor
         self._default_keep_alive_s = default_keep_alive_s
@@ -111,7 +118,10 @@ class ModelRegistry:
             log.info(
                 "model_loaded",
                 model=spec.qualified_name,
-                engine=self.engine.name,
+                engine=result.engine,
+                precision=result.precision,
+                max_abs_diff=result.parity.max_abs_diff if result.parity else None,
+                min_cosine=result.parity.min_cosine if result.parity else None,
                 load_ms=round(result.load_ns / 1e6, 1),
             )
         else:
@@ -120,7 +130,7 @@ class ModelRegistry:
 
     def _load_blocking(self, spec: ModelSpec) -> LoadedModel | LoadError:
         started = time.perf_counter_ns()
-        if spec.family not in self.engine.families:
+        if spec.family not in self.engines.families:
             return FamilyNotSupported(spec.qualified_name, spec.family)
         folder = self.store.fetch(spec)
         if not isinstance(folder, Path):
@@ -128,15 +138,18 @@ class ModelRegistry:
         tokenizer = self._load_tokenizer(spec, folder)
         if isinstance(tokenizer, ModelUnavailable):
             return tokenizer
-        encoder = self.engine.load(spec, folder)
-        if isinstance(encoder, ModelUnavailable):
-            return encoder
+        chosen = self.engines.choose(spec, folder, tokenizer)
+        if isinstance(chosen, ModelUnavailable):
+            return chosen
         return LoadedModel(
             spec=spec,
             folder=folder,
             tokenizer=tokenizer,
-            encoder=encoder,
-            batcher=Batcher(encoder, self._executor),
+            encoder=chosen.encoder,
+            batcher=Batcher(chosen.encoder, self._executor, self._batching, spec.qualified_name),
+            engine=chosen.engine,
+            precision=chosen.precision,
+            parity=chosen.parity,
             size_bytes=folder_size(folder),
             load_ns=time.perf_counter_ns() - started,
             expires_at=None,

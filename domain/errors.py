@@ -14,6 +14,7 @@ __all__ = [
     "InvalidInput",
     "ModelNotFound",
     "ModelUnavailable",
+    "Overloaded",
     "TokenIdOutOfRange",
     "TooManyInputs",
     "TooManyTokens",
@@ -118,6 +119,22 @@ class TokenIdOutOfRange:
         return f"token id {self.token_id} is not in the {self.vocabulary} vocabulary"
 
 
+@dataclass(frozen=True, slots=True)
+class Overloaded:
+    """Too much already waits for this model: refused now rather than queued without end."""
+
+    name: str
+    waiting: int  # inputs queued for the model
+    retry_after_s: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"the server is busy: {self.waiting} inputs wait for model {self.name!r}; "
+            f"retry after {self.retry_after_s} s"
+        )
+
+
 EmbedError = (
     ModelNotFound
     | ModelUnavailable
@@ -128,4 +145,5 @@ EmbedError = (
     | TooManyTokens
     | InvalidDimensions
     | TokenIdOutOfRange
+    | Overloaded
 )

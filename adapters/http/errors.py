@@ -8,7 +8,9 @@ from typing import Any
 from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 
-__all__ = ["BodyProblem", "body_problem"]
+from domain.errors import EmbedError, Overloaded
+
+__all__ = ["BodyProblem", "body_problem", "retry_headers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +36,9 @@ def body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> BodyPro
     field = path.split("[", 1)[0].split(".", 1)[0] or None
     where = f" - at `$.{path}`" if path else ""
     return BodyProblem(f"{message}{where}", field, path, missing)
+
+
+def retry_headers(err: EmbedError) -> dict[str, str] | None:
+    """Retry-After on a refusal for load: clients (openai-python among them) wait that long
+    before their retry instead of hammering a busy server."""
+    return {"Retry-After": str(err.retry_after_s)} if isinstance(err, Overloaded) else None

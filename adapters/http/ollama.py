@@ -16,7 +16,7 @@ from litestar.params import JSONBody
 from msgspec import Meta, Struct
 
 from adapters.http.access_log import log_embed
-from adapters.http.errors import body_problem
+from adapters.http.errors import body_problem, retry_headers
 from adapters.http.go_duration import parse_go_duration
 from adapters.http.inventory import FolderFacts, Inventory
 from application.embedding import EmbeddingService
@@ -29,6 +29,7 @@ from domain.errors import (
     InvalidInput,
     ModelNotFound,
     ModelUnavailable,
+    Overloaded,
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
@@ -159,6 +160,8 @@ def ollama_error(err: EmbedError) -> tuple[int, ErrorBody]:
             return 400, ErrorBody("the input length exceeds the context length")
         case InvalidInput(message=message):
             return 400, ErrorBody(message)
+        case Overloaded():
+            return 503, ErrorBody(err.message)
         case (
             FamilyNotSupported()
             | TooManyInputs()
@@ -179,8 +182,10 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def error_response(status: int, body: ErrorBody) -> Response[Any]:
-    return Response(body, status_code=status, media_type=MediaType.JSON)
+def error_response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
@@ -209,6 +214,19 @@ def _parameter_size(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.2f}{unit}"
     return str(count)
+
+
+def _engine_facts(registry: ModelRegistry, spec: ModelSpec) -> dict[str, Any]:
+    """What runs a loaded model, and its parity gate, under embedserve's own keys."""
+    loaded = next((m for m in registry.loaded() if m.spec == spec), None)
+    if loaded is None:
+        return {}
+    facts: dict[str, Any] = {"embedserve.engine": loaded.engine}
+    facts["embedserve.precision"] = loaded.precision
+    if loaded.parity is not None:
+        facts["embedserve.parity.max_abs_diff"] = loaded.parity.max_abs_diff
+        facts["embedserve.parity.min_cosine"] = loaded.parity.min_cosine
+    return facts
 
 
 def _details(spec: ModelSpec, facts: FolderFacts | None) -> ModelDetails:
@@ -246,7 +264,7 @@ def _embedding_handlers(service: EmbeddingService) -> list[HTTPRouteHandler]:  #
             return result
         status, body = ollama_error(result)
         log_embed("ollama", path, request.model, result=result, status=status, started=started)
-        return error_response(status, body)
+        return error_response(status, body, retry_headers(result))
 
     @post("/api/embed", status_code=200, responses=_errors(400, 404, 413, 503))
     async def embed(data: JSONBody[EmbedRequest]) -> Response[EmbedResponse | ErrorBody]:
@@ -355,6 +373,7 @@ def _model_handlers(  # noqa: C901 - counts its four closures
         }
         if facts:
             info["general.parameter_count"] = facts.parameters
+        info.update(_engine_facts(registry, spec))
         return Response(
             ShowResponse(
                 license="",

@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
 from adapters.http.access_log import log_embed
-from adapters.http.errors import body_problem
+from adapters.http.errors import body_problem, retry_headers
 from adapters.http.inventory import Inventory
 from application.embedding import EmbeddingService
 from domain.errors import (
@@ -25,6 +25,7 @@ from domain.errors import (
     InvalidInput,
     ModelNotFound,
     ModelUnavailable,
+    Overloaded,
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
@@ -74,6 +75,20 @@ class EmbeddingsResponse(Struct):
     object: Literal["list"] = "list"
 
 
+class Parity(Struct):
+    max_abs_diff: float  # per component, scaled by max(1, max |reference|)
+    min_cosine: float
+    passed: bool
+
+
+class EngineInfo(Struct):
+    """What runs a loaded model, and how its vectors compared with the reference engine's."""
+
+    name: str
+    precision: str
+    parity: Parity | None  # None: the numpy reference itself runs it
+
+
 class Model(Struct):
     id: str
     created: int
@@ -83,6 +98,7 @@ class Model(Struct):
     dimensions: int
     max_tokens: int | None  # None: no limit (word vectors)
     inputs: list[str]  # "text", and "image" where a data URL item is embedded as an image
+    engine: EngineInfo | None = None  # while the model is loaded
     object: Literal["model"] = "model"
 
 
@@ -146,12 +162,16 @@ def openai_error(err: EmbedError) -> tuple[int, ErrorBody]:  # noqa: PLR0911 - o
             return 400, _envelope(err.message, param=param)
         case TooManyInputs() | TokenIdOutOfRange():
             return 400, _envelope(err.message, param="input")
+        case Overloaded():
+            return 503, _envelope(err.message, "server_error", code="server_overloaded")
         case _:
             assert_never(err)
 
 
-def error_response(status: int, body: ErrorBody) -> Response[Any]:
-    return Response(body, status_code=status, media_type="application/json")
+def error_response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
@@ -199,7 +219,21 @@ def from_domain(
     return EmbeddingsResponse(data=data, model=requested_model, usage=usage)
 
 
-def _model_entry(spec: ModelSpec, created: int) -> Model:
+def _engine_info(service: EmbeddingService, spec: ModelSpec) -> EngineInfo | None:
+    loaded = next((m for m in service.registry.loaded() if m.spec == spec), None)
+    if loaded is None:
+        return None
+    parity = loaded.parity
+    return EngineInfo(
+        name=loaded.engine,
+        precision=loaded.precision,
+        parity=None
+        if parity is None
+        else Parity(parity.max_abs_diff, parity.min_cosine, passed=parity.passed),
+    )
+
+
+def _model_entry(spec: ModelSpec, created: int, engine: EngineInfo | None = None) -> Model:
     model_id = spec.name if spec.tag == "latest" else spec.qualified_name
     return Model(
         id=model_id,
@@ -209,6 +243,7 @@ def _model_entry(spec: ModelSpec, created: int) -> Model:
         dimensions=spec.dimensions,
         max_tokens=spec.max_tokens,
         inputs=list(spec.input_kinds),
+        engine=engine,
     )
 
 
@@ -242,13 +277,18 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
         log_embed(
             "openai", "/v1/embeddings", data.model, result=result, status=status, started=started
         )
-        return error_response(status, body)
+        return error_response(status, body, retry_headers(result))
 
     @get("/models")
     async def list_models() -> ModelList:
         specs = service.catalogue.specs
         created = await asyncio.to_thread(lambda: [inventory.created(s) for s in specs])
-        return ModelList(data=[_model_entry(s, c) for s, c in zip(specs, created, strict=True)])
+        return ModelList(
+            data=[
+                _model_entry(s, c, _engine_info(service, s))
+                for s, c in zip(specs, created, strict=True)
+            ]
+        )
 
     @get("/models/{model_id:path}", responses=_errors(404))
     async def retrieve_model(model_id: FromPath[str]) -> Response[Model | ErrorBody]:
@@ -256,7 +296,8 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
         if spec is None:
             status, body = openai_error(ModelNotFound(model_id.lstrip("/")))
             return error_response(status, body)
-        return Response(_model_entry(spec, await asyncio.to_thread(inventory.created, spec)))
+        created = await asyncio.to_thread(inventory.created, spec)
+        return Response(_model_entry(spec, created, _engine_info(service, spec)))
 
     return Router(
         "/v1",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,11 +16,12 @@ from litestar import Litestar
 from adapters.bootstrap import Settings, build_app
 from adapters.http.app import create_app
 from adapters.http.inventory import Inventory
+from application.batching import BatchSettings
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
 from domain.ops import Array, IdArray
-from tests.fakes import FakeEngine, FakeStore, fake_tokenizer_loader
+from tests.fakes import FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
 from tests.http.conftest import BASE
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -26,10 +29,23 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 class _CrashingEncoder:
     dimensions = 4
+    images = None
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array:
         msg = "a bug in an engine"
         raise RuntimeError(msg)
+
+
+class _EnteringEncoder(FakeEncoder):
+    """Says when a forward pass has started, then holds it at the gate."""
+
+    def __init__(self, gate: threading.Event, entered: threading.Event) -> None:
+        super().__init__(gate)
+        self._entered = entered
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        self._entered.set()
+        return super().embed(ids, mask)
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +165,43 @@ def test_crash_logs_carry_no_frame_locals(capsys: pytest.CaptureFixture[str]) ->
     err = capsys.readouterr().err
     assert "boom" in err
     assert secret not in err
+
+
+@pytest.mark.parametrize(
+    ("path", "envelope"), [("/v1/embeddings", "openai"), ("/api/embed", "ollama")]
+)
+async def test_a_full_queue_is_a_503_with_retry_after_in_the_dialect(
+    tmp_path: Path, path: str, envelope: str
+) -> None:
+    """Past the queue limit a request is refused at once: 503 and Retry-After, which clients
+    honour before retrying, in the caller's envelope; the queued work still completes."""
+    gate, entered = threading.Event(), threading.Event()
+    catalogue = Catalogue(CATALOGUE)
+    store = FakeStore({MINILM: tmp_path})
+    engine = FakeEngine()
+    engine.encoder = _EnteringEncoder(gate, entered)
+    registry = ModelRegistry(
+        store,
+        engine,
+        fake_tokenizer_loader,
+        ThreadPoolExecutor(1),
+        batching=BatchSettings(queue_limit=2),
+    )
+    app = create_app(
+        EmbeddingService(catalogue, registry, None),
+        registry,
+        Inventory(catalogue, store),
+        version="0",
+    )
+    async for client in _client(app):
+        body = {"model": "all-minilm", "input": ["a", "b"]}
+        first = asyncio.create_task(client.post(path, json=body))
+        assert await asyncio.to_thread(entered.wait, 10)  # the first forward pass is running
+        refused = await client.post(path, json=body)
+        gate.set()
+        assert (await first).status_code == 200
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) >= 1
+    error = refused.json()["error"]
+    message = error["message"] if envelope == "openai" else error
+    assert "the server is busy: 2 inputs wait" in message

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from hypothesis import given
 from hypothesis import strategies as st
 
-from application.batching import Batcher, pad, plan_batches
+from application.batching import Batcher, BatchRun, BatchSettings, pad, plan_batches
+from domain.errors import Overloaded
 from tests.fakes import FakeEncoder
 
 
@@ -36,6 +37,11 @@ def test_pad_right_pads_with_a_mask() -> None:
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def _ran(run: BatchRun | Overloaded) -> BatchRun:
+    assert isinstance(run, BatchRun), run
+    return run
+
+
 async def test_requests_arriving_during_a_forward_pass_are_merged() -> None:
     """While one pass runs, later requests queue and then run together in one pass."""
     gate = threading.Event()
@@ -48,12 +54,41 @@ async def test_requests_arriving_during_a_forward_pass_are_merged() -> None:
     gate.set()
     runs = await asyncio.gather(first, *later)
     assert encoder.batches == [(1, 2), (3, 1)]
-    assert [r.vectors[0, 0] for r in runs] == [3.0, 3.0, 3.0, 3.0]
+    assert [_ran(r).vectors[0, 0] for r in runs] == [3.0, 3.0, 3.0, 3.0]
 
 
 async def test_a_batcher_with_nothing_to_do_runs_no_pass() -> None:
     """An empty request gets an empty [0, D] result without touching the engine."""
     encoder = FakeEncoder()
-    run = await Batcher(encoder, ThreadPoolExecutor(max_workers=1)).embed([])
+    run = _ran(await Batcher(encoder, ThreadPoolExecutor(max_workers=1)).embed([]))
     assert run.vectors.shape == (0, 4)
     assert encoder.batches == []
+
+
+async def test_past_the_queue_limit_a_request_is_refused_with_a_retry_time() -> None:
+    """Inputs waiting for a model are bounded: the request that would pass the bound is
+    refused at once (a 503 with Retry-After at the wire), and the queue drains as before."""
+    gate = threading.Event()
+    batcher = Batcher(
+        FakeEncoder(gate), ThreadPoolExecutor(max_workers=1), BatchSettings(queue_limit=3), "m"
+    )
+    first = asyncio.create_task(batcher.embed([[1], [2]]))
+    await asyncio.sleep(0)
+    refused = await batcher.embed([[3], [4]])
+    assert isinstance(refused, Overloaded)
+    assert (refused.name, refused.waiting) == ("m", 2)
+    assert refused.retry_after_s >= 1
+    fits = asyncio.create_task(batcher.embed([[5]]))
+    await asyncio.sleep(0)
+    gate.set()
+    assert len(_ran(await first).vectors) == 2
+    assert len(_ran(await fits).vectors) == 1
+    assert batcher.waiting == 0
+
+
+async def test_one_request_larger_than_the_limit_still_runs_on_an_idle_model() -> None:
+    """The bound protects a busy model; it never makes a big request impossible."""
+    batcher = Batcher(
+        FakeEncoder(), ThreadPoolExecutor(max_workers=1), BatchSettings(queue_limit=2)
+    )
+    assert len(_ran(await batcher.embed([[1]] * 5)).vectors) == 5

@@ -1,0 +1,326 @@
+"""Which engine runs a model: the fastest whose vectors match the reference engine's.
+
+Every load of a fast engine passes a parity gate first: a fixed probe of varied texts embedded
+by the engine and by the reference (the numpy engine) on the same padded batches. An engine
+whose vectors drift past the gate's tolerance is not used, whatever its speed; the model then
+runs on the next engine that passes, or on the reference itself. In "auto" mode the engines
+that pass are also timed on the probe and the fastest is kept; the choice is remembered per
+model, precision and host, so later loads gate only the remembered engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import structlog
+
+from application.batching import pad
+from domain.errors import ModelUnavailable
+from domain.models import Family, ModelSpec
+from domain.ops import Array, IdArray
+from domain.ports import Encoder, InferenceEngine, Tokenizer
+
+__all__ = [
+    "AUTO",
+    "PROBE_TEXTS",
+    "Candidate",
+    "ChoiceMemory",
+    "Chosen",
+    "EngineSelector",
+    "ParityCheck",
+    "Precision",
+    "Tolerance",
+    "parity_of",
+]
+
+log = structlog.get_logger(__name__)
+
+Precision = Literal["fp32", "bf16"]
+AUTO = "auto"
+
+# Short and long, several scripts, emoji, code, markup, whitespace: what drifts shows here.
+PROBE_TEXTS: tuple[str, ...] = (
+    "hello",
+    "The quick brown fox jumps over the lazy dog.",
+    "Embeddings map text to vectors; similar meanings land close together.",
+    "naïve café déjà vu — coöperate",
+    "数据科学与机器学习",
+    "Привет, как дела? Всё хорошо.",
+    "مرحبا بالعالم",
+    "🚀🔥 launch day! 🎉",
+    "def f(x):\n    return x ** 2  # square",
+    "https://example.com/path?query=1&other=two#frag",
+    "<p>Some <b>HTML</b> markup &amp; entities</p>",
+    "   leading and trailing spaces   ",
+    "ALL CAPS SHOUTING TEXT",
+    "a",
+    "1234567890 3.14159 -42 1e10",
+    (
+        "A longer passage runs on for a while so that the probe holds at least one sequence "
+        "that is far longer than the others in its batch, which is where padding, masking and "
+        "position handling differ between engines if they differ at all. " * 3
+    ),
+    "Mixed: English, Deutsch (Straße), Español (¿qué?), 日本語のテキスト.",
+    "tab\tseparated\tvalues\nand a new line",
+)
+_BATCH = 8  # the probe runs in a few padded batches, so padding is exercised too
+_TIMED_RUNS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    max_abs_diff: float | None  # per component, scaled by max(1, max |reference|)
+    min_cosine: float
+
+
+# fp32 engines compute the same float32 ops as the reference, in another order: a few ulps
+FP32 = Tolerance(max_abs_diff=1e-5, min_cosine=1 - 1e-5)
+# bf16 multiplies with 8 significant bits: only the direction is held to account
+BF16 = Tolerance(max_abs_diff=None, min_cosine=0.9999)
+TOLERANCES: dict[Precision, Tolerance] = {"fp32": FP32, "bf16": BF16}
+
+
+@dataclass(frozen=True, slots=True)
+class ParityCheck:
+    engine: str
+    precision: Precision
+    max_abs_diff: float
+    min_cosine: float
+    passed: bool
+    texts_per_s: float | None = None  # measured on the probe, in auto mode
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A fast engine, made on first use (importing a runtime costs start-up time)."""
+
+    name: str
+    precision: Precision
+    families: frozenset[Family]
+    make: Callable[[], InferenceEngine]
+
+
+@dataclass(slots=True)
+class Chosen:
+    encoder: Encoder
+    engine: str
+    precision: Precision
+    parity: ParityCheck | None  # None: the reference engine itself runs the model
+    considered: tuple[ParityCheck, ...] = ()
+
+
+class ChoiceMemory(Protocol):
+    """Engine choices remembered across restarts, per model and precision on this host."""
+
+    def recall(self, key: str) -> str | None: ...
+
+    def remember(self, key: str, engine: str) -> None: ...
+
+
+def parity_of(ours: Array, reference: Array) -> tuple[float, float]:
+    """(max abs diff scaled by max(1, max |reference|), min cosine), rows compared pairwise."""
+    scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
+    diff = float(np.abs(ours - reference).max(initial=0.0)) / scale
+    norms = np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1)
+    dots = (ours * reference).sum(axis=1)
+    # a zero vector on both sides (a text with no known token) agrees perfectly
+    cosines = np.where(norms > 0, dots / np.maximum(norms, 1e-30), 1.0)
+    return diff, float(cosines.min(initial=1.0))
+
+
+def _probe(tokenizer: Tokenizer) -> list[tuple[IdArray, IdArray]]:
+    encoded = tokenizer.encode(list(PROBE_TEXTS))
+    rows = [e.ids for e in encoded if e.ids] or [(0,)]
+    return [pad(rows[n : n + _BATCH]) for n in range(0, len(rows), _BATCH)]
+
+
+def _run(encoder: Encoder, probe: list[tuple[IdArray, IdArray]]) -> Array:
+    return np.concatenate([encoder.embed(ids, mask) for ids, mask in probe])
+
+
+def _texts_per_s(encoder: Encoder, probe: list[tuple[IdArray, IdArray]]) -> float:
+    _run(encoder, probe)  # warm-up: first calls allocate and plan
+    started = time.perf_counter()
+    for _ in range(_TIMED_RUNS):
+        _run(encoder, probe)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    return _TIMED_RUNS * sum(len(ids) for ids, _ in probe) / elapsed
+
+
+@dataclass(frozen=True, slots=True)
+class _Contender:
+    name: str
+    precision: Precision
+    encoder: Encoder
+    check: ParityCheck
+
+
+class EngineSelector:
+    """Loads a model on the engine `forced` names, or the fastest that passes ("auto").
+
+    Without candidates it is simply the reference engine.
+    """
+
+    def __init__(
+        self,
+        reference: InferenceEngine,
+        candidates: Sequence[Candidate] = (),
+        *,
+        forced: str = AUTO,
+        memory: ChoiceMemory | None = None,
+        precision_of: Callable[[ModelSpec], Precision] = lambda _spec: "fp32",
+        speed_of: Callable[[Encoder, list[tuple[IdArray, IdArray]]], float] | None = None,
+    ) -> None:
+        self.reference = reference
+        self._candidates = tuple(candidates)
+        self._forced = forced
+        self._memory = memory
+        self._precision_of = precision_of
+        self._made: dict[str, InferenceEngine] = {}
+        self._speed_of = speed_of or _texts_per_s
+
+    @property
+    def families(self) -> frozenset[Family]:
+        found = set(self.reference.families)
+        for candidate in self._candidates:
+            found |= candidate.families
+        return frozenset(found)
+
+    def choose(
+        self, spec: ModelSpec, folder: Path, tokenizer: Tokenizer
+    ) -> Chosen | ModelUnavailable:
+        candidates = [
+            c
+            for c in self._candidates
+            if spec.family in c.families and self._forced in {AUTO, c.name}
+        ]
+        reference = self.reference.load(spec, folder)
+        if isinstance(reference, ModelUnavailable) or not candidates:
+            return reference if isinstance(reference, ModelUnavailable) else self._plain(reference)
+        probe = _probe(tokenizer)
+        expected = _run(reference, probe)
+        precision = self._precision_of(spec)
+        key = f"{spec.qualified_name}|{precision}"
+        remembered = self._memory.recall(key) if self._memory and self._forced == AUTO else None
+        checks, contenders = self._contest(
+            _in_order(candidates, remembered, precision),
+            spec,
+            folder,
+            probe,
+            expected,
+            remembered=remembered,
+        )
+        if self._forced == AUTO and not any(c.name == remembered for c in contenders):
+            # the reference competes too: for a tiny model it may well be the fastest
+            speed = self._speed_of(reference, probe)
+            check = ParityCheck(
+                self.reference.name, "fp32", 0.0, 1.0, passed=True, texts_per_s=speed
+            )
+            contenders.append(_Contender(self.reference.name, "fp32", reference, check))
+        best = max(contenders, key=lambda c: c.check.texts_per_s or 0.0, default=None)
+        if best is None or best.name == self.reference.name:
+            return Chosen(reference, self.reference.name, "fp32", None, tuple(checks))
+        if self._memory is not None and self._forced == AUTO and best.name != remembered:
+            self._memory.remember(key, best.name)
+        return Chosen(best.encoder, best.name, best.precision, best.check, tuple(checks))
+
+    def _plain(self, reference: Encoder) -> Chosen:
+        return Chosen(reference, self.reference.name, "fp32", None)
+
+    def _contest(  # noqa: PLR0913 - the probe and what it is compared with
+        self,
+        candidates: list[Candidate],
+        spec: ModelSpec,
+        folder: Path,
+        probe: list[tuple[IdArray, IdArray]],
+        expected: Array,
+        *,
+        remembered: str | None,
+    ) -> tuple[list[ParityCheck], list[_Contender]]:
+        checks: list[ParityCheck] = []
+        contenders: list[_Contender] = []
+        for candidate in candidates:
+            contender = self._try(candidate, spec, folder, probe, expected)
+            if contender is None:
+                continue
+            checks.append(contender.check)
+            if contender.check.passed:
+                contenders.append(contender)
+                if candidate.name == remembered or self._forced != AUTO:
+                    break  # a remembered or forced engine that passes is used as it is
+        return checks, contenders
+
+    def _try(
+        self,
+        candidate: Candidate,
+        spec: ModelSpec,
+        folder: Path,
+        probe: list[tuple[IdArray, IdArray]],
+        expected: Array,
+    ) -> _Contender | None:
+        loaded = self._load(candidate, spec, folder)
+        if isinstance(loaded, ModelUnavailable):
+            log.info(
+                "engine_unavailable",
+                model=spec.qualified_name,
+                engine=candidate.name,
+                precision=candidate.precision,
+                reason=loaded.reason,
+            )
+            return None
+        check = self._gate(candidate, loaded, probe, expected)
+        log.info(
+            "engine_parity",
+            model=spec.qualified_name,
+            engine=check.engine,
+            precision=check.precision,
+            max_abs_diff=check.max_abs_diff,
+            min_cosine=check.min_cosine,
+            passed=check.passed,
+            texts_per_s=check.texts_per_s,
+        )
+        return _Contender(candidate.name, candidate.precision, loaded, check)
+
+    def _load(
+        self, candidate: Candidate, spec: ModelSpec, folder: Path
+    ) -> Encoder | ModelUnavailable:
+        made = f"{candidate.name}|{candidate.precision}"
+        engine = self._made.get(made)
+        if engine is None:
+            try:
+                engine = candidate.make()
+            except (ImportError, OSError, RuntimeError) as exc:  # a runtime missing or broken
+                return ModelUnavailable(spec.qualified_name, f"{candidate.name}: {exc}")
+            self._made[made] = engine
+        return engine.load(spec, folder)
+
+    def _gate(
+        self,
+        candidate: Candidate,
+        encoder: Encoder,
+        probe: list[tuple[IdArray, IdArray]],
+        expected: Array,
+    ) -> ParityCheck:
+        diff, cosine = parity_of(_run(encoder, probe), expected)
+        tolerance = TOLERANCES[candidate.precision]
+        passed = cosine >= tolerance.min_cosine and (
+            tolerance.max_abs_diff is None or diff <= tolerance.max_abs_diff
+        )
+        speed = self._speed_of(encoder, probe) if passed and self._forced == AUTO else None
+        return ParityCheck(candidate.name, candidate.precision, diff, cosine, passed, speed)
+
+
+def _in_order(
+    candidates: list[Candidate], remembered: str | None, precision: Precision
+) -> list[Candidate]:
+    """The wanted precision's candidates, the remembered first; fp32 ones after, as fallback."""
+    wanted = sorted(
+        (c for c in candidates if c.precision == precision), key=lambda c: c.name != remembered
+    )
+    fallback = [c for c in candidates if c.precision != precision and c.precision == "fp32"]
+    return wanted + fallback

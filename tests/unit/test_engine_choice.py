@@ -1,0 +1,215 @@
+"""Choosing the engine: the parity gate keeps drifting engines out; auto keeps the fastest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from application.engine_choice import (
+    AUTO,
+    Candidate,
+    EngineSelector,
+    ParityCheck,
+    Precision,
+    parity_of,
+)
+from domain.errors import ModelUnavailable
+from domain.models import Family, ModelSpec, PoolingMode
+from domain.ops import Array, IdArray
+from domain.ports import Encoder, InferenceEngine
+from tests.fakes import FakeEncoder, FakeEngine, FakeTokenizer
+
+SPEC = ModelSpec("m", "org/m", Family.BERT, 4, 8, PoolingMode.MEAN)
+FOLDER = Path("/nowhere")
+
+
+class _Skewed:
+    """The fake encoder's rows, each multiplied by (1 + drift) on its first component: a
+    drift of 1e-3 moves the direction by about 1e-7 of cosine, which bf16's gate allows."""
+
+    dimensions = 4
+    images = None
+
+    def __init__(self, drift: float, speed: float) -> None:
+        self.drift = drift
+        self.speed = speed
+        self._inner = FakeEncoder()
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        out = self._inner.embed(ids, mask)
+        out[:, 0] *= np.float32(1 + self.drift)
+        return out
+
+
+class _Engine:
+    def __init__(self, name: str, encoder: _Skewed) -> None:
+        self.name = name
+        self.families = frozenset({Family.BERT})
+        self.encoder = encoder
+        self.loads = 0
+
+    def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        self.loads += 1
+        return self.encoder
+
+
+class _Memory:
+    def __init__(self, remembered: dict[str, str] | None = None) -> None:
+        self.choices = dict(remembered or {})
+
+    def recall(self, key: str) -> str | None:
+        return self.choices.get(key)
+
+    def remember(self, key: str, engine: str) -> None:
+        self.choices[key] = engine
+
+
+def _speed(encoder: Encoder, _probe: object) -> float:
+    """Declared, not timed: the choice is tested, not the clock."""
+    return float(getattr(encoder, "speed", 100.0))  # the reference runs at 100
+
+
+def _candidate(engine: _Engine, precision: Precision = "fp32") -> Candidate:
+    return Candidate(engine.name, precision, engine.families, lambda: engine)
+
+
+def _selector(
+    *engines: _Engine | Candidate,
+    forced: str = AUTO,
+    memory: _Memory | None = None,
+    precision: Precision = "fp32",
+) -> EngineSelector:
+    candidates = [e if isinstance(e, Candidate) else _candidate(e) for e in engines]
+    return EngineSelector(
+        FakeEngine(),
+        candidates,
+        forced=forced,
+        memory=memory,
+        precision_of=lambda _spec: precision,
+        speed_of=_speed,
+    )
+
+
+def _choose(selector: EngineSelector) -> tuple[str, ParityCheck | None, tuple[ParityCheck, ...]]:
+    chosen = selector.choose(SPEC, FOLDER, FakeTokenizer(max_tokens=64))
+    assert not isinstance(chosen, ModelUnavailable), chosen
+    return chosen.engine, chosen.parity, chosen.considered
+
+
+def test_without_candidates_the_reference_runs_ungated() -> None:
+    assert _choose(_selector()) == ("fake", None, ())
+
+
+def test_auto_keeps_the_fastest_engine_that_passes() -> None:
+    slow, fast = _Engine("slow", _Skewed(0, 150)), _Engine("fast", _Skewed(0, 300))
+    engine, parity, considered = _choose(_selector(slow, fast))
+    assert engine == "fast"
+    assert parity is not None
+    assert parity.passed
+    assert parity.max_abs_diff == 0.0
+    assert [c.engine for c in considered] == ["slow", "fast"]
+
+
+def test_a_drifting_engine_is_not_used_however_fast() -> None:
+    """1e-3 relative drift on one component fails fp32's 1e-5 gate."""
+    drifting, honest = _Engine("drifting", _Skewed(1e-3, 900)), _Engine("honest", _Skewed(0, 200))
+    engine, _, considered = _choose(_selector(drifting, honest))
+    assert engine == "honest"
+    failed = next(c for c in considered if c.engine == "drifting")
+    assert not failed.passed
+    assert failed.max_abs_diff > 1e-5
+
+
+def test_the_reference_wins_when_no_engine_is_faster() -> None:
+    assert _choose(_selector(_Engine("slow", _Skewed(0, 50))))[0] == "fake"
+
+
+def test_when_every_engine_drifts_the_reference_runs() -> None:
+    engine, parity, considered = _choose(_selector(_Engine("bad", _Skewed(0.5, 900))))
+    assert (engine, parity) == ("fake", None)
+    assert [c.passed for c in considered] == [False]
+
+
+def test_bf16_is_held_to_direction_not_digits() -> None:
+    """The same small drift fails fp32's gate and passes bf16's (min cosine 0.9999)."""
+    bf16 = _Engine("openvino", _Skewed(1e-3, 900))
+    engine, parity, _ = _choose(_selector(_candidate(bf16, "bf16"), precision="bf16"))
+    assert engine == "openvino"
+    assert parity is not None
+    assert parity.precision == "bf16"
+    assert parity.min_cosine >= 0.9999
+
+
+def test_a_forced_engine_is_used_without_timing_others() -> None:
+    fast, forced = _Engine("fast", _Skewed(0, 900)), _Engine("forced", _Skewed(0, 10))
+    engine, parity, _ = _choose(_selector(fast, forced, forced="forced"))
+    assert engine == "forced"
+    assert parity is not None
+    assert parity.texts_per_s is None  # not timed
+    assert fast.loads == 0
+
+
+def test_a_forced_engine_that_fails_the_gate_falls_back_to_the_reference() -> None:
+    engine, _, considered = _choose(_selector(_Engine("x", _Skewed(0.5, 9)), forced="x"))
+    assert engine == "fake"
+    assert [c.engine for c in considered] == ["x"]
+
+
+def test_forcing_the_reference_makes_no_other_engine() -> None:
+    other = _Engine("other", _Skewed(0, 900))
+    assert _choose(_selector(other, forced="fake"))[0] == "fake"
+    assert other.loads == 0
+
+
+def test_the_choice_is_remembered_and_then_only_gated() -> None:
+    memory = _Memory()
+    a, b = _Engine("a", _Skewed(0, 200)), _Engine("b", _Skewed(0, 300))
+    assert _choose(_selector(a, b, memory=memory))[0] == "b"
+    assert memory.choices == {"m:latest|fp32": "b"}
+    a2, b2 = _Engine("a", _Skewed(0, 900)), _Engine("b", _Skewed(0, 300))
+    assert _choose(_selector(a2, b2, memory=memory))[0] == "b"
+    assert (a2.loads, b2.loads) == (0, 1)
+
+
+def test_a_remembered_engine_that_now_drifts_is_replaced() -> None:
+    memory = _Memory({"m:latest|fp32": "b"})
+    a, b = _Engine("a", _Skewed(0, 200)), _Engine("b", _Skewed(0.5, 300))
+    assert _choose(_selector(a, b, memory=memory))[0] == "a"
+    assert memory.choices["m:latest|fp32"] == "a"
+
+
+def test_an_engine_that_cannot_be_made_is_skipped() -> None:
+    def missing() -> InferenceEngine:
+        msg = "No module named 'openvino'"
+        raise ImportError(msg)
+
+    broken = Candidate("openvino", "fp32", frozenset({Family.BERT}), missing)
+    ok = _Engine("ok", _Skewed(0, 300))
+    assert _choose(_selector(broken, ok))[0] == "ok"
+
+
+def test_families_no_candidate_runs_stay_on_the_reference() -> None:
+    static = ModelSpec("s", "org/s", Family.STATIC, 4, None, PoolingMode.MEAN)
+    engine = _Engine("fast", _Skewed(0, 900))
+    chosen = _selector(engine).choose(static, FOLDER, FakeTokenizer())
+    assert not isinstance(chosen, ModelUnavailable)
+    assert chosen.engine == "fake"
+    assert engine.loads == 0
+
+
+@pytest.mark.parametrize(
+    ("ours", "reference", "diff", "cosine"),
+    [
+        ([[1.0, 0.0]], [[1.0, 0.0]], 0.0, 1.0),
+        ([[0.0, 0.0]], [[0.0, 0.0]], 0.0, 1.0),  # zero vectors on both sides agree
+        ([[0.0, 1.0]], [[1.0, 0.0]], 1.0, 0.0),
+        ([[20.0, 0.0]], [[10.0, 0.0]], 1.0, 1.0),  # diff scaled by the largest component
+    ],
+)
+def test_parity_measures(
+    ours: list[list[float]], reference: list[list[float]], diff: float, cosine: float
+) -> None:
+    got = parity_of(np.array(ours, np.float32), np.array(reference, np.float32))
+    assert got == pytest.approx((diff, cosine))
