@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
@@ -12,6 +14,7 @@ from typing import Literal
 from litestar import Litestar
 from platformdirs import user_data_dir
 
+from adapters.engine_memory import JsonChoiceMemory
 from adapters.engines.numpy_ref import NumpyEngine
 from adapters.http.app import create_app
 from adapters.http.inventory import Inventory
@@ -20,18 +23,31 @@ from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
 from adapters.tokenizers.by_family import load_tokenizer
 from adapters.tokenizers.cl100k import Cl100kDecoder
+from application.batching import BatchSettings
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
+from application.engine_choice import AUTO, Candidate, EngineSelector, Precision
 from application.lifecycle import ModelRegistry
 from application.stores import FirstFound
+from domain.models import Family, ModelSpec
+from domain.ports import InferenceEngine
 
-__all__ = ["Settings", "build_app", "default_home"]
+__all__ = ["ENGINES", "Settings", "build_app", "default_engine", "default_home"]
 
 _TRUTHY = {"1", "true", "yes", "on"}
+ENGINES = (AUTO, "numpy", "onnxruntime", "openvino", "coreml")
+# the families one ONNX graph (or ML program) serves; word vectors stay on numpy, where a
+# gather and a mean are as fast as they get
+_GRAPH_FAMILIES = frozenset({Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP})
 
 
 def default_home() -> Path:
     return Path(os.environ.get("EMBEDSERVE_HOME") or user_data_dir("embedserve"))
+
+
+def default_engine() -> str:
+    """CoreML on a Mac (it runs on the GPU and Neural Engine too); elsewhere the fastest."""
+    return "coreml" if sys.platform == "darwin" else AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +59,15 @@ class Settings:
     offline: bool = False
     hf_endpoint: str | None = None
     log_format: LogFormat = "auto"
+    engine: str = field(default_factory=default_engine)
+    precision: Precision = "fp32"
+    model_precision: Mapping[str, Precision] = field(default_factory=dict)  # by model name
+    threads: int | None = None  # per forward pass; None: the runtime's choice (every core)
+    onnx_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    openvino_device: str = "CPU"
+    coreml_compute_units: str = "all"
+    batching: BatchSettings = field(default_factory=BatchSettings)
+    max_concurrent_batches: int = 1
 
     @classmethod
     def from_environment(cls, home: Path | None = None) -> Settings:
@@ -67,11 +92,18 @@ def build_app(settings: Settings) -> Litestar:
             ),
         ]
     )
-    # One inference thread: BLAS already uses every core, and two forward passes at once
-    # would only fight over them.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+    # One inference thread by default: BLAS and the runtimes already use every core, and two
+    # forward passes at once would only fight over them.
+    executor = ThreadPoolExecutor(
+        max_workers=settings.max_concurrent_batches, thread_name_prefix="inference"
+    )
     registry = ModelRegistry(
-        store, NumpyEngine(), load_tokenizer, executor, default_keep_alive_s=settings.keep_alive_s
+        store,
+        _engines(settings),
+        load_tokenizer,
+        executor,
+        default_keep_alive_s=settings.keep_alive_s,
+        batching=settings.batching,
     )
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
     service = EmbeddingService(catalogue, registry, decoder)
@@ -81,4 +113,47 @@ def build_app(settings: Settings) -> Litestar:
         Inventory(catalogue, store),
         version=version("embedserve"),
         truncate=settings.truncate,
+    )
+
+
+def _engines(settings: Settings) -> EngineSelector:
+    """The numpy reference and the fast engines, each imported only when first used."""
+    cache = settings.home / "Embeddings" / ".graphs"
+    threads = settings.threads
+
+    def onnxruntime() -> InferenceEngine:
+        from adapters.engines.onnx_runtime import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(cache, providers=settings.onnx_providers, threads=threads)
+
+    def openvino(precision: Precision) -> InferenceEngine:
+        from adapters.engines.openvino_engine import OpenVinoEngine
+
+        return OpenVinoEngine(
+            cache, device=settings.openvino_device, threads=threads, precision=precision
+        )
+
+    def coreml() -> InferenceEngine:
+        from adapters.engines.coreml_engine import CoreMLEngine
+
+        return CoreMLEngine(cache, compute_units=settings.coreml_compute_units)  # type: ignore[arg-type]
+
+    candidates = [
+        Candidate("onnxruntime", "fp32", _GRAPH_FAMILIES, onnxruntime),
+        Candidate("openvino", "fp32", _GRAPH_FAMILIES, lambda: openvino("fp32")),
+        Candidate("openvino", "bf16", _GRAPH_FAMILIES, lambda: openvino("bf16")),
+    ]
+    if sys.platform == "darwin" or settings.engine == "coreml":
+        candidates.append(Candidate("coreml", "fp32", _GRAPH_FAMILIES, coreml))
+
+    def precision_of(spec: ModelSpec) -> Precision:
+        named = settings.model_precision
+        return named.get(spec.qualified_name) or named.get(spec.name) or settings.precision
+
+    return EngineSelector(
+        NumpyEngine(),
+        candidates,
+        forced=settings.engine,
+        memory=JsonChoiceMemory(settings.home / "engine-choices.json"),
+        precision_of=precision_of,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -69,7 +69,7 @@ PROBE_TEXTS: tuple[str, ...] = (
     "tab\tseparated\tvalues\nand a new line",
 )
 _BATCH = 8  # the probe runs in a few padded batches, so padding is exercised too
-_TIMED_RUNS = 2
+_TIMED_RUNS = 2  # a short probe: timing it costs far less than the load itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +144,24 @@ def _run(encoder: Encoder, probe: list[tuple[IdArray, IdArray]]) -> Array:
 
 
 def _texts_per_s(encoder: Encoder, probe: list[tuple[IdArray, IdArray]]) -> float:
-    _run(encoder, probe)  # warm-up: first calls allocate and plan
+    """Timed after the gate's run, which was the warm-up (first calls allocate and plan)."""
     started = time.perf_counter()
     for _ in range(_TIMED_RUNS):
         _run(encoder, probe)
     elapsed = max(time.perf_counter() - started, 1e-9)
     return _TIMED_RUNS * sum(len(ids) for ids, _ in probe) / elapsed
+
+
+@dataclass(slots=True)
+class _Trial:
+    """One model's load: the probe, the reference's answer, and every gate it ran."""
+
+    spec: ModelSpec
+    folder: Path
+    reference: Encoder
+    probe: list[tuple[IdArray, IdArray]]
+    expected: Array
+    checks: list[ParityCheck] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +171,9 @@ class _Contender:
     encoder: Encoder
     check: ParityCheck
 
+    def chosen(self, considered: tuple[ParityCheck, ...]) -> Chosen:
+        return Chosen(self.encoder, self.name, self.precision, self.check, considered)
+
 
 class EngineSelector:
     """Loads a model on the engine `forced` names, or the fastest that passes ("auto").
@@ -166,7 +181,7 @@ class EngineSelector:
     Without candidates it is simply the reference engine.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the reference, the candidates, and policies by keyword
         self,
         reference: InferenceEngine,
         candidates: Sequence[Candidate] = (),
@@ -203,80 +218,70 @@ class EngineSelector:
         if isinstance(reference, ModelUnavailable) or not candidates:
             return reference if isinstance(reference, ModelUnavailable) else self._plain(reference)
         probe = _probe(tokenizer)
-        expected = _run(reference, probe)
+        # the reference's run is the yardstick, and warms it up for its own timing
+        trial = _Trial(spec, folder, reference, probe, _run(reference, probe))
         precision = self._precision_of(spec)
         key = f"{spec.qualified_name}|{precision}"
         remembered = self._memory.recall(key) if self._memory and self._forced == AUTO else None
-        checks, contenders = self._contest(
-            _in_order(candidates, remembered, precision),
-            spec,
-            folder,
-            probe,
-            expected,
-            remembered=remembered,
-        )
-        if self._forced == AUTO and not any(c.name == remembered for c in contenders):
-            # the reference competes too: for a tiny model it may well be the fastest
-            speed = self._speed_of(reference, probe)
-            check = ParityCheck(
-                self.reference.name, "fp32", 0.0, 1.0, passed=True, texts_per_s=speed
-            )
-            contenders.append(_Contender(self.reference.name, "fp32", reference, check))
-        best = max(contenders, key=lambda c: c.check.texts_per_s or 0.0, default=None)
-        if best is None or best.name == self.reference.name:
-            return Chosen(reference, self.reference.name, "fp32", None, tuple(checks))
-        if self._memory is not None and self._forced == AUTO and best.name != remembered:
+        if remembered == self.reference.name:
+            return self._plain(reference)
+        ordered = _in_order(candidates, precision)
+        one = remembered if remembered is not None else self._forced
+        if one != AUTO:
+            found = self._first_passing([c for c in ordered if c.name == one], trial)
+            if found is not None:
+                return found.chosen(tuple(trial.checks))
+            if self._forced != AUTO:
+                return Chosen(reference, self.reference.name, "fp32", None, tuple(trial.checks))
+        best = self._fastest(ordered, trial)
+        if self._memory is not None:
             self._memory.remember(key, best.name)
-        return Chosen(best.encoder, best.name, best.precision, best.check, tuple(checks))
+        if best.name == self.reference.name:
+            return Chosen(reference, best.name, "fp32", None, tuple(trial.checks))
+        return best.chosen(tuple(trial.checks))
 
     def _plain(self, reference: Encoder) -> Chosen:
         return Chosen(reference, self.reference.name, "fp32", None)
 
-    def _contest(  # noqa: PLR0913 - the probe and what it is compared with
-        self,
-        candidates: list[Candidate],
-        spec: ModelSpec,
-        folder: Path,
-        probe: list[tuple[IdArray, IdArray]],
-        expected: Array,
-        *,
-        remembered: str | None,
-    ) -> tuple[list[ParityCheck], list[_Contender]]:
-        checks: list[ParityCheck] = []
-        contenders: list[_Contender] = []
+    def _first_passing(self, candidates: list[Candidate], trial: _Trial) -> _Contender | None:
+        """A remembered or forced engine: gated, not timed."""
         for candidate in candidates:
-            contender = self._try(candidate, spec, folder, probe, expected)
-            if contender is None:
-                continue
-            checks.append(contender.check)
-            if contender.check.passed:
-                contenders.append(contender)
-                if candidate.name == remembered or self._forced != AUTO:
-                    break  # a remembered or forced engine that passes is used as it is
-        return checks, contenders
+            contender = self._try(candidate, trial, timed=False)
+            if contender is not None and contender.check.passed:
+                return contender
+        return None
 
-    def _try(
-        self,
-        candidate: Candidate,
-        spec: ModelSpec,
-        folder: Path,
-        probe: list[tuple[IdArray, IdArray]],
-        expected: Array,
-    ) -> _Contender | None:
-        loaded = self._load(candidate, spec, folder)
+    def _fastest(self, candidates: list[Candidate], trial: _Trial) -> _Contender:
+        """Every engine not yet tried is gated, and timed if it passes; the reference too."""
+        tried = {(c.engine, c.precision) for c in trial.checks}
+        contenders = []
+        for candidate in candidates:
+            if (candidate.name, candidate.precision) not in tried:
+                contender = self._try(candidate, trial, timed=True)
+                if contender is not None and contender.check.passed:
+                    contenders.append(contender)
+        # the reference competes too: for a tiny model it may well be the fastest
+        speed = self._speed_of(trial.reference, trial.probe)
+        own = ParityCheck(self.reference.name, "fp32", 0.0, 1.0, passed=True, texts_per_s=speed)
+        contenders.append(_Contender(self.reference.name, "fp32", trial.reference, own))
+        return max(contenders, key=lambda c: c.check.texts_per_s or 0.0)
+
+    def _try(self, candidate: Candidate, trial: _Trial, *, timed: bool) -> _Contender | None:
+        loaded = self._load(candidate, trial.spec, trial.folder)
         if isinstance(loaded, ModelUnavailable):
             log.info(
                 "engine_unavailable",
-                model=spec.qualified_name,
+                model=trial.spec.qualified_name,
                 engine=candidate.name,
                 precision=candidate.precision,
                 reason=loaded.reason,
             )
             return None
-        check = self._gate(candidate, loaded, probe, expected)
+        check = self._gate(candidate, loaded, trial, timed=timed)
+        trial.checks.append(check)
         log.info(
             "engine_parity",
-            model=spec.qualified_name,
+            model=trial.spec.qualified_name,
             engine=check.engine,
             precision=check.precision,
             max_abs_diff=check.max_abs_diff,
@@ -300,27 +305,19 @@ class EngineSelector:
         return engine.load(spec, folder)
 
     def _gate(
-        self,
-        candidate: Candidate,
-        encoder: Encoder,
-        probe: list[tuple[IdArray, IdArray]],
-        expected: Array,
+        self, candidate: Candidate, encoder: Encoder, trial: _Trial, *, timed: bool
     ) -> ParityCheck:
-        diff, cosine = parity_of(_run(encoder, probe), expected)
+        diff, cosine = parity_of(_run(encoder, trial.probe), trial.expected)
         tolerance = TOLERANCES[candidate.precision]
         passed = cosine >= tolerance.min_cosine and (
             tolerance.max_abs_diff is None or diff <= tolerance.max_abs_diff
         )
-        speed = self._speed_of(encoder, probe) if passed and self._forced == AUTO else None
+        speed = self._speed_of(encoder, trial.probe) if passed and timed else None
         return ParityCheck(candidate.name, candidate.precision, diff, cosine, passed, speed)
 
 
-def _in_order(
-    candidates: list[Candidate], remembered: str | None, precision: Precision
-) -> list[Candidate]:
-    """The wanted precision's candidates, the remembered first; fp32 ones after, as fallback."""
-    wanted = sorted(
-        (c for c in candidates if c.precision == precision), key=lambda c: c.name != remembered
-    )
+def _in_order(candidates: list[Candidate], precision: Precision) -> list[Candidate]:
+    """The wanted precision's candidates, then fp32 ones as the fallback."""
+    wanted = [c for c in candidates if c.precision == precision]
     fallback = [c for c in candidates if c.precision != precision and c.precision == "fp32"]
     return wanted + fallback

@@ -205,6 +205,7 @@ async def test_models_say_family_dimensions_and_input_kinds(http: httpx.AsyncCli
         "dimensions": 512,
         "max_tokens": 77,
         "inputs": ["text", "image"],
+        "engine": None,  # not loaded
     }
     assert listed["potion-base-8M"]["dimensions"] == 256
     assert listed["all-MiniLM-L6-v2"]["inputs"] == ["text"]
@@ -231,3 +232,20 @@ async def test_route_errors_use_the_openai_envelope(
     response = await http.request(method, path)
     assert response.status_code == status
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_a_loaded_model_says_which_engine_runs_it_and_how_it_compared(
+    oai: openai.AsyncOpenAI, http: httpx.AsyncClient
+) -> None:
+    """The engine and its parity gate's figures, in /v1/models/{id} and /api/show."""
+    await oai.embeddings.create(model=MODEL, input="load it")
+    engine = (await http.get(f"/v1/models/{MODEL}")).json()["engine"]
+    shown = (await http.post("/api/show", json={"model": MODEL})).json()["model_info"]
+    assert engine["name"] == shown["embedserve.engine"]
+    assert engine["precision"] == shown["embedserve.precision"] == "fp32"
+    if engine["name"] == "numpy":  # the reference itself: nothing to compare with
+        assert engine["parity"] is None
+    else:
+        assert engine["parity"]["passed"] is True
+        assert engine["parity"]["max_abs_diff"] <= 1e-5
+        assert shown["embedserve.parity.min_cosine"] >= 1 - 1e-5

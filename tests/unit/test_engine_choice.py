@@ -213,3 +213,22 @@ def test_parity_measures(
 ) -> None:
     got = parity_of(np.array(ours, np.float32), np.array(reference, np.float32))
     assert got == pytest.approx((diff, cosine))
+
+
+def test_a_remembered_engine_is_gated_but_not_timed() -> None:
+    memory = _Memory({"m:latest|fp32": "b"})
+    _, parity, considered = _choose(_selector(_Engine("b", _Skewed(0, 300)), memory=memory))
+    assert parity is not None
+    assert parity.passed
+    assert parity.texts_per_s is None
+    assert [c.engine for c in considered] == ["b"]
+
+
+def test_when_the_reference_wins_that_is_remembered_too() -> None:
+    memory = _Memory()
+    slow = _Engine("slow", _Skewed(0, 50))
+    assert _choose(_selector(slow, memory=memory))[0] == "fake"
+    assert memory.choices == {"m:latest|fp32": "fake"}
+    again = _Engine("slow", _Skewed(0, 50))
+    assert _choose(_selector(again, memory=memory))[0] == "fake"
+    assert again.loads == 0

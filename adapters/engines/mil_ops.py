@@ -1,0 +1,276 @@
+"""The ops recorded as a MIL program: the domain's forward passes, written once, for Core ML.
+
+`MilOps` implements domain.ops.Ops by adding coremltools MIL operations to the function being
+built (`mb.program`) instead of computing. Running an architecture's forward function
+(bert_sentence_embedding, clip_text_embedding, ...) with it leaves a program from
+`input_ids`/`attention_mask` (int32, or `pixel_values`) to `embeddings`, pooling and
+normalisation included, that coremltools converts into an ML program (adapters/engines/
+coreml_engine.py). It is the ONNX recorder's counterpart (adapters/engines/onnx_graph.py).
+
+Weights become const ops, float32 as the checkpoint holds them (the engine converts with
+FLOAT32 compute precision). Every op is in the iOS16 opset (macOS 13): linear and layer_norm
+are MIL's own, exact GELU is `gelu` EXACT and quick_gelu is `gelu` SIGMOID_APPROXIMATION, whose
+definition is CLIP's x·sigmoid(1.702·x). Attention is written out (matmul, softmax, matmul);
+the fused scaled_dot_product_attention would need iOS18.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from domain.models import PoolingMode
+from domain.ops import Array, Linear, Norm, Ops
+
+# coremltools' import logs, as warnings, each macOS-only runtime piece it cannot load on Linux
+# ("Failed to load _MLModelProxy") and each optional framework whose version it has not tested.
+_coremltools_log = logging.getLogger("coremltools")
+_level = _coremltools_log.level
+_coremltools_log.setLevel(logging.ERROR)
+try:
+    import coremltools as ct  # type: ignore[import-untyped]
+    from coremltools.converters.mil import (  # type: ignore[import-untyped]
+        Builder as mb,  # noqa: N813 - the name coremltools' documentation gives it
+    )
+    from coremltools.converters.mil.mil import (  # type: ignore[import-untyped]
+        Program,
+        Var,
+        get_new_symbol,
+        types,
+    )
+finally:
+    _coremltools_log.setLevel(_level)
+
+__all__ = [
+    "MIL_BUILDER_VERSION",
+    "OPSET",
+    "OUTPUT",
+    "ImageForward",
+    "MilOps",
+    "TextForward",
+    "ct",
+    "image_program",
+    "text_program",
+]
+
+# `ct` is coremltools itself, exported so that the engine need not import it first, noisily.
+
+# Bump when the recorder's output changes: cached packages from another version are not reused.
+MIL_BUILDER_VERSION = 1
+OPSET = ct.target.iOS16  # gather with batch_dims; every op here is in it (macOS 13, iOS 16)
+OUTPUT = "embeddings"  # the programs' one output, [batch, D]: the name the ONNX graphs use too
+_NEG = float(np.finfo(np.float32).min)  # what transformers (and the numpy engine) use for masks
+
+
+class MilOps:
+    """domain.ops.Ops that adds MIL ops; use inside one `mb.program` body, one instance each."""
+
+    def __init__(self) -> None:
+        self._derived: dict[tuple[object, ...], Var] = {}
+
+    def embedding(self, table: Array, ids: Var) -> Var:
+        return mb.gather(x=table, indices=ids, axis=0)  # [V,H] x [B,T] -> [B,T,H]
+
+    def positions(self, ids: Var) -> Var:
+        arange = self._arange(ids)  # [T]
+        return mb.add(x=mb.mul(x=ids, y=np.int32(0)), y=arange)  # [B,T], 0..T-1 on every row
+
+    def make_positions(self, ids: Var, mask: Var, padding_idx: int) -> Var:
+        real = mb.logical_and(
+            x=mb.greater(x=mask, y=np.int32(0)), y=mb.not_equal(x=ids, y=np.int32(padding_idx))
+        )
+        counted = mb.cast(x=real, dtype="int32")  # [B,T]: 1 on the tokens that get a number
+        numbers = mb.mul(x=mb.cumsum(x=counted, axis=1), y=counted)  # 1, 2, ... there, else 0
+        return mb.add(x=numbers, y=np.int32(padding_idx))
+
+    def add(self, a: Var, b: Var | Array) -> Var:
+        return mb.add(x=a, y=b)
+
+    def linear(self, x: Var, w: Linear) -> Var:
+        return mb.linear(x=x, weight=w.weight, bias=w.bias)  # MIL's weight is [out,in] too
+
+    def layer_norm(self, x: Var, w: Norm, eps: float) -> Var:
+        return mb.layer_norm(x=x, axes=[-1], gamma=w.weight, beta=w.bias, epsilon=np.float32(eps))
+
+    def gelu_erf(self, x: Var) -> Var:
+        return mb.gelu(x=x, mode="EXACT")
+
+    def quick_gelu(self, x: Var) -> Var:
+        return mb.gelu(x=x, mode="SIGMOID_APPROXIMATION")  # defined as x·sigmoid(1.702·x)
+
+    def attention(  # noqa: PLR0913 - the Ops signature
+        self, q: Var, k: Var, v: Var, mask: Var | None, heads: int, *, causal: bool = False
+    ) -> Var:
+        width = q.shape[-1]
+        shape = mb.shape(x=q)  # [B,T,H]
+        split_shape = mb.concat(
+            values=[mb.slice_by_size(x=shape, begin=[0], size=[2]), [heads, width // heads]],
+            axis=0,
+        )
+
+        def split(x: Var) -> Var:  # [B,T,H] -> [B,NH,T,HD]
+            return mb.transpose(x=mb.reshape(x=x, shape=split_shape), perm=[0, 2, 1, 3])
+
+        scores = mb.matmul(x=split(q), y=split(k), transpose_y=True)  # [B,NH,T,T]
+        scores = mb.mul(x=scores, y=np.float32(1 / math.sqrt(width // heads)))
+        bias = self._score_bias(q, mask, causal=causal)
+        if bias is not None:
+            scores = mb.add(x=scores, y=bias)
+        probs = mb.softmax(x=scores, axis=-1)
+        ctx = mb.transpose(x=mb.matmul(x=probs, y=split(v)), perm=[0, 2, 1, 3])  # [B,T,NH,HD]
+        return mb.reshape(x=ctx, shape=shape)  # [B,T,H]
+
+    def patches(self, pixels: Var, size: int) -> Var:
+        # [B,C,S,S] -> [B·C·g,p,g,p] -> [B·C·g,g,p,p] = [B,C,N,p·p] -> [B,N,C,p·p] -> [B,N,C·p·p],
+        # g = S/p: the rank-6 grid of the reference, in steps of rank 4 at most
+        _, c, s, _ = pixels.shape
+        g, p = s // size, size
+        rows = mb.transpose(x=mb.reshape(x=pixels, shape=[-1, p, g, p]), perm=[0, 2, 1, 3])
+        grid = mb.reshape(x=rows, shape=[-1, c, g * g, p * p])
+        tiles = mb.transpose(x=grid, perm=[0, 2, 1, 3])
+        return mb.reshape(x=tiles, shape=[-1, g * g, c * p * p])
+
+    def prepend(self, x: Var, row: Array) -> Var:
+        batch = mb.slice_by_size(x=mb.shape(x=x), begin=[0], size=[1])
+        reps = mb.concat(values=[batch, np.array([1, 1], dtype=np.int32)], axis=0)
+        first = mb.tile(x=row.reshape(1, 1, -1), reps=reps)  # [B,1,H]
+        return mb.concat(values=[first, x], axis=1)
+
+    def token_at(self, x: Var, position: int) -> Var:
+        return mb.gather(x=x, indices=np.int32(position), axis=1)  # [B,T,H] -> [B,H]
+
+    def token_of(self, x: Var, ids: Var, token: int | None) -> Var:
+        target = (
+            mb.reduce_max(x=ids, axes=[1], keep_dims=True) if token is None else np.int32(token)
+        )
+        return self._gather_rows(x, self._first(mb.equal(x=ids, y=target)))
+
+    def pool(self, x: Var, mask: Var, mode: PoolingMode) -> Var:
+        match mode:
+            case PoolingMode.CLS:
+                return self.token_at(x, 0)
+            case PoolingMode.MAX:
+                real = self._derive(("real3", id(mask)), lambda: self._real3(mask))
+                masked = mb.select(cond=real, a=x, b=np.float32(-np.inf))  # pads never win
+                return mb.reduce_max(x=masked, axes=[1], keep_dims=False)
+            case PoolingMode.MEAN:
+                return self._mean(x, self._float_mask(mask), np.float32(1e-9), sqrt=False)
+            case PoolingMode.MEAN_SQRT_LEN:
+                return self._mean(x, self._float_mask(mask), np.float32(1e-9), sqrt=True)
+            case PoolingMode.WEIGHTED_MEAN:
+                ranks = mb.cast(x=mb.add(x=self._arange(mask), y=np.int32(1)), dtype="fp32")
+                weights = mb.mul(x=self._float_mask(mask), y=mb.expand_dims(x=ranks, axes=[0, 2]))
+                return self._mean(x, weights, np.float32(1e-9), sqrt=False)  # i-th weighs i
+            case PoolingMode.LAST_TOKEN | PoolingMode.EOS:
+                length = mb.reduce_sum(x=mask, axes=[1], keep_dims=False)  # [B]
+                return self._gather_rows(x, mb.sub(x=length, y=np.int32(1)))  # right-padded
+
+    def concat(self, xs: Sequence[Var]) -> Var:
+        return mb.concat(values=list(xs), axis=-1)
+
+    def l2_normalize(self, x: Var) -> Var:
+        norm = mb.reduce_l2_norm(x=x, axes=[-1], keep_dims=True)
+        return mb.real_div(x=x, y=mb.maximum(x=norm, y=np.float32(1e-12)))
+
+    # --- building blocks -------------------------------------------------------------------------
+
+    def _derive(self, key: tuple[object, ...], make: Callable[[], Var]) -> Var:
+        """A value that depends only on the inputs (mask forms, score biases): recorded once."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
+
+    def _arange(self, ids: Var) -> Var:  # [B,T] -> [T] int32 holding 0..T-1
+        def make() -> Var:
+            length = mb.gather(x=mb.shape(x=ids), indices=np.int32(1), axis=0)
+            return mb.range_1d(start=np.int32(0), end=length, step=np.int32(1))
+
+        return self._derive(("arange", id(ids)), make)
+
+    def _real3(self, mask: Var) -> Var:  # [B,T] -> [B,T,1] bool
+        return mb.expand_dims(x=mb.greater(x=mask, y=np.int32(0)), axes=[2])
+
+    def _float_mask(self, mask: Var) -> Var:  # [B,T] -> [B,T,1] float
+        return self._derive(
+            ("float3", id(mask)),
+            lambda: mb.expand_dims(x=mb.cast(x=mask, dtype="fp32"), axes=[2]),
+        )
+
+    def _mean(self, x: Var, weights: Var, floor: np.float32, *, sqrt: bool) -> Var:
+        """Σ weights·x / Σ weights over the tokens, with sentence-transformers' 1e-9 floor."""
+        total = mb.reduce_sum(x=mb.mul(x=x, y=weights), axes=[1], keep_dims=False)  # [B,H]
+        count = mb.maximum(x=mb.reduce_sum(x=weights, axes=[1], keep_dims=False), y=floor)
+        return mb.real_div(x=total, y=mb.sqrt(x=count) if sqrt else count)  # count [B,1]
+
+    def _first(self, hits: Var) -> Var:
+        """[B,T] bool -> [B]: the first position that hits, 0 where none does (numpy's argmax).
+
+        reduce_argmax leaves ties unspecified, so the first hit is found as the largest of
+        hit·(T - position), which no two positions share.
+        """
+        arange = self._arange(hits)
+        length = mb.gather(x=mb.shape(x=hits), indices=np.int32(1), axis=0)  # T
+        countdown = mb.sub(x=length, y=arange)  # [T]: T, T-1, ..., 1
+        score = mb.reduce_max(
+            x=mb.mul(x=mb.cast(x=hits, dtype="int32"), y=countdown), axes=[1], keep_dims=False
+        )  # [B]: T - first, or 0 without a hit
+        return mb.mod(x=mb.sub(x=length, y=score), y=length)
+
+    def _gather_rows(self, x: Var, where: Var) -> Var:  # [B,T,H] x [B] -> [B,H]: x[b, where[b]]
+        picked = mb.gather(x=x, indices=mb.expand_dims(x=where, axes=[1]), axis=1, batch_dims=1)
+        return mb.squeeze(x=picked, axes=[1])
+
+    def _score_bias(self, q: Var, mask: Var | None, *, causal: bool) -> Var | None:
+        """What attention scores get added: 0 where a key may be read, float32's min elsewhere."""
+        if mask is None and not causal:
+            return None
+        key = ("bias", id(mask), causal)
+        return self._derive(key, lambda: self._record_score_bias(q, mask, causal=causal))
+
+    def _record_score_bias(self, q: Var, mask: Var | None, *, causal: bool) -> Var:
+        keep: Var | None = None
+        if mask is not None:
+            keep = mb.expand_dims(x=mb.greater(x=mask, y=np.int32(0)), axes=[1, 2])  # [B,1,1,T]
+        if causal:
+            arange = self._arange(q if mask is None else mask)  # [T]
+            keys = mb.expand_dims(x=arange, axes=[0])  # [1,T]
+            queries = mb.expand_dims(x=arange, axes=[1])  # [T,1]
+            behind = mb.less_equal(x=keys, y=queries)  # [T,T]: no key after its query
+            keep = behind if keep is None else mb.logical_and(x=keep, y=behind)  # [B,1,T,T]
+        # select's result type ignores cond's shape, so the bias is computed, not selected
+        blocked = mb.cast(x=mb.logical_not(x=keep), dtype="fp32")  # 1 where a key is hidden
+        return mb.mul(x=blocked, y=np.float32(_NEG))
+
+
+# --- whole programs -------------------------------------------------------------------------------
+
+TextForward = Callable[[Ops[Any], Any, Any], Any]
+ImageForward = Callable[[Ops[Any], Any], Any]
+
+
+def text_program(forward: TextForward) -> Program:
+    """`forward` recorded from input_ids and attention_mask, int32 [batch, tokens] each."""
+    batch, tokens = get_new_symbol(), get_new_symbol()
+    ids = mb.TensorSpec(shape=(batch, tokens), dtype=types.int32)
+    mask = mb.TensorSpec(shape=(batch, tokens), dtype=types.int32)
+
+    @mb.program(input_specs=[ids, mask], opset_version=OPSET)  # type: ignore[untyped-decorator]
+    def program(input_ids: Var, attention_mask: Var) -> Var:
+        return mb.identity(x=forward(MilOps(), input_ids, attention_mask), name=OUTPUT)
+
+    return program
+
+
+def image_program(forward: ImageForward, channels: int, size: int) -> Program:
+    """`forward` recorded from pixel_values, float32 [batch, channels, size, size]."""
+    pixels = mb.TensorSpec(shape=(get_new_symbol(), channels, size, size), dtype=types.fp32)
+
+    @mb.program(input_specs=[pixels], opset_version=OPSET)  # type: ignore[untyped-decorator]
+    def program(pixel_values: Var) -> Var:
+        return mb.identity(x=forward(MilOps(), pixel_values), name=OUTPUT)
+
+    return program

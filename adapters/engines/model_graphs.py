@@ -1,0 +1,185 @@
+"""A model folder as recorded graphs: what the graph engines (ONNX Runtime, OpenVINO) share.
+
+For each family, which forward pass is recorded from which reading of the folder; which files
+key the cached graph; and the Encoder over a compiled graph. The engines differ only in how a
+graph file becomes something that runs (`compile`) and in the exceptions that mean "this file
+is unreadable" (a truncated cache entry, recorded again).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import numpy as np
+import onnx
+from safetensors import safe_open
+
+from adapters.engines.graph_cache import GraphCache, GraphKey
+from adapters.engines.onnx_graph import (
+    GRAPH_BUILDER_VERSION,
+    AttentionKind,
+    Value,
+    image_graph,
+    text_graph,
+)
+from adapters.images import ClipImageProcessor, read_clip_image_processor
+from adapters.model_folder import read_bert, read_clip, read_json, read_roberta
+from domain.architectures.bert import bert_sentence_embedding
+from domain.architectures.clip import (
+    ClipConfig,
+    ClipModel,
+    clip_image_embedding,
+    clip_text_embedding,
+)
+from domain.architectures.roberta import roberta_sentence_embedding
+from domain.errors import InvalidInput
+from domain.models import Family, ModelSpec
+from domain.ops import Array, IdArray, Ops
+
+__all__ = ["GRAPH_FAMILIES", "GraphEncoder", "GraphImages", "Run", "load_graphs"]
+
+GRAPH_FAMILIES = frozenset({Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP})
+_WEIGHTS = "model.safetensors"
+
+C = TypeVar("C")  # a runtime's compiled graph
+Run = Callable[[Mapping[str, np.ndarray]], Array]  # feeds by input name -> `embeddings`
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedGraphs(Generic[C]):
+    text: C
+    vision: C | None
+    clip: ClipConfig | None  # for the image side: tokens per image, preprocessing size
+
+
+class GraphEncoder:
+    """A loaded model on a graph engine: padded ids in, the graph's `embeddings` out."""
+
+    def __init__(self, dimensions: int, run: Run, images: GraphImages | None = None) -> None:
+        self.dimensions = dimensions
+        self.images = images
+        self._run = run
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        feeds = {
+            "input_ids": np.ascontiguousarray(ids, dtype=np.int64),
+            "attention_mask": np.ascontiguousarray(mask, dtype=np.int64),
+        }
+        return self._run(feeds)
+
+
+class GraphImages:
+    """CLIP's vision graph behind the model's own image preprocessing."""
+
+    def __init__(self, tokens: int, processor: ClipImageProcessor, run: Run) -> None:
+        self.tokens = tokens
+        self._processor = processor
+        self._run = run
+
+    def prepare(self, data: bytes) -> Array | InvalidInput:
+        return self._processor.prepare(data)
+
+    def embed(self, pixels: Array) -> Array:
+        return self._run({"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})
+
+
+def image_processor(folder: Path, clip: ClipConfig) -> ClipImageProcessor:
+    return read_clip_image_processor(folder, clip.image_size)
+
+
+def load_graphs(  # noqa: PLR0913 - the cache, and the runtime's two hooks
+    spec: ModelSpec,
+    folder: Path,
+    cache: GraphCache,
+    *,
+    attention: AttentionKind,
+    compile_graph: Callable[[Path], C],
+    unreadable: tuple[type[Exception], ...],
+) -> LoadedGraphs[C]:
+    """The model's graphs, compiled; recorded from the folder first where the cache lacks them.
+
+    Raises what reading a bad folder raises (OSError, ValueError, KeyError, ...); the engines
+    turn those into ModelUnavailable.
+    """
+    if spec.family not in GRAPH_FAMILIES:
+        msg = f"no graph is recorded for the {spec.family} family"
+        raise ValueError(msg)
+    weights = folder / _WEIGHTS
+    if not weights.is_file():
+        msg = f"the model folder has no {_WEIGHTS}"
+        raise ValueError(msg)
+    key = _key(spec, folder, attention)
+    recorder = _Recorder(spec, folder, attention)
+    text = cache.open(key, "text", recorder.text, compile_graph, unreadable)
+    if spec.family is not Family.CLIP:
+        return LoadedGraphs(text, None, None)
+    clip = ClipConfig.from_json(read_json(folder / "config.json"))
+    if not _has_vision_tower(weights):
+        return LoadedGraphs(text, None, clip)
+    vision = cache.open(key, "vision", recorder.vision, compile_graph, unreadable)
+    return LoadedGraphs(text, vision, clip)
+
+
+def _key(spec: ModelSpec, folder: Path, attention: AttentionKind) -> GraphKey:
+    """Everything a recorded graph depends on; the tokenizer's files are not among them."""
+    key = GraphKey(str(GRAPH_BUILDER_VERSION), spec.family.value, spec.pooling.value, attention)
+    key.add_file_identity(folder / _WEIGHTS)
+    # config.json (the architecture), modules.json and each module's config.json (the head)
+    key.add_file_contents([folder / "config.json", folder / "modules.json"])
+    key.add_file_contents(sorted(folder.glob("*/config.json")))
+    return key
+
+
+def _has_vision_tower(weights: Path) -> bool:
+    """As load_clip_weights decides, from the checkpoint's header alone."""
+    with safe_open(weights, framework="np") as f:
+        return any(name.startswith("vision_model.") for name in f.keys())  # noqa: SIM118 - not a dict
+
+
+class _Recorder:
+    """Records the folder's graphs; reads the weights once, and only if a graph is recorded."""
+
+    def __init__(self, spec: ModelSpec, folder: Path, attention: AttentionKind) -> None:
+        self._spec = spec
+        self._folder = folder
+        self._attention = attention
+
+    @functools.cached_property
+    def _clip(self) -> ClipModel:
+        return read_clip(self._folder)
+
+    def text(self) -> onnx.ModelProto:
+        forward = self._text_forward()
+        return text_graph(forward, self._spec.name, attention=self._attention)
+
+    def vision(self) -> onnx.ModelProto:
+        model = self._clip
+        cfg = model.config
+
+        def forward(ops: Ops[Value], pixels: Value) -> Value:
+            return clip_image_embedding(ops, pixels, model)
+
+        return image_graph(
+            forward,
+            f"{self._spec.name}-vision",
+            cfg.num_channels,
+            cfg.image_size,
+            attention=self._attention,
+        )
+
+    def _text_forward(self) -> Callable[[Ops[Value], Value, Value], Value]:
+        spec, folder = self._spec, self._folder
+        match spec.family:
+            case Family.BERT:
+                bert = read_bert(folder, spec.pooling)
+                return lambda ops, ids, mask: bert_sentence_embedding(ops, ids, mask, bert)
+            case Family.ROBERTA | Family.XLM_ROBERTA:
+                roberta = read_roberta(folder, spec.pooling)
+                return lambda ops, ids, mask: roberta_sentence_embedding(ops, ids, mask, roberta)
+            case _:
+                clip = self._clip  # always the end-of-text state, projected
+                return lambda ops, ids, mask: clip_text_embedding(ops, ids, mask, clip)

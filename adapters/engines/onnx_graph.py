@@ -1,0 +1,439 @@
+"""The ops recorded into an ONNX graph: the domain's forward passes, written once, as a file.
+
+`OnnxOps` implements domain.ops.Ops by appending ONNX nodes instead of computing. Running an
+architecture's forward function (bert_sentence_embedding, clip_text_embedding, ...) with it
+leaves a graph from `input_ids`/`attention_mask` (or `pixel_values`) to `embeddings`, pooling and
+normalisation included, that ONNX Runtime and OpenVINO both run (docs/adr/0004).
+
+Weights become initializers. A Linear's weight is stored transposed ([in,out]) once, so each
+linear is one MatMul and one Add, the pattern both runtimes fuse into their GEMM. LayerNorm is
+the opset-17 LayerNormalization node; exact GELU is the erf formula, which both runtimes fuse into
+one Gelu (BiasGelu in ONNX Runtime). Attention is written out (MatMul, Softmax, MatMul); with
+`fused_attention` it is recorded as ONNX Runtime's com.microsoft MultiHeadAttention instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from domain.models import PoolingMode
+from domain.ops import Array, Linear, Norm, Ops
+
+__all__ = [
+    "GRAPH_BUILDER_VERSION",
+    "OPSET",
+    "AttentionKind",
+    "OnnxOps",
+    "Value",
+    "image_graph",
+    "initializer_bytes",
+    "text_graph",
+]
+
+# Bump when the recorder's output changes: cached graphs from another version are not reused.
+GRAPH_BUILDER_VERSION = 1
+OPSET = 17  # LayerNormalization; every op here is in it, so both runtimes read the graph
+_MS = "com.microsoft"
+# how attention is recorded: standard ONNX ops, which every runtime reads; ONNX Runtime's
+# MultiHeadAttention on q, k, v; or its Attention, with the three projections packed in one
+AttentionKind = Literal["onnx", "mha", "packed"]
+_NEG = float(np.finfo(np.float32).min)  # what transformers (and the numpy engine) use for masks
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A tensor in the graph being recorded: its name, and its last axis where known."""
+
+    name: str
+    width: int | None = None
+
+
+class OnnxOps:
+    """domain.ops.Ops that records nodes. One instance records one graph."""
+
+    def __init__(self, *, attention: AttentionKind = "onnx") -> None:
+        self._attention = attention
+        self._nodes: list[onnx.NodeProto] = []
+        self._initializers: list[TensorProto] = []
+        # id(array) -> (initializer, array): none is stored twice, and holding the array keeps
+        # its id from being reused by another
+        self._weights: dict[int, tuple[str, Array]] = {}
+        self._constants: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
+        self._derived: dict[tuple[str, ...], Value] = {}  # per-graph values made once (masks)
+        self._count = itertools.count()
+        self.uses_contrib_ops = False
+        self._linears: dict[str, tuple[Value, Linear]] = {}  # a linear's output -> its input
+
+    # --- the Ops protocol -----------------------------------------------------------------------
+
+    def embedding(self, table: Array, ids: Value) -> Value:
+        return self._op("Gather", self._weight(table, "table"), ids, axis=0, width=table.shape[1])
+
+    def positions(self, ids: Value) -> Value:
+        # [1,T], not [B,T]: every consumer broadcasts over the batch, so no Expand is spent
+        t = self._op("Squeeze", self._op("Shape", ids, start=1, end=2), self._ints([0]))
+        arange = self._op("Range", self._int(0), t, self._int(1))
+        return self._op("Unsqueeze", arange, self._ints([0]))
+
+    def make_positions(self, ids: Value, mask: Value, padding_idx: int) -> Value:
+        real = self._op("Greater", mask, self._int(0))
+        not_pad = self._op("Not", self._op("Equal", ids, self._int(padding_idx)))
+        counted = self._op("Cast", self._op("And", real, not_pad), to=TensorProto.INT64)
+        running = self._op("CumSum", counted, self._int(1))  # 1, 2, ... over counted tokens
+        return self._op("Add", self._op("Mul", running, counted), self._int(padding_idx))
+
+    def add(self, a: Value, b: Value | Array) -> Value:
+        other = self._weight(b, "add") if isinstance(b, np.ndarray) else b
+        return self._op("Add", a, other, width=a.width)
+
+    def linear(self, x: Value, w: Linear) -> Value:
+        out = w.weight.shape[0]
+        y = self._op("MatMul", x, self._weight(w.weight, "weight", transpose=True), width=out)
+        if not w.bias.any():  # CLIP's projections and patch embedding have none
+            return y
+        r = self._op("Add", y, self._weight(w.bias, "bias"), width=out)
+        self._linears[r.name] = (x, w)
+        return r
+
+    def layer_norm(self, x: Value, w: Norm, eps: float) -> Value:
+        scale, bias = self._weight(w.weight, "norm"), self._weight(w.bias, "norm")
+        return self._op("LayerNormalization", x, scale, bias, axis=-1, epsilon=eps, width=x.width)
+
+    def gelu_erf(self, x: Value) -> Value:
+        # 0.5·x·(1+erf(x/√2)), spelled as the pattern both runtimes fuse into one Gelu
+        erf = self._op("Erf", self._op("Div", x, self._float(math.sqrt(2.0))))
+        half_x = self._op("Mul", x, self._float(0.5))
+        return self._op("Mul", half_x, self._op("Add", erf, self._float(1.0)), width=x.width)
+
+    def quick_gelu(self, x: Value) -> Value:
+        gate = self._op("Sigmoid", self._op("Mul", x, self._float(1.702)))
+        return self._op("Mul", x, gate, width=x.width)
+
+    def attention(  # noqa: PLR0913 - the Ops signature
+        self,
+        q: Value,
+        k: Value,
+        v: Value,
+        mask: Value | None,
+        heads: int,
+        *,
+        causal: bool = False,
+    ) -> Value:
+        if q.width is None:
+            msg = "attention needs the width of its queries (record them with linear)"
+            raise ValueError(msg)
+        if self._attention != "onnx":
+            return self._contrib_attention(q, k, v, mask, heads, causal=causal)
+        hd = q.width // heads
+        shape = self._ints([0, 0, heads, hd])  # [B,T,H] -> [B,T,NH,HD]
+        qh = self._op("Transpose", self._op("Reshape", q, shape), perm=[0, 2, 1, 3])
+        kt = self._op("Transpose", self._op("Reshape", k, shape), perm=[0, 2, 3, 1])
+        vh = self._op("Transpose", self._op("Reshape", v, shape), perm=[0, 2, 1, 3])
+        scores = self._op("Mul", self._op("MatMul", qh, kt), self._float(1 / math.sqrt(hd)))
+        bias = self._score_bias(mask, causal=causal)  # [B,1,1,T] or [B|1,1,T,T]
+        if bias is not None:
+            scores = self._op("Add", scores, bias)
+        probs = self._op("Softmax", scores, axis=-1)  # [B,NH,T,T]
+        ctx = self._op("Transpose", self._op("MatMul", probs, vh), perm=[0, 2, 1, 3])
+        return self._op("Reshape", ctx, self._ints([0, 0, q.width]), width=q.width)
+
+    def patches(self, pixels: Value, size: int) -> Value:
+        # [B,C,S,S] -> [B,C,S/p,p,S/p,p] -> [B,S/p,S/p,C,p,p] -> [B,N,C·p·p]
+        b_c = self._op("Shape", pixels, start=0, end=2)
+        rows = self._op("Div", self._op("Shape", pixels, start=2, end=3), self._ints([size]))
+        cols = self._op("Div", self._op("Shape", pixels, start=3, end=4), self._ints([size]))
+        p = self._ints([size])
+        grid = self._op("Concat", b_c, rows, p, cols, p, axis=0)
+        tiles = self._op("Transpose", self._op("Reshape", pixels, grid), perm=[0, 2, 4, 1, 3, 5])
+        channels = self._op("Shape", pixels, start=1, end=2)
+        flat = self._op("Mul", channels, self._ints([size * size]))
+        target = self._op("Concat", self._ints([0, -1]), flat, axis=0)
+        return self._op("Reshape", tiles, target)
+
+    def prepend(self, x: Value, row: Array) -> Value:
+        batch = self._op("Shape", x, start=0, end=1)
+        shape = self._op("Concat", batch, self._ints([1, 1]), axis=0)
+        first = self._op("Expand", self._weight(row.reshape(1, 1, -1), "row"), shape)  # [B,1,H]
+        return self._op("Concat", first, x, axis=1, width=row.shape[-1])
+
+    def token_at(self, x: Value, position: int) -> Value:
+        return self._op("Gather", x, self._int(position), axis=1, width=x.width)
+
+    def token_of(self, x: Value, ids: Value, token: int | None) -> Value:
+        hits = ids if token is None else self._op("Equal", ids, self._int(token))
+        scores = self._op("Cast", hits, to=TensorProto.INT32)
+        where = self._op("ArgMax", scores, axis=1, keepdims=1)  # [B,1]: the first largest
+        return self._op("GatherND", x, where, batch_dims=1, width=x.width)
+
+    def pool(self, x: Value, mask: Value, mode: PoolingMode) -> Value:
+        match mode:
+            case PoolingMode.CLS:
+                return self.token_at(x, 0)
+            case PoolingMode.MAX:
+                real = self._derive(("real3", mask.name), lambda: self._real3(mask))
+                masked = self._op("Where", real, x, self._float(-math.inf))
+                return self._reduce("ReduceMax", masked, axis=1, width=x.width)
+            case PoolingMode.MEAN:
+                return self._mean(x, mask, self._float_mask(mask), math_op=None)
+            case PoolingMode.MEAN_SQRT_LEN:
+                return self._mean(x, mask, self._float_mask(mask), math_op="Sqrt")
+            case PoolingMode.WEIGHTED_MEAN:
+                ranks = self._op(
+                    "Range", self._float(1.0), self._tokens_plus_one(mask), self._float(1.0)
+                )
+                weights = self._op(
+                    "Mul", self._float_mask(mask), self._op("Unsqueeze", ranks, self._ints([0, 2]))
+                )  # [B,T,1]: the i-th token weighs i
+                return self._mean(x, mask, weights, math_op=None)
+            case PoolingMode.LAST_TOKEN | PoolingMode.EOS:
+                length = self._reduce("ReduceSum", mask, axis=1, keepdims=1)  # [B,1]
+                last = self._op("Sub", length, self._int(1))  # rows are right-padded
+                return self._op("GatherND", x, last, batch_dims=1, width=x.width)
+
+    def concat(self, xs: Sequence[Value]) -> Value:
+        widths = [x.width for x in xs]
+        width = None if None in widths else sum(w or 0 for w in widths)
+        return self._op("Concat", *xs, axis=-1, width=width)
+
+    def l2_normalize(self, x: Value) -> Value:
+        norm = self._reduce("ReduceL2", x, axis=-1, keepdims=1)
+        return self._op("Div", x, self._op("Max", norm, self._float(1e-12)), width=x.width)
+
+    # --- the finished graph ----------------------------------------------------------------------
+
+    def model(
+        self, inputs: Sequence[onnx.ValueInfoProto], output: Value, name: str
+    ) -> onnx.ModelProto:
+        """The recorded graph, from `inputs` to `output` (renamed `embeddings`), [batch, D]."""
+        if output.width is None:
+            msg = "the recorded output has no known width"
+            raise ValueError(msg)
+        self._nodes.append(helper.make_node("Identity", [output.name], ["embeddings"]))
+        out = helper.make_tensor_value_info(
+            "embeddings", TensorProto.FLOAT, ["batch", output.width]
+        )
+        nodes = _live(self._nodes, "embeddings")
+        used = {name for node in nodes for name in node.input}
+        graph = helper.make_graph(
+            nodes,
+            name,
+            list(inputs),
+            [out],
+            [init for init in self._initializers if init.name in used],
+        )
+        opsets = [helper.make_opsetid("", OPSET)]
+        if self.uses_contrib_ops:
+            opsets.append(helper.make_opsetid(_MS, 1))
+        return helper.make_model(
+            graph,
+            opset_imports=opsets,
+            ir_version=helper.find_min_ir_version_for(opsets[:1]),  # the oldest IR that holds it
+            producer_name="embedserve",
+            producer_version=str(GRAPH_BUILDER_VERSION),
+        )
+
+    # --- building blocks -------------------------------------------------------------------------
+
+    def _op(
+        self,
+        op: str,
+        *inputs: Value | str,
+        domain: str = "",
+        width: int | None = None,
+        **attrs: Any,
+    ) -> Value:
+        out = f"{op.lower()}_{next(self._count)}"
+        names = [i.name if isinstance(i, Value) else i for i in inputs]
+        self._nodes.append(helper.make_node(op, names, [out], name=out, domain=domain, **attrs))
+        return Value(out, width)
+
+    def _weight(self, array: Array, hint: str, *, transpose: bool = False) -> str:
+        key = id(array) * 2 + transpose
+        if key not in self._weights:
+            data = np.ascontiguousarray(array.T if transpose else array, dtype=np.float32)
+            name = f"{hint}_{next(self._count)}"
+            self._initializers.append(numpy_helper.from_array(data, name))
+            self._weights[key] = (name, array)
+        return self._weights[key][0]
+
+    def _constant(self, data: np.ndarray[Any, Any]) -> str:
+        key = (data.dtype.str, data.tobytes(), data.shape)
+        if key not in self._constants:
+            name = f"const_{next(self._count)}"
+            self._initializers.append(numpy_helper.from_array(data, name))
+            self._constants[key] = name
+        return self._constants[key]
+
+    def _int(self, value: int) -> str:
+        return self._constant(np.array(value, dtype=np.int64))
+
+    def _ints(self, values: Sequence[int]) -> str:
+        return self._constant(np.array(values, dtype=np.int64))
+
+    def _float(self, value: float) -> str:
+        return self._constant(np.array(value, dtype=np.float32))
+
+    def _reduce(
+        self, op: str, x: Value, *, axis: int, keepdims: int = 0, width: int | None = None
+    ) -> Value:
+        # opset 17: ReduceSum takes its axes as an input, the others as an attribute
+        if op == "ReduceSum":
+            return self._op(op, x, self._ints([axis]), keepdims=keepdims, width=width)
+        return self._op(op, x, axes=[axis], keepdims=keepdims, width=width or x.width)
+
+    def _derive(self, key: tuple[str, ...], make: Callable[[], Value]) -> Value:
+        """A value that depends only on the inputs (mask forms, score biases): recorded once."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
+
+    def _real3(self, mask: Value) -> Value:  # [B,T] -> [B,T,1] bool
+        real = self._op("Greater", mask, self._int(0))
+        return self._op("Unsqueeze", real, self._ints([2]))
+
+    def _float_mask(self, mask: Value) -> Value:  # [B,T] -> [B,T,1] float
+        def make() -> Value:
+            m = self._op("Cast", mask, to=TensorProto.FLOAT)
+            return self._op("Unsqueeze", m, self._ints([2]))
+
+        return self._derive(("float3", mask.name), make)
+
+    def _tokens_plus_one(self, mask: Value) -> Value:  # T + 1 as a float scalar
+        t = self._op("Squeeze", self._op("Shape", mask, start=1, end=2), self._ints([0]))
+        return self._op("Add", self._op("Cast", t, to=TensorProto.FLOAT), self._float(1.0))
+
+    def _mean(self, x: Value, mask: Value, weights: Value, math_op: str | None) -> Value:
+        """Σ weights·x / Σ weights over the tokens, with sentence-transformers' 1e-9 floor."""
+        del mask
+        total = self._reduce("ReduceSum", self._op("Mul", x, weights), axis=1)  # [B,H]
+        count = self._reduce("ReduceSum", weights, axis=1)  # [B,1]
+        count = self._op("Max", count, self._float(1e-9))
+        if math_op is not None:
+            count = self._op(math_op, count)
+        return self._op("Div", total, count, width=x.width)
+
+    def _score_bias(self, mask: Value | None, *, causal: bool) -> Value | None:
+        """What attention scores get added: 0 where a key may be read, float32's min elsewhere."""
+        if mask is None and not causal:
+            return None
+        key = ("bias", mask.name if mask else "", str(causal))
+        return self._derive(key, lambda: self._record_score_bias(mask, causal=causal))
+
+    def _record_score_bias(self, mask: Value | None, *, causal: bool) -> Value:
+        keep: Value | None = None
+        if mask is not None:
+            real = self._op("Greater", mask, self._int(0))
+            keep = self._op("Unsqueeze", real, self._ints([1, 2]))  # [B,1,1,T]
+        if causal:
+            seen = mask if mask is not None else None
+            if seen is None:
+                msg = "a causal mask needs the attention mask to know the length"
+                raise ValueError(msg)
+            t = self._op("Squeeze", self._op("Shape", seen, start=1, end=2), self._ints([0]))
+            arange = self._op("Range", self._int(0), t, self._int(1))
+            keys = self._op("Unsqueeze", arange, self._ints([0]))  # [1,T]
+            queries = self._op("Unsqueeze", arange, self._ints([1]))  # [T,1]
+            behind = self._op("Not", self._op("Greater", keys, queries))  # [T,T]
+            keep = behind if keep is None else self._op("And", keep, behind)  # [B,1,T,T]
+        assert keep is not None  # noqa: S101 - one of the two branches ran
+        return self._op("Where", keep, self._float(0.0), self._float(_NEG))
+
+    def _contrib_attention(  # noqa: PLR0913 - the attention signature
+        self, q: Value, k: Value, v: Value, mask: Value | None, heads: int, *, causal: bool
+    ) -> Value:
+        """ONNX Runtime's own attention kernels, which take the padding mask as int32 [B,T]."""
+        self.uses_contrib_ops = True
+        padding: Value | str = ""
+        if mask is not None:
+            padding = self._derive(
+                ("int32", mask.name), lambda: self._op("Cast", mask, to=TensorProto.INT32)
+            )
+        packed = self._packed_projection(q, k, v) if self._attention == "packed" else None
+        if packed is not None:  # one [H,3H] GEMM; the three linears are left unused
+            x, weight, bias = packed
+            return self._op(
+                "Attention",
+                x,
+                self._weight(weight, "qkv"),
+                self._weight(bias, "qkv"),
+                padding,
+                domain=_MS,
+                num_heads=heads,
+                unidirectional=int(causal),
+                width=q.width,
+            )
+        return self._op(
+            "MultiHeadAttention",
+            *(q, k, v, "", padding),
+            domain=_MS,
+            num_heads=heads,
+            unidirectional=int(causal),
+            width=q.width,
+        )
+
+    def _packed_projection(self, q: Value, k: Value, v: Value) -> tuple[Value, Array, Array] | None:
+        """When q, k and v are linears of one input: that input, and their weights side by side."""
+        sources = [self._linears.get(x.name) for x in (q, k, v)]
+        if any(s is None for s in sources) or len({s[0].name for s in sources if s}) != 1:
+            return None
+        found = [s for s in sources if s]
+        weight = np.concatenate([w.weight for _, w in found]).T  # [H,3H]
+        bias = np.concatenate([w.bias for _, w in found])
+        return found[0][0], weight, bias
+
+
+def _live(nodes: Sequence[onnx.NodeProto], output: str) -> list[onnx.NodeProto]:
+    """The nodes `output` depends on, in recording order."""
+    producer = {out: n for n, node in enumerate(nodes) for out in node.output}
+    needed, stack = set(), [output]
+    while stack:
+        n = producer.get(stack.pop())
+        if n is None or n in needed:
+            continue
+        needed.add(n)
+        stack.extend(nodes[n].input)
+    return [node for n, node in enumerate(nodes) if n in needed]
+
+
+def initializer_bytes(model: onnx.ModelProto) -> int:
+    return sum(len(init.raw_data) for init in model.graph.initializer)
+
+
+# --- whole graphs ---------------------------------------------------------------------------------
+
+TextForward = Callable[[Ops[Value], Value, Value], Value]
+ImageForward = Callable[[Ops[Value], Value], Value]
+
+
+def text_graph(
+    forward: TextForward, name: str, *, attention: AttentionKind = "onnx"
+) -> onnx.ModelProto:
+    """`forward` recorded from input_ids and attention_mask, int64 [batch, tokens] each."""
+    ops = OnnxOps(attention=attention)
+    ids, mask = Value("input_ids"), Value("attention_mask")
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
+    ]
+    return ops.model(inputs, forward(ops, ids, mask), name)
+
+
+def image_graph(
+    forward: ImageForward, name: str, channels: int, size: int, *, attention: AttentionKind = "onnx"
+) -> onnx.ModelProto:
+    """`forward` recorded from pixel_values, float32 [batch, channels, size, size]."""
+    ops = OnnxOps(attention=attention)
+    inputs = [
+        helper.make_tensor_value_info(
+            "pixel_values", TensorProto.FLOAT, ["batch", channels, size, size]
+        )
+    ]
+    return ops.model(inputs, forward(ops, Value("pixel_values")), name)

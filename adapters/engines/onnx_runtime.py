@@ -1,0 +1,108 @@
+"""ONNX Runtime running the recorded graph of a model (adapters/engines/onnx_graph.py).
+
+fp32 on any execution provider ONNX Runtime has here: CPU always; CUDA where onnxruntime-gpu
+is installed. A provider asked for but missing is reported as the model being unavailable on
+this engine, never silently replaced by another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort  # type: ignore[import-untyped]  # no stubs, no py.typed
+from safetensors import SafetensorError
+
+from adapters.engines.graph_cache import GraphCache
+from adapters.engines.model_graphs import (
+    GRAPH_FAMILIES,
+    GraphEncoder,
+    GraphImages,
+    Run,
+    image_processor,
+    load_graphs,
+)
+from adapters.engines.onnx_graph import AttentionKind
+from domain.errors import ModelUnavailable
+from domain.models import ModelSpec
+from domain.ops import Array
+from domain.ports import Encoder
+
+__all__ = ["OnnxRuntimeEngine"]
+
+# what the recorded graph reads as on this runtime (docs/adr/0004-one-graph-two-runtimes.md)
+_ATTENTION: AttentionKind = "onnx"
+# what InferenceSession raises for a file it cannot parse or a graph it cannot build
+_UNREADABLE = (
+    ort.capi.onnxruntime_pybind11_state.Fail,
+    ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
+    ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+    ort.capi.onnxruntime_pybind11_state.NoSuchFile,
+)
+
+
+class OnnxRuntimeEngine:
+    name = "onnxruntime"
+    families = GRAPH_FAMILIES
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int | None = None,
+    ) -> None:
+        self._cache = GraphCache(cache_dir)
+        self._providers = tuple(providers)
+        self._threads = threads
+
+    def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        missing = [p for p in self._providers if p not in ort.get_available_providers()]
+        if missing:
+            return ModelUnavailable(
+                spec.qualified_name,
+                f"ONNX Runtime here has no {', '.join(missing)} "
+                f"(it has {', '.join(ort.get_available_providers())})",
+            )
+        try:
+            graphs = load_graphs(
+                spec,
+                folder,
+                self._cache,
+                attention=_ATTENTION,
+                compile_graph=self._session,
+                unreadable=_UNREADABLE,
+            )
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError, *_UNREADABLE) as exc:
+            return ModelUnavailable(spec.qualified_name, str(exc))
+        fallen_back = [p for p in self._providers if p not in graphs.text.get_providers()]
+        if fallen_back:  # e.g. CUDA listed but its libraries failed to load
+            return ModelUnavailable(
+                spec.qualified_name, f"ONNX Runtime could not start {', '.join(fallen_back)}"
+            )
+        images = None
+        if graphs.vision is not None and graphs.clip is not None:
+            processor = image_processor(folder, graphs.clip)
+            images = GraphImages(graphs.clip.image_tokens, processor, _runner(graphs.vision))
+        return GraphEncoder(_width(graphs.text), _runner(graphs.text), images)
+
+    def _session(self, path: Path) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self._threads is not None:
+            options.intra_op_num_threads = self._threads
+        options.log_severity_level = 3  # errors only: the cache's own retries are expected
+        return ort.InferenceSession(str(path), options, providers=list(self._providers))
+
+
+def _runner(session: ort.InferenceSession) -> Run:
+    def run(feeds: Mapping[str, np.ndarray]) -> Array:
+        out: Array = session.run(["embeddings"], dict(feeds))[0]
+        return out
+
+    return run
+
+
+def _width(session: ort.InferenceSession) -> int:
+    return int(session.get_outputs()[0].shape[1])
