@@ -18,6 +18,7 @@ from adapters.engine_memory import JsonChoiceMemory
 from adapters.engines.numpy_ref import NumpyEngine
 from adapters.http.app import create_app
 from adapters.http.inventory import Inventory
+from adapters.http.metrics import Metrics
 from adapters.observability import LogFormat, configure_logging
 from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
@@ -68,6 +69,7 @@ class Settings:
     coreml_compute_units: str = "all"
     batching: BatchSettings = field(default_factory=BatchSettings)
     max_concurrent_batches: int = 1
+    preload: tuple[str, ...] = ()  # model names loaded at start-up and kept for good
 
     @classmethod
     def from_environment(cls, home: Path | None = None) -> Settings:
@@ -94,6 +96,12 @@ def build_app(settings: Settings) -> Litestar:
     )
     # One inference thread by default: BLAS and the runtimes already use every core, and two
     # forward passes at once would only fight over them.
+    preload = [catalogue.resolve(name) for name in settings.preload]
+    unknown = [n for n, spec in zip(settings.preload, preload, strict=True) if spec is None]
+    if unknown:
+        msg = f"cannot preload models not in the catalogue: {', '.join(unknown)}"
+        raise ValueError(msg)
+    metrics = Metrics()
     executor = ThreadPoolExecutor(
         max_workers=settings.max_concurrent_batches, thread_name_prefix="inference"
     )
@@ -104,6 +112,7 @@ def build_app(settings: Settings) -> Litestar:
         executor,
         default_keep_alive_s=settings.keep_alive_s,
         batching=settings.batching,
+        on_pass=metrics.observe_pass,
     )
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
     service = EmbeddingService(catalogue, registry, decoder)
@@ -113,6 +122,8 @@ def build_app(settings: Settings) -> Litestar:
         Inventory(catalogue, store),
         version=version("embedserve"),
         truncate=settings.truncate,
+        metrics=metrics,
+        preload=[spec for spec in preload if spec is not None],
     )
 
 

@@ -169,6 +169,15 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("LOG_FORMAT", "auto"),
         help="auto: console on a terminal, JSON otherwise (EMBEDSERVE_LOG_FORMAT)",
     )
+    serve.add_argument(
+        "--preload",
+        nargs="+",
+        default=[m.strip() for m in _env("PRELOAD", "").split(",") if m.strip()],
+        metavar="MODEL",
+        help="models loaded at start-up and kept loaded; /ready answers 200 once the first is "
+        "in (EMBEDSERVE_PRELOAD, comma-separated; default: none, and /ready waits for "
+        "all-MiniLM-L6-v2)",
+    )
     commands.add_parser("openapi", help="print the OpenAPI document the server publishes")
     return parser
 
@@ -203,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         coreml_compute_units=args.coreml_compute_units,
         batching=BatchSettings(token_budget=args.max_batch_tokens, queue_limit=args.queue_limit),
         max_concurrent_batches=args.max_concurrent_batches,
+        preload=tuple(args.preload),
     )
     app = build_app(settings)
     structlog.get_logger("embedserve").info(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -92,8 +92,10 @@ class Batcher:
         executor: Executor,
         settings: BatchSettings = BatchSettings(),
         name: str = "",
+        on_pass: Callable[[int], None] | None = None,
     ) -> None:
         self._encoder = encoder
+        self._on_pass = on_pass  # told the rows of every forward pass, for metrics
         self._executor = executor
         self._token_budget = settings.token_budget
         self._max_batch = settings.max_batch
@@ -176,4 +178,6 @@ class Batcher:
         for batch in plan:
             ids, mask = pad([rows[i] for i in batch])
             out[batch] = await loop.run_in_executor(self._executor, self._encoder.embed, ids, mask)
+            if self._on_pass is not None:
+                self._on_pass(len(batch))
         return out, len(plan)

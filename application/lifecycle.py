@@ -61,6 +61,7 @@ class ModelRegistry:
         default_keep_alive_s: float = 300.0,
         batching: BatchSettings = _DEFAULT_BATCHING,
         clock: Callable[[], float] = time.time,
+        on_pass: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.engines = engine if isinstance(engine, EngineSelector) else EngineSelector(engine)
@@ -69,6 +70,8 @@ class ModelRegistry:
         self._executor = executor
         self._default_keep_alive_s = default_keep_alive_s
         self._clock = clock
+        self._on_pass = on_pass  # given to every Batcher: told the rows of each forward pass
+        self._pinned: set[ModelSpec] = set()  # preloaded: kept whatever keep-alive asks
         self._loaded: dict[ModelSpec, LoadedModel] = {}
         self._loading: dict[ModelSpec, asyncio.Task[LoadedModel | LoadError]] = {}
 
@@ -94,8 +97,14 @@ class ModelRegistry:
                 return result
             model = result
             waited = time.perf_counter_ns() - started
-        model.expires_at = self._expiry(keep_alive_s)
+        model.expires_at = None if spec in self._pinned else self._expiry(keep_alive_s)
         return model, waited
+
+    async def preload(self, spec: ModelSpec) -> LoadError | None:
+        """Loads a model and keeps it loaded for good, whatever later requests' keep-alive says."""
+        self._pinned.add(spec)
+        result = await self.acquire(spec)
+        return None if isinstance(result, tuple) else result
 
     def _expiry(self, keep_alive_s: float | None) -> float | None:
         seconds = self._default_keep_alive_s if keep_alive_s is None else keep_alive_s
@@ -146,7 +155,13 @@ class ModelRegistry:
             folder=folder,
             tokenizer=tokenizer,
             encoder=chosen.encoder,
-            batcher=Batcher(chosen.encoder, self._executor, self._batching, spec.qualified_name),
+            batcher=Batcher(
+                chosen.encoder,
+                self._executor,
+                self._batching,
+                spec.qualified_name,
+                on_pass=self._on_pass,
+            ),
             engine=chosen.engine,
             precision=chosen.precision,
             parity=chosen.parity,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -14,9 +15,12 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http import ollama, openai
+from adapters.http.health import Health
 from adapters.http.inventory import Inventory
+from adapters.http.metrics import Metrics
 from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
+from domain.models import ModelSpec
 
 __all__ = ["OPENAPI_PATH", "create_app"]
 
@@ -90,19 +94,28 @@ def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP laye
     version: str,
     truncate: bool = True,
     max_body_bytes: int = 16 * 1024 * 1024,
+    metrics: Metrics | None = None,
+    preload: Sequence[ModelSpec] = (),
 ) -> Litestar:
+    metrics = metrics or Metrics()
+    metrics.watch(registry, service.catalogue)
+    health = Health(registry, service.catalogue, preload)
     return Litestar(
         route_handlers=[
             openai.build_router(service, inventory, truncate=truncate),
             ollama.build_router(service, registry, inventory, version),
+            metrics.handler(),
+            *health.handlers(),
         ],
+        on_startup=[health.start_preloading],
+        on_shutdown=[health.stop_preloading],
         exception_handlers={
             HTTPException: _route_error,
             RecursionError: _undecodable,
             UnicodeDecodeError: _undecodable,
             Exception: _crash,
         },
-        middleware=[_request_ids],
+        middleware=[_request_ids, metrics.middleware],
         openapi_config=OpenAPIConfig(
             title="embedserve",
             version=version,
