@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 HOST ?= 127.0.0.1
 PORT ?= 11434
 
@@ -51,5 +52,9 @@ conformance: $(TEST_STAMP) ## run the conformance suites against URL (MODEL=all-
 openapi: $(SERVE_STAMP) ## rewrite openapi/openapi.json from the app
 	$(BIN)/embedserve openapi > openapi/openapi.json
 
-bench: $(TEST_STAMP) ## texts/s of the numpy engine vs sentence-transformers, same texts
-	$(BIN)/python bench/engine_throughput.py
+$(BENCH_STAMP): pyproject.toml $(TEST_STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_STAMP) ## every engine and the server vs sentence-transformers: bench/results.md
+	$(BIN)/python bench/run.py
