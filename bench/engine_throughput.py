@@ -69,7 +69,7 @@ _SHUFFLE_SEED = 7
 _SETTLE_S = 0.05  # between turns: a runtime's spinning threads go to sleep
 _DIM = 384
 # seconds of forward passes each engine may spend on each order of ORDERS
-BUDGETS_S = (40.0, 12.0, 6.0)
+BUDGETS_S = (30.0, 10.0, 6.0)
 QUICK_BUDGETS_S = (8.0, 3.0, 2.0)
 
 Embed = Callable[[list[str]], np.ndarray]

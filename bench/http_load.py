@@ -137,7 +137,7 @@ def warm_up(server: Server, texts: Sequence[str]) -> None:
     """The first request loads the model; a few more of each shape settle the runtime."""
     cell = Cell("openai", "float", 1, 32)
     with httpx.Client(base_url=server.url, timeout=_TIMEOUT_S * 3) as client:
-        for n in range(4):
+        for n in range(2):
             for size in (1, 32):
                 chunk = [texts[(n * 32 + k) % len(texts)] for k in range(size)]
                 body = _body(Cell(cell.dialect, cell.encoding, 1, size), chunk)
