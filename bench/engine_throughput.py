@@ -1,16 +1,18 @@
 """Texts per second in process: embedserve's engines against sentence-transformers, one run.
 
 all-MiniLM-L6-v2 (the installed package's real weights), the same texts (bench/corpus.py), the
-same batches of 32 for every engine: sorted by token length (what the server does), and in
-corpus order (each batch padded to its longest text, what a naive server does).
+same batches for every engine, in three shapes: 32 texts sorted by token length (what the
+server does), 32 texts in corpus order (each batch padded to its longest text, what a naive
+server does), and one text per call.
 
-Each engine lives in a process of its own, loaded once; the parent then hands the same batch to
-every engine in turn, round after round (interleaved), so a machine whose load changes during
-the run (a shared one) slows every engine alike and the ratios stay fair. Batches go in a fixed
-shuffled order, so an engine that runs out of its time budget has done a fair sample of them;
-every engine does the same batches, except that one out of budget stops early. Rates are given
-as ratios to sentence-transformers (torch fp32, every core) on the sorted batches; vectors are
-compared with the numpy engine's (the fp32 reference) by cosine, over the texts both embedded.
+Each engine lives in a process of its own, loaded once; the parent then hands the same batches
+to every engine in turn, round after round, a turn of each shape per round (interleaved), so a
+machine whose load changes during the run (a shared one) slows every engine and every shape
+alike and the ratios stay fair. Batches go in a fixed shuffled order, so an engine that runs out
+of its time budget for a shape has done a fair sample of them; every engine does the same
+batches, except that one out of budget stops early. Rates are given as ratios to
+sentence-transformers (torch fp32, every core) on the sorted batches; vectors are compared with
+the numpy engine's (the fp32 reference) by cosine, over the texts both embedded.
 
     .venv/bin/python bench/engine_throughput.py [--texts 1024] [--quick]
 
@@ -67,10 +69,11 @@ ORDERS = ("sorted", "corpus", "single")
 _LOAD_TIMEOUT_S = 600
 _SHUFFLE_SEED = 7
 _SETTLE_S = 0.05  # between turns: a runtime's spinning threads go to sleep
+_SINGLES_PER_TURN = 8
 _DIM = 384
 # seconds of forward passes each engine may spend on each order of ORDERS
 BUDGETS_S = (30.0, 10.0, 6.0)
-QUICK_BUDGETS_S = (8.0, 3.0, 2.0)
+QUICK_BUDGETS_S = (5.0, 2.0, 1.5)
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -285,6 +288,7 @@ class _Tally:
     seconds: float = 0.0
     cpu: float = 0.0
     calls_ms: list[float] = field(default_factory=list)
+    by_batch: dict[int, float] = field(default_factory=dict)  # seconds per batch index
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.calls_ms)
@@ -310,26 +314,41 @@ def _start(engines: Sequence[str], work: Path, of: int) -> tuple[list[_Engine], 
 
 
 def _interleaved(
-    children: list[_Engine], order: str, batches: list[list[int]], budget_s: float, of: int
-) -> list[EngineRun]:
-    """Round after round, each engine embeds the same batch; out of budget, an engine stops."""
-    tally = {c.name: _Tally() for c in children}
-    active = list(children)
-    for k in random.Random(_SHUFFLE_SEED).sample(range(len(batches)), len(batches)):
-        active = [c for c in active if tally[c.name].seconds < budget_s]
-        if not active:
-            break
-        for child in active:
-            answer = child.ask({"op": "run", "order": order, "batch": k}, _LOAD_TIMEOUT_S)
-            t = tally[child.name]
-            t.texts += len(batches[k])
-            t.seconds += answer["seconds"]
-            t.cpu += answer["cpu"]
-            t.calls_ms.append(answer["seconds"] * 1e3)
-            time.sleep(_SETTLE_S)
+    children: list[_Engine], plan: dict[str, list[list[int]]], budgets_s: Sequence[float], of: int
+) -> tuple[list[EngineRun], dict[str, _Tally]]:
+    """Round after round, each engine embeds the same batches of every shape in turn; an
+    engine out of its budget for a shape stops that shape. All shapes and engines so share
+    the machine's moods alike. Returns the runs and, per engine, its sorted-batch tally.
+
+    A turn is one batch of 32, or 8 single texts in a row (one text alone after another
+    engine's turn would find cold caches and sleeping threads, which a server rarely does)."""
+    budgets = dict(zip(ORDERS, budgets_s, strict=True))
+    tally = {o: {c.name: _Tally() for c in children} for o in ORDERS}
+    rng = random.Random(_SHUFFLE_SEED)
+    queues = {o: rng.sample(range(len(plan[o])), len(plan[o])) for o in ORDERS}
+    progressed = True
+    while progressed:
+        progressed = False
+        for order in ORDERS:
+            turn = _SINGLES_PER_TURN if order == "single" else 1
+            taken, queues[order] = queues[order][:turn], queues[order][turn:]
+            active = [c for c in children if tally[order][c.name].seconds < budgets[order]]
+            if not taken or not active:
+                continue
+            progressed = True
+            for child in active:
+                t = tally[order][child.name]
+                for k in taken:
+                    command = {"op": "run", "order": order, "batch": k}
+                    answer = child.ask(command, _LOAD_TIMEOUT_S)
+                    t.texts += len(plan[order][k])
+                    t.seconds += answer["seconds"]
+                    t.cpu += answer["cpu"]
+                    t.calls_ms.append(answer["seconds"] * 1e3)
+                    t.by_batch[k] = answer["seconds"]
+                time.sleep(_SETTLE_S)
     cores = os.cpu_count() or 1
-    single = order == "single"
-    return [
+    runs = [
         EngineRun(
             name,
             order,
@@ -337,12 +356,14 @@ def _interleaved(
             of,
             t.seconds,
             cpu_share=t.cpu / t.seconds / cores,
-            p50_ms=t.percentile(0.5) if single else None,
-            p99_ms=t.percentile(0.99) if single else None,
+            p50_ms=t.percentile(0.5) if order == "single" else None,
+            p99_ms=t.percentile(0.99) if order == "single" else None,
         )
-        for name, t in tally.items()
+        for order in ORDERS
+        for name, t in tally[order].items()
         if t.seconds > 0
     ]
+    return runs, tally["sorted"]
 
 
 def _cosines(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
@@ -352,29 +373,28 @@ def _cosines(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
 
 
 class Reference:
-    """sentence-transformers kept loaded after the section, to rescale its rate to the load of
-    the moment: the machine may be shared, and its load changes by the minute. A fixed probe
-    (2 of the sorted batches, a quarter and three quarters down the order) is timed right
-    after the section and again whenever asked; its in-process rate times (probe rate now /
-    probe rate then) is what it would do now."""
+    """sentence-transformers kept loaded after the section, as a gauge of the machine's load.
 
-    def __init__(self, child: _Engine, batches: int, sizes: list[int], rate: float) -> None:
+    The machine may be shared, and its load changes by the minute. A fixed probe (3 of the
+    sorted batches, a quarter, half and three quarters down the order) was timed inside the
+    section; timed again later, `drift()` says how much faster (> 1) or slower (< 1) the same
+    work runs now than when the section's rates were taken.
+    """
+
+    def __init__(self, child: _Engine, seconds_by_batch: dict[int, float], last: int) -> None:
         self._child = child
-        self._probe = sorted({batches // 4, (3 * batches) // 4})
-        self._texts = sum(sizes[k] for k in self._probe)
-        self.rate = rate  # texts/s on all sorted batches, in the section
-        self._then = self._probe_rate()
+        done = sorted(seconds_by_batch)
+        self._probe = sorted({done[len(done) * q // 4] for q in (1, 2, 3)})
+        self._then = sum(seconds_by_batch[k] for k in self._probe)
+        self._warm = last  # the shortest batch, run untimed first: idle threads wake up
 
-    def _probe_rate(self) -> float:
-        seconds = 0.0
+    def drift(self) -> float:
+        self._child.ask({"op": "run", "order": "sorted", "batch": self._warm}, _LOAD_TIMEOUT_S)
+        now = 0.0
         for k in self._probe:
             command = {"op": "run", "order": "sorted", "batch": k}
-            seconds += self._child.ask(command, _LOAD_TIMEOUT_S)["seconds"]
-        return self._texts / seconds
-
-    def rate_now(self) -> float:
-        """Its in-process rate, rescaled by the probe timed now."""
-        return self.rate * self._probe_rate() / self._then
+            now += self._child.ask(command, _LOAD_TIMEOUT_S)["seconds"]
+        return self._then / now
 
     def close(self) -> None:
         self._child.close()
@@ -409,16 +429,16 @@ def measure(  # noqa: PLR0913 - the section's knobs, as keywords
     children, runs = _start(engines, work, len(texts))
     reference: Reference | None = None
     try:
-        for order, budget in zip(ORDERS, budgets_s, strict=True):
-            log(f"in-process: {order} batches, interleaved, {budget:.0f} s per engine at most")
-            runs += _interleaved(children, order, plan[order], budget, len(texts))
+        budgets = ", ".join(f"{o} {b:.0f} s" for o, b in zip(ORDERS, budgets_s, strict=True))
+        log(f"in-process: every shape and engine interleaved; budgets per engine: {budgets}")
+        done, sorted_tallies = _interleaved(children, plan, budgets_s, len(texts))
+        runs += done
+        st_times = sorted_tallies[ST].by_batch if ST in sorted_tallies else {}
         for child in children:
             child.ask({"op": "save"}, _LOAD_TIMEOUT_S)
         st = next((c for c in children if c.name == ST), None)
-        st_rate = next((r.texts_per_s for r in runs if (r.engine, r.order) == (ST, "sorted")), 0)
-        if keep_reference and st is not None and st_rate:
-            sizes = [len(b) for b in plan["sorted"]]
-            reference = Reference(st, len(plan["sorted"]), sizes, st_rate)
+        if keep_reference and st is not None and st_times:
+            reference = Reference(st, st_times, len(plan["sorted"]) - 1)
     finally:
         for child in children:
             if reference is None or child.name != ST:

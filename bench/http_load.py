@@ -56,6 +56,10 @@ class CellResult:
     def texts_per_s(self) -> float:
         return self.texts / self.seconds if self.seconds else 0.0
 
+    @property
+    def mean_ms(self) -> float | None:
+        return statistics.fmean(self.latencies_ms) if self.latencies_ms else None
+
     def percentile(self, q: float) -> float | None:
         if not self.latencies_ms:
             return None

@@ -9,7 +9,8 @@ Sections (docs/benchmarks.md says what each row means):
   static      Model2Vec on our numpy engine vs the model2vec library (static_families)
   start       cold start to the first embedding, and resident memory (cold_start)
   stack       uvicorn vs granian (and uvicorn with httptools+uvloop), JSON encoding costs
-Every rate is also given as a ratio to sentence-transformers measured in the same run.
+Every rate is also given as a ratio to sentence-transformers measured in the same run (HTTP
+rows: divided too by a gauge of how much faster or slower the machine was at that moment).
 
 Writes bench/results.md and bench/results.png (or --out DIR). `--extra-site DIR` names a
 folder holding optional packages that are not dependencies (orjson, httptools, uvloop; install
@@ -74,8 +75,8 @@ class Context:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     st_rate: float | None = None  # sentence-transformers, sorted b32, in process
-    reference: engine_throughput.Reference | None = None  # ST, kept loaded to rescale st_rate
-    st_now: float | None = None  # st_rate rescaled to the load just before the current server
+    reference: engine_throughput.Reference | None = None  # ST kept loaded: a load gauge
+    drift: float | None = None  # the gauge around the current cell: > 1 faster than in-process
     bf16_rate: float | None = None  # OpenVINO bf16, sorted b32, in process
 
     def log(self, text: str) -> None:
@@ -159,7 +160,7 @@ def _http_target(ctx: Context, plan: ServerPlan, result: CellResult) -> tuple[st
     """(target and whether it was met, a note) for the cells the targets name."""
     cell = result.cell
     shape = (cell.concurrency, cell.batch)
-    ratio = result.texts_per_s / ctx.st_now if ctx.st_now else None
+    ratio = _ratio(ctx, result.texts_per_s)
     if cell.encoding != "float":
         return "", ""
     if plan.label == "default" and shape == _C4B32:
@@ -176,24 +177,32 @@ def _http_target(ctx: Context, plan: ServerPlan, result: CellResult) -> tuple[st
     return "", ""
 
 
+def _ratio(ctx: Context, rate: float) -> float | None:
+    """To in-process ST, and to the load of the moment: divided by the ST gauge's reading."""
+    if not ctx.st_rate:
+        return None
+    return rate / ctx.st_rate / (ctx.drift or 1.0)
+
+
 def _met(ok: bool) -> str:  # noqa: FBT001 - a verdict
     return "met" if ok else "MISSED"
 
 
 def _http_row(ctx: Context, plan: ServerPlan, engine: str, result: CellResult) -> Row:
     rate = result.texts_per_s
-    ratio = rate / ctx.st_now if ctx.st_now else None
+    ratio = _ratio(ctx, rate)
     target, extra = _http_target(ctx, plan, result)
     notes = [f"{result.requests} requests", f"load {os.getloadavg()[0]:.1f}"]
-    if ctx.st_now:
-        notes.append(f"ST now {ctx.st_now:.1f}/s")
+    if ctx.drift and ctx.st_rate:
+        raw = rate / ctx.st_rate
+        notes.append(f"ST gauge {ctx.drift:.2f}, unadjusted {raw:.2f}x")
     if result.errors:
         notes.append(f"{result.errors} errors")
     if extra:
         notes.append(extra)
     value_parts = []
-    if result.server_ms is not None:
-        value_parts.append(f"handler {result.server_ms:.1f} ms/req")
+    if result.server_ms is not None and result.mean_ms is not None:
+        value_parts.append(f"mean {result.mean_ms:.1f} ms, handler {result.server_ms:.1f} ms")
     if result.passes_per_request is not None:
         value_parts.append(f"{result.passes_per_request:.1f} passes/req")
     cores = (result.server_cpu_s / result.seconds, result.client_cpu_s / result.seconds)
@@ -222,14 +231,14 @@ def _serve_plan(ctx: Context, plan: ServerPlan, n: int) -> None:
     with served(ctx.work / "home", log, plan.args, stack=plan.stack, env=env) as server:
         warm_up(server, ctx.texts)
         engine = _chosen_engine(log)
-        # the reference is timed just before and just after each cell (the server idle), and
-        # the cell's ratio is to the mean of the two: the load of the moment, on both sides
-        before = ctx.reference.rate_now() if ctx.reference else ctx.st_rate
+        # the load gauge is read just before and just after each cell (the server idle); the
+        # row shows the mean, so a reader sees when the machine was busier than in-process
+        before = ctx.reference.drift() if ctx.reference else None
         for cell in plan.cells:
             ctx.log(f"HTTP: {plan.label} [{engine}] {cell.label}")
             result = run_cell(server, ctx.texts, cell, ctx.cell_s)
-            after = ctx.reference.rate_now() if ctx.reference else ctx.st_rate
-            ctx.st_now = (before + after) / 2 if before and after else None
+            after = ctx.reference.drift() if ctx.reference else None
+            ctx.drift = (before + after) / 2 if before and after else None
             ctx.rows.append(_http_row(ctx, plan, engine, result))
             before = after
         if plan.label == "default":
@@ -295,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run in about 2 minutes")
     parser.add_argument("--texts", type=int, default=None, help="corpus size (1024; quick 128)")
     parser.add_argument(
-        "--cell-seconds", type=float, default=None, help="per HTTP cell (6; quick 4)"
+        "--cell-seconds", type=float, default=None, help="per HTTP cell (6; quick 3)"
     )
     parser.add_argument("--sections", default=",".join(_SECTIONS), help="comma-separated")
     parser.add_argument("--extra-site", type=Path, default=None, help="orjson/httptools/uvloop")
@@ -311,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             texts=texts,
             work=Path(tmp),
             quick=quick,
-            cell_s=args.cell_seconds or (4.0 if quick else 6.0),
+            cell_s=args.cell_seconds or (3.0 if quick else 6.0),
             extra_site=args.extra_site.resolve() if args.extra_site else None,
         )
         ctx.log(f"{len(texts)} texts, fingerprint {fingerprint(texts)}")

@@ -63,8 +63,9 @@ class GraphKey:
 class GraphCache:
     """A folder of graphs by key. Safe to share between processes: writers never collide."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, inline_limit: int = PROTOBUF_LIMIT) -> None:
         self._root = root
+        self._inline_limit = inline_limit  # weights past this many bytes go to a .data file
 
     def path(self, key: GraphKey, kind: str) -> Path:
         return self._root / f"{key.digest}-{kind}.onnx"
@@ -94,7 +95,7 @@ class GraphCache:
         try:
             staged = staging / path.name
             data = path.with_name(path.name + ".data")
-            if initializer_bytes(model) > PROTOBUF_LIMIT:
+            if initializer_bytes(model) > self._inline_limit:
                 # the weights go to one file beside the graph, which names it relatively
                 onnx.save_model(
                     model,

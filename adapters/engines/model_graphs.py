@@ -1,9 +1,9 @@
 """A model folder as recorded graphs: what the graph engines (ONNX Runtime, OpenVINO) share.
 
 For each family, which forward pass is recorded from which reading of the folder; which files
-key the cached graph; and the Encoder over a compiled graph. The engines differ only in how a
-graph file becomes something that runs (`compile`) and in the exceptions that mean "this file
-is unreadable" (a truncated cache entry, recorded again).
+key the cached graph; and the Encoder over compiled graphs. The engines differ only in how a
+graph file becomes something that runs (`compile_graph`, `runner`) and in the exceptions that
+mean "this file is unreadable" (a truncated cache entry, recorded again).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from domain.errors import InvalidInput
 from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray, Ops
 
-__all__ = ["GRAPH_FAMILIES", "GraphEncoder", "GraphImages", "Run", "load_graphs"]
+__all__ = ["GRAPH_FAMILIES", "GraphEncoder", "GraphImages", "Run", "graph_encoder", "load_graphs"]
 
 GRAPH_FAMILIES = frozenset({Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP})
 _WEIGHTS = "model.safetensors"
@@ -87,8 +87,15 @@ class GraphImages:
         return self._run({"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})
 
 
-def image_processor(folder: Path, clip: ClipConfig) -> ClipImageProcessor:
-    return read_clip_image_processor(folder, clip.image_size)
+def graph_encoder(
+    folder: Path, graphs: LoadedGraphs[C], runner: Callable[[C], Run], dimensions: int
+) -> GraphEncoder:
+    """The Encoder over a model's compiled graphs; CLIP's images prepared as numpy's are."""
+    images = None
+    if graphs.vision is not None and graphs.clip is not None:
+        processor = read_clip_image_processor(folder, graphs.clip.image_size)
+        images = GraphImages(graphs.clip.image_tokens, processor, runner(graphs.vision))
+    return GraphEncoder(dimensions, runner(graphs.text), images)
 
 
 def load_graphs(  # noqa: PLR0913 - the cache, and the runtime's two hooks

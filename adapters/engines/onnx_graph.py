@@ -8,8 +8,10 @@ normalisation included, that ONNX Runtime and OpenVINO both run (docs/adr/0004).
 Weights become initializers. A Linear's weight is stored transposed ([in,out]) once, so each
 linear is one MatMul and one Add, the pattern both runtimes fuse into their GEMM. LayerNorm is
 the opset-17 LayerNormalization node; exact GELU is the erf formula, which both runtimes fuse into
-one Gelu (BiasGelu in ONNX Runtime). Attention is written out (MatMul, Softmax, MatMul); with
-`fused_attention` it is recorded as ONNX Runtime's com.microsoft MultiHeadAttention instead.
+one Gelu (BiasGelu in ONNX Runtime). Attention is written out (MatMul, Softmax, MatMul), which
+OpenVINO fuses into its own attention kernel; for ONNX Runtime, whose optimizer does not fuse
+it, it is recorded as ONNX Runtime's com.microsoft Attention instead, q, k and v projections
+packed into one GEMM (measured in docs/adr/0004-one-graph-two-runtimes.md).
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ __all__ = [
 GRAPH_BUILDER_VERSION = 1
 OPSET = 17  # LayerNormalization; every op here is in it, so both runtimes read the graph
 _MS = "com.microsoft"
-# how attention is recorded: standard ONNX ops, which every runtime reads; ONNX Runtime's
-# MultiHeadAttention on q, k, v; or its Attention, with the three projections packed in one
-AttentionKind = Literal["onnx", "mha", "packed"]
+# how attention is recorded: written out in standard ONNX ops, which every runtime reads (and
+# OpenVINO fuses itself), or as ONNX Runtime's own com.microsoft Attention kernel
+AttentionKind = Literal["onnx", "com.microsoft"]
 _NEG = float(np.finfo(np.float32).min)  # what transformers (and the numpy engine) use for masks
 
 
@@ -130,8 +132,10 @@ class OnnxOps:
         if q.width is None:
             msg = "attention needs the width of its queries (record them with linear)"
             raise ValueError(msg)
-        if self._attention != "onnx":
-            return self._contrib_attention(q, k, v, mask, heads, causal=causal)
+        if self._attention == "com.microsoft":
+            fused = self._fused_attention(q, k, v, mask, heads, causal=causal)
+            if fused is not None:
+                return fused
         hd = q.width // heads
         shape = self._ints([0, 0, heads, hd])  # [B,T,H] -> [B,T,NH,HD]
         qh = self._op("Transpose", self._op("Reshape", q, shape), perm=[0, 2, 1, 3])
@@ -182,9 +186,9 @@ class OnnxOps:
                 masked = self._op("Where", real, x, self._float(-math.inf))
                 return self._reduce("ReduceMax", masked, axis=1, width=x.width)
             case PoolingMode.MEAN:
-                return self._mean(x, mask, self._float_mask(mask), math_op=None)
+                return self._mean(x, self._float_mask(mask))
             case PoolingMode.MEAN_SQRT_LEN:
-                return self._mean(x, mask, self._float_mask(mask), math_op="Sqrt")
+                return self._mean(x, self._float_mask(mask), root=True)
             case PoolingMode.WEIGHTED_MEAN:
                 ranks = self._op(
                     "Range", self._float(1.0), self._tokens_plus_one(mask), self._float(1.0)
@@ -192,7 +196,7 @@ class OnnxOps:
                 weights = self._op(
                     "Mul", self._float_mask(mask), self._op("Unsqueeze", ranks, self._ints([0, 2]))
                 )  # [B,T,1]: the i-th token weighs i
-                return self._mean(x, mask, weights, math_op=None)
+                return self._mean(x, weights)
             case PoolingMode.LAST_TOKEN | PoolingMode.EOS:
                 length = self._reduce("ReduceSum", mask, axis=1, keepdims=1)  # [B,1]
                 last = self._op("Sub", length, self._int(1))  # rows are right-padded
@@ -310,14 +314,13 @@ class OnnxOps:
         t = self._op("Squeeze", self._op("Shape", mask, start=1, end=2), self._ints([0]))
         return self._op("Add", self._op("Cast", t, to=TensorProto.FLOAT), self._float(1.0))
 
-    def _mean(self, x: Value, mask: Value, weights: Value, math_op: str | None) -> Value:
-        """Σ weights·x / Σ weights over the tokens, with sentence-transformers' 1e-9 floor."""
-        del mask
+    def _mean(self, x: Value, weights: Value, *, root: bool = False) -> Value:
+        """Σ weights·x / Σ weights over the tokens (or its square root), floored at 1e-9."""
         total = self._reduce("ReduceSum", self._op("Mul", x, weights), axis=1)  # [B,H]
         count = self._reduce("ReduceSum", weights, axis=1)  # [B,1]
         count = self._op("Max", count, self._float(1e-9))
-        if math_op is not None:
-            count = self._op(math_op, count)
+        if root:
+            count = self._op("Sqrt", count)
         return self._op("Div", total, count, width=x.width)
 
     def _score_bias(self, mask: Value | None, *, causal: bool) -> Value | None:
@@ -328,66 +331,51 @@ class OnnxOps:
         return self._derive(key, lambda: self._record_score_bias(mask, causal=causal))
 
     def _record_score_bias(self, mask: Value | None, *, causal: bool) -> Value:
-        keep: Value | None = None
-        if mask is not None:
-            real = self._op("Greater", mask, self._int(0))
-            keep = self._op("Unsqueeze", real, self._ints([1, 2]))  # [B,1,1,T]
+        if mask is None:  # every architecture with a causal mask also has a padding mask
+            msg = "a causal graph needs the attention mask, for the number of tokens"
+            raise ValueError(msg)
+        real = self._op("Greater", mask, self._int(0))
+        keep = self._op("Unsqueeze", real, self._ints([1, 2]))  # [B,1,1,T]
         if causal:
-            seen = mask if mask is not None else None
-            if seen is None:
-                msg = "a causal mask needs the attention mask to know the length"
-                raise ValueError(msg)
-            t = self._op("Squeeze", self._op("Shape", seen, start=1, end=2), self._ints([0]))
+            t = self._op("Squeeze", self._op("Shape", mask, start=1, end=2), self._ints([0]))
             arange = self._op("Range", self._int(0), t, self._int(1))
             keys = self._op("Unsqueeze", arange, self._ints([0]))  # [1,T]
             queries = self._op("Unsqueeze", arange, self._ints([1]))  # [T,1]
             behind = self._op("Not", self._op("Greater", keys, queries))  # [T,T]
-            keep = behind if keep is None else self._op("And", keep, behind)  # [B,1,T,T]
-        assert keep is not None  # noqa: S101 - one of the two branches ran
+            keep = self._op("And", keep, behind)  # [B,1,T,T]
         return self._op("Where", keep, self._float(0.0), self._float(_NEG))
 
-    def _contrib_attention(  # noqa: PLR0913 - the attention signature
+    def _fused_attention(  # noqa: PLR0913 - the attention signature
         self, q: Value, k: Value, v: Value, mask: Value | None, heads: int, *, causal: bool
-    ) -> Value:
-        """ONNX Runtime's own attention kernels, which take the padding mask as int32 [B,T]."""
+    ) -> Value | None:
+        """ONNX Runtime's Attention kernel: the q, k, v projections as one [H,3H] GEMM, then
+        attention over the padding mask (int32 [B,T]); the three linears are left unused.
+
+        None where q, k and v are not linears of one input: the written-out form serves then.
+        """
+        sources = [self._linears.get(x.name) for x in (q, k, v)]
+        found = [s for s in sources if s is not None]
+        if len(found) != len(sources) or len({x.name for x, _ in found}) != 1:
+            return None
         self.uses_contrib_ops = True
-        padding: Value | str = ""
+        weight = np.concatenate([w.weight for _, w in found]).T  # [H,3H]
+        bias = np.concatenate([w.bias for _, w in found])  # [3H]
+        padding: Value | str = ""  # none: every position is real
         if mask is not None:
             padding = self._derive(
                 ("int32", mask.name), lambda: self._op("Cast", mask, to=TensorProto.INT32)
             )
-        packed = self._packed_projection(q, k, v) if self._attention == "packed" else None
-        if packed is not None:  # one [H,3H] GEMM; the three linears are left unused
-            x, weight, bias = packed
-            return self._op(
-                "Attention",
-                x,
-                self._weight(weight, "qkv"),
-                self._weight(bias, "qkv"),
-                padding,
-                domain=_MS,
-                num_heads=heads,
-                unidirectional=int(causal),
-                width=q.width,
-            )
         return self._op(
-            "MultiHeadAttention",
-            *(q, k, v, "", padding),
+            "Attention",
+            found[0][0],
+            self._weight(weight, "qkv"),
+            self._weight(bias, "qkv"),
+            padding,
             domain=_MS,
             num_heads=heads,
             unidirectional=int(causal),
             width=q.width,
         )
-
-    def _packed_projection(self, q: Value, k: Value, v: Value) -> tuple[Value, Array, Array] | None:
-        """When q, k and v are linears of one input: that input, and their weights side by side."""
-        sources = [self._linears.get(x.name) for x in (q, k, v)]
-        if any(s is None for s in sources) or len({s[0].name for s in sources if s}) != 1:
-            return None
-        found = [s for s in sources if s]
-        weight = np.concatenate([w.weight for _, w in found]).T  # [H,3H]
-        bias = np.concatenate([w.bias for _, w in found])
-        return found[0][0], weight, bias
 
 
 def _live(nodes: Sequence[onnx.NodeProto], output: str) -> list[onnx.NodeProto]:

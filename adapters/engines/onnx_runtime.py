@@ -17,10 +17,8 @@ from safetensors import SafetensorError
 from adapters.engines.graph_cache import GraphCache
 from adapters.engines.model_graphs import (
     GRAPH_FAMILIES,
-    GraphEncoder,
-    GraphImages,
     Run,
-    image_processor,
+    graph_encoder,
     load_graphs,
 )
 from adapters.engines.onnx_graph import AttentionKind
@@ -31,8 +29,9 @@ from domain.ports import Encoder
 
 __all__ = ["OnnxRuntimeEngine"]
 
-# what the recorded graph reads as on this runtime (docs/adr/0004-one-graph-two-runtimes.md)
-_ATTENTION: AttentionKind = "onnx"
+# ONNX Runtime's optimizer does not fuse written-out attention; its own kernel, with q, k and v
+# in one GEMM, ran ~8% faster (docs/adr/0004-one-graph-two-runtimes.md)
+_ATTENTION: AttentionKind = "com.microsoft"
 # what InferenceSession raises for a file it cannot parse or a graph it cannot build
 _UNREADABLE = (
     ort.capi.onnxruntime_pybind11_state.Fail,
@@ -74,18 +73,14 @@ class OnnxRuntimeEngine:
                 compile_graph=self._session,
                 unreadable=_UNREADABLE,
             )
+            fallen_back = [p for p in self._providers if p not in graphs.text.get_providers()]
+            if fallen_back:  # e.g. CUDA listed, but its libraries failed to load
+                return ModelUnavailable(
+                    spec.qualified_name, f"ONNX Runtime could not start {', '.join(fallen_back)}"
+                )
+            return graph_encoder(folder, graphs, _runner, _width(graphs.text))
         except (OSError, ValueError, KeyError, TypeError, SafetensorError, *_UNREADABLE) as exc:
             return ModelUnavailable(spec.qualified_name, str(exc))
-        fallen_back = [p for p in self._providers if p not in graphs.text.get_providers()]
-        if fallen_back:  # e.g. CUDA listed but its libraries failed to load
-            return ModelUnavailable(
-                spec.qualified_name, f"ONNX Runtime could not start {', '.join(fallen_back)}"
-            )
-        images = None
-        if graphs.vision is not None and graphs.clip is not None:
-            processor = image_processor(folder, graphs.clip)
-            images = GraphImages(graphs.clip.image_tokens, processor, _runner(graphs.vision))
-        return GraphEncoder(_width(graphs.text), _runner(graphs.text), images)
 
     def _session(self, path: Path) -> ort.InferenceSession:
         options = ort.SessionOptions()

@@ -21,10 +21,8 @@ from safetensors import SafetensorError
 from adapters.engines.graph_cache import GraphCache
 from adapters.engines.model_graphs import (
     GRAPH_FAMILIES,
-    GraphEncoder,
-    GraphImages,
     Run,
-    image_processor,
+    graph_encoder,
     load_graphs,
 )
 from adapters.engines.onnx_graph import AttentionKind
@@ -77,13 +75,9 @@ class OpenVinoEngine:
                 compile_graph=self._compile,
                 unreadable=_UNREADABLE,
             )
+            return graph_encoder(folder, graphs, _runner, _width(graphs.text))
         except (OSError, ValueError, KeyError, TypeError, SafetensorError, RuntimeError) as exc:
             return ModelUnavailable(spec.qualified_name, str(exc))
-        images = None
-        if graphs.vision is not None and graphs.clip is not None:
-            processor = image_processor(folder, graphs.clip)
-            images = GraphImages(graphs.clip.image_tokens, processor, _runner(graphs.vision))
-        return GraphEncoder(_width(graphs.text), _runner(graphs.text), images)
 
     def _refusal(self) -> str | None:
         """Why this engine cannot run here, or None."""

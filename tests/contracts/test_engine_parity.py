@@ -387,6 +387,50 @@ def test_the_cache_holds_only_finished_graphs(graph_engine: str, tmp_path: Path)
     assert all(n.endswith(("-text.onnx", "-vision.onnx")) for n in names), names
 
 
+def _run_with(runtime: str) -> Callable[[Path, dict[str, np.ndarray]], np.ndarray]:
+    """A graph file run by `runtime` directly, as its engine would run it."""
+    if runtime == "onnxruntime":
+        ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+
+        def run_ort(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            return np.asarray(session.run(["embeddings"], feeds)[0])
+
+        return run_ort
+    ov = pytest.importorskip("openvino", reason="OpenVINO is not installed")
+
+    def run_ov(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return np.asarray(compiled(feeds)[0])
+
+    return run_ov
+
+
+def test_a_graph_past_the_protobuf_limit_keeps_its_weights_beside_it(
+    graph_engine: str, small_bert: Path, tmp_path: Path
+) -> None:
+    """Weights too large for one protobuf (2 GB) go to one .data file, and the graph still runs."""
+    from adapters.engines.graph_cache import GraphCache
+    from adapters.engines.model_graphs import load_graphs
+
+    run = _run_with(graph_engine)
+    cache = tmp_path / "cache"
+    path = load_graphs(
+        CASES[1].spec,
+        small_bert,
+        GraphCache(cache, inline_limit=0),  # every graph counts as too large
+        attention="onnx",
+        compile_graph=lambda p: p,
+        unreadable=(),
+    ).text
+    assert sorted(p.name for p in cache.iterdir()) == [path.name, f"{path.name}.data"]
+    assert path.stat().st_size < 100_000  # the nodes only
+    ids, mask = pad([(101, 7592, 2088, 102), (101, 102)])
+    ours = run(path, {"input_ids": ids, "attention_mask": mask})
+    reference = loaded(NumpyEngine(), CASES[1].spec, small_bert).embed(ids, mask)
+    assert scaled_abs_diff(ours, reference).max() < MAX_ABS_DIFF
+
+
 # --- what each runtime offers here ---------------------------------------------------------------
 
 
