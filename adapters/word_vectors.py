@@ -21,12 +21,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # pyarrow costs ~0.3 s and ~50 MB at import: taken only when a file is read
+    import pyarrow as pa
 
 from adapters.gensim_pickle import read_gensim_vocabulary
 from domain.ops import Array
@@ -132,6 +132,8 @@ def _source(path: Path) -> str | pa.BufferReader:
     with path.open("rb") as f:
         f.seek(start)
         tail = f.read()
+    import pyarrow as pa  # see the import block
+
     newline = tail.find(b"\n", len(tail.rstrip()))
     if newline < 0 or start + newline + 1 == size:
         return str(path)
@@ -161,6 +163,9 @@ def _text_batches(path: Path, header: _TextHeader, columns: list[str]) -> Iterat
     a space or a line break; words are read as bytes, values as float64 (see _read_text_vectors).
     Empty fields and strings like "NA" are not nulls: a value that is not a number is refused.
     """
+    import pyarrow as pa  # see the import block
+    import pyarrow.csv as pcsv
+
     values = _value_columns(header.dim)
     names = [_WORD, *values, *([_TRAILING] if header.trailing_space else [])]
     read = pcsv.ReadOptions(skip_rows=1, column_names=names)
@@ -227,6 +232,8 @@ def read_words(folder: Path) -> list[str]:
         case "gensim":
             return _checked(read_gensim_vocabulary(layout.words), layout.vectors)
         case "kumo":
+            import pyarrow.parquet as pq  # see the import block
+
             column = pq.read_table(layout.words, columns=[_KUMO_COLUMN]).column(_KUMO_COLUMN)
             return _checked([str(w) for w in column.to_pylist()], layout.vectors)
 

@@ -6,13 +6,18 @@ whose vectors drift past the gate's tolerance is not used, whatever its speed; t
 runs on the next engine that passes, or on the reference itself. In "auto" mode the engines
 that pass are also timed on the probe and the fastest is kept; the choice is remembered per
 model, precision and host, so later loads gate only the remembered engine.
+
+The reference's answer to the probe may be remembered too (ProbeAnswers, keyed by the model's
+files and the reference's code): a later load with a remembered engine then neither loads the
+model on the reference nor runs it, which is most of a warm start's time and memory. The gate
+itself still runs at every load, against that answer.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -34,6 +39,7 @@ __all__ = [
     "EngineSelector",
     "ParityCheck",
     "Precision",
+    "ProbeAnswers",
     "Tolerance",
     "parity_of",
 ]
@@ -122,6 +128,20 @@ class ChoiceMemory(Protocol):
     def remember(self, key: str, engine: str) -> None: ...
 
 
+class ProbeAnswers(Protocol):
+    """The reference engine's vectors for a probe, kept across restarts.
+
+    Implementations key them by everything the answer depends on: the model's files, the probe's
+    ids and the reference engine's code; a key that changes is a miss.
+    """
+
+    def recall(self, folder: Path, probe: Sequence[tuple[IdArray, IdArray]]) -> Array | None: ...
+
+    def remember(
+        self, folder: Path, probe: Sequence[tuple[IdArray, IdArray]], answer: Array
+    ) -> None: ...
+
+
 def parity_of(ours: Array, reference: Array) -> tuple[float, float]:
     """(max abs diff scaled by max(1, max |reference|), min cosine), rows compared pairwise."""
     scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
@@ -152,16 +172,47 @@ def _texts_per_s(encoder: Encoder, probe: list[tuple[IdArray, IdArray]]) -> floa
     return _TIMED_RUNS * sum(len(ids) for ids, _ in probe) / elapsed
 
 
-@dataclass(slots=True)
 class _Trial:
-    """One model's load: the probe, the reference's answer, and every gate it ran."""
+    """One model's load: the probe, the reference's answer, and every gate it ran.
 
-    spec: ModelSpec
-    folder: Path
-    reference: Encoder
-    probe: list[tuple[IdArray, IdArray]]
-    expected: Array
-    checks: list[ParityCheck] = field(default_factory=list)
+    The reference is loaded, and run, only when something needs it: no remembered answer, an
+    engine to time against it, or a fallback.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        folder: Path,
+        reference: InferenceEngine,
+        probe: list[tuple[IdArray, IdArray]],
+        answers: ProbeAnswers | None,
+    ) -> None:
+        self.spec = spec
+        self.folder = folder
+        self.probe = probe
+        self.checks: list[ParityCheck] = []
+        self._engine = reference
+        self._answers = answers
+        self._reference: Encoder | ModelUnavailable | None = None
+        self._expected: Array | None = None
+
+    def reference(self) -> Encoder | ModelUnavailable:
+        if self._reference is None:
+            self._reference = self._engine.load(self.spec, self.folder)
+        return self._reference
+
+    def expected(self) -> Array | ModelUnavailable:
+        if self._expected is None and self._answers is not None:
+            self._expected = self._answers.recall(self.folder, self.probe)
+        if self._expected is None:
+            reference = self.reference()
+            if isinstance(reference, ModelUnavailable):
+                return reference
+            # the reference's run is the yardstick, and warms it up for its own timing
+            self._expected = _run(reference, self.probe)
+            if self._answers is not None:
+                self._answers.remember(self.folder, self.probe, self._expected)
+        return self._expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +239,7 @@ class EngineSelector:
         *,
         forced: str = AUTO,
         memory: ChoiceMemory | None = None,
+        answers: ProbeAnswers | None = None,
         precision_of: Callable[[ModelSpec], Precision] = lambda _spec: "fp32",
         speed_of: Callable[[Encoder, list[tuple[IdArray, IdArray]]], float] | None = None,
     ) -> None:
@@ -195,6 +247,7 @@ class EngineSelector:
         self._candidates = tuple(candidates)
         self._forced = forced
         self._memory = memory
+        self._answers = answers
         self._precision_of = precision_of
         self._made: dict[str, InferenceEngine] = {}
         self._speed_of = speed_of or _texts_per_s
@@ -214,59 +267,86 @@ class EngineSelector:
             for c in self._candidates
             if spec.family in c.families and self._forced in {AUTO, c.name}
         ]
-        reference = self.reference.load(spec, folder)
-        if isinstance(reference, ModelUnavailable) or not candidates:
-            return reference if isinstance(reference, ModelUnavailable) else self._plain(reference)
-        probe = _probe(tokenizer)
-        # the reference's run is the yardstick, and warms it up for its own timing
-        trial = _Trial(spec, folder, reference, probe, _run(reference, probe))
+        if not candidates:
+            return self._plain(self.reference.load(spec, folder))
+        trial = _Trial(spec, folder, self.reference, _probe(tokenizer), self._answers)
         precision = self._precision_of(spec)
         key = f"{spec.qualified_name}|{precision}"
         remembered = self._memory.recall(key) if self._memory and self._forced == AUTO else None
         if remembered == self.reference.name:
-            return self._plain(reference)
+            return self._plain(trial.reference())
         ordered = _in_order(candidates, precision)
         one = remembered if remembered is not None else self._forced
         if one != AUTO:
             found = self._first_passing([c for c in ordered if c.name == one], trial)
             if found is not None:
-                return found.chosen(tuple(trial.checks))
+                return found
             if self._forced != AUTO:
-                return Chosen(reference, self.reference.name, "fp32", None, tuple(trial.checks))
+                return self._fallback(trial)
+        return self._timed(ordered, trial, key)
+
+    def _timed(
+        self, ordered: list[Candidate], trial: _Trial, key: str
+    ) -> Chosen | ModelUnavailable:
         best = self._fastest(ordered, trial)
+        if isinstance(best, ModelUnavailable):
+            return best
         if self._memory is not None:
             self._memory.remember(key, best.name)
         if best.name == self.reference.name:
-            return Chosen(reference, best.name, "fp32", None, tuple(trial.checks))
+            return Chosen(best.encoder, best.name, "fp32", None, tuple(trial.checks))
         return best.chosen(tuple(trial.checks))
 
-    def _plain(self, reference: Encoder) -> Chosen:
+    def _fallback(self, trial: _Trial) -> Chosen | ModelUnavailable:
+        reference = trial.reference()
+        if isinstance(reference, ModelUnavailable):
+            return reference
+        return Chosen(reference, self.reference.name, "fp32", None, tuple(trial.checks))
+
+    def _plain(self, reference: Encoder | ModelUnavailable) -> Chosen | ModelUnavailable:
+        if isinstance(reference, ModelUnavailable):
+            return reference
         return Chosen(reference, self.reference.name, "fp32", None)
 
-    def _first_passing(self, candidates: list[Candidate], trial: _Trial) -> _Contender | None:
-        """A remembered or forced engine: gated, not timed."""
+    def _first_passing(
+        self, candidates: list[Candidate], trial: _Trial
+    ) -> Chosen | ModelUnavailable | None:
+        """A remembered or forced engine: gated, not timed. None: none passed."""
         for candidate in candidates:
             contender = self._try(candidate, trial, timed=False)
+            if isinstance(contender, ModelUnavailable):
+                return contender  # the reference itself cannot load the model
             if contender is not None and contender.check.passed:
-                return contender
+                return contender.chosen(tuple(trial.checks))
         return None
 
-    def _fastest(self, candidates: list[Candidate], trial: _Trial) -> _Contender:
+    def _fastest(self, candidates: list[Candidate], trial: _Trial) -> _Contender | ModelUnavailable:
         """Every engine not yet tried is gated, and timed if it passes; the reference too."""
         tried = {(c.engine, c.precision) for c in trial.checks}
         contenders = []
         for candidate in candidates:
             if (candidate.name, candidate.precision) not in tried:
                 contender = self._try(candidate, trial, timed=True)
+                if isinstance(contender, ModelUnavailable):
+                    return contender
                 if contender is not None and contender.check.passed:
                     contenders.append(contender)
         # the reference competes too: for a tiny model it may well be the fastest
-        speed = self._speed_of(trial.reference, trial.probe)
+        reference = trial.reference()
+        if isinstance(reference, ModelUnavailable):
+            return reference
+        speed = self._speed_of(reference, trial.probe)
         own = ParityCheck(self.reference.name, "fp32", 0.0, 1.0, passed=True, texts_per_s=speed)
-        contenders.append(_Contender(self.reference.name, "fp32", trial.reference, own))
+        contenders.append(_Contender(self.reference.name, "fp32", reference, own))
         return max(contenders, key=lambda c: c.check.texts_per_s or 0.0)
 
-    def _try(self, candidate: Candidate, trial: _Trial, *, timed: bool) -> _Contender | None:
+    def _try(
+        self, candidate: Candidate, trial: _Trial, *, timed: bool
+    ) -> _Contender | ModelUnavailable | None:
+        """The candidate's contender; None if it cannot run here; the reference's own failure."""
+        expected = trial.expected()
+        if isinstance(expected, ModelUnavailable):
+            return expected
         loaded = self._load(candidate, trial.spec, trial.folder)
         if isinstance(loaded, ModelUnavailable):
             log.info(
@@ -277,7 +357,7 @@ class EngineSelector:
                 reason=loaded.reason,
             )
             return None
-        check = self._gate(candidate, loaded, trial, timed=timed)
+        check = self._gate(candidate, loaded, trial, expected, timed=timed)
         trial.checks.append(check)
         log.info(
             "engine_parity",
@@ -305,9 +385,9 @@ class EngineSelector:
         return engine.load(spec, folder)
 
     def _gate(
-        self, candidate: Candidate, encoder: Encoder, trial: _Trial, *, timed: bool
+        self, candidate: Candidate, encoder: Encoder, trial: _Trial, expected: Array, *, timed: bool
     ) -> ParityCheck:
-        diff, cosine = parity_of(_run(encoder, trial.probe), trial.expected)
+        diff, cosine = parity_of(_run(encoder, trial.probe), expected)
         tolerance = TOLERANCES[candidate.precision]
         passed = cosine >= tolerance.min_cosine and (
             tolerance.max_abs_diff is None or diff <= tolerance.max_abs_diff

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from safetensors import SafetensorError
-from scipy.special import erf, expit
 
 from adapters.images import ClipImageProcessor, read_clip_image_processor
 from adapters.model_folder import (
@@ -68,9 +67,13 @@ class NumpyOps:
         return (x - mean) / np.sqrt(var + np.float32(eps)) * w.weight + w.bias
 
     def gelu_erf(self, x: Tensor) -> Tensor:
+        from scipy.special import erf  # ~0.2 s at import: only GELU needs it
+
         return np.float32(0.5) * x * (np.float32(1.0) + erf(x * np.float32(1 / np.sqrt(2))))
 
     def quick_gelu(self, x: Tensor) -> Tensor:
+        from scipy.special import expit
+
         return x * expit(np.float32(1.702) * x)  # expit: no overflow warning far below zero
 
     def attention(  # noqa: PLR0913 - the Ops signature

@@ -7,8 +7,8 @@ decoding needs no network (tiktoken would download its table at first use).
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import bpe_openai
+from functools import cached_property
+from typing import Any
 
 from domain.errors import TokenIdOutOfRange
 
@@ -18,8 +18,12 @@ __all__ = ["Cl100kDecoder"]
 class Cl100kDecoder:
     vocabulary = "cl100k_base"
 
-    def __init__(self) -> None:
-        self._encoding = bpe_openai.get_encoding("cl100k_base")
+    @cached_property
+    def _encoding(self) -> Any:  # bpe_openai has no type stubs
+        """Read at the first token-id input: the table costs ~0.7 s and ~90 MB at start-up."""
+        import bpe_openai
+
+        return bpe_openai.get_encoding("cl100k_base")
 
     def decode(self, ids: Sequence[int]) -> str | TokenIdOutOfRange:
         """Bytes that are not UTF-8 (a split multi-byte character) become U+FFFD, as in tiktoken."""

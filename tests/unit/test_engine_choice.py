@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,18 +76,36 @@ def _candidate(engine: _Engine, precision: Precision = "fp32") -> Candidate:
     return Candidate(engine.name, precision, engine.families, lambda: engine)
 
 
+class _Answers:
+    """Probe answers by folder, as a real store would key them (there: by the files too)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[Path, Array] = {}
+
+    def recall(self, folder: Path, probe: Sequence[tuple[IdArray, IdArray]]) -> Array | None:
+        return self.kept.get(folder)
+
+    def remember(
+        self, folder: Path, probe: Sequence[tuple[IdArray, IdArray]], answer: Array
+    ) -> None:
+        self.kept[folder] = answer.copy()
+
+
 def _selector(
     *engines: _Engine | Candidate,
     forced: str = AUTO,
     memory: _Memory | None = None,
     precision: Precision = "fp32",
+    reference: FakeEngine | None = None,
+    answers: _Answers | None = None,
 ) -> EngineSelector:
     candidates = [e if isinstance(e, Candidate) else _candidate(e) for e in engines]
     return EngineSelector(
-        FakeEngine(),
+        reference or FakeEngine(),
         candidates,
         forced=forced,
         memory=memory,
+        answers=answers,
         precision_of=lambda _spec: precision,
         speed_of=_speed,
     )
@@ -232,3 +251,36 @@ def test_when_the_reference_wins_that_is_remembered_too() -> None:
     again = _Engine("slow", _Skewed(0, 50))
     assert _choose(_selector(again, memory=memory))[0] == "fake"
     assert again.loads == 0
+
+
+def test_with_its_answer_remembered_a_warm_load_never_loads_the_reference() -> None:
+    memory, answers = _Memory(), _Answers()
+    assert _choose(_selector(_Engine("b", _Skewed(0, 300)), memory=memory, answers=answers))[0]
+    assert FOLDER in answers.kept  # the first load ran the reference, and kept its answer
+    warm = FakeEngine()
+    engine, parity, _ = _choose(
+        _selector(_Engine("b", _Skewed(0, 300)), memory=memory, answers=answers, reference=warm)
+    )
+    assert (engine, warm.loads) == ("b", [])
+    assert parity is not None
+    assert parity.passed
+
+
+def test_the_remembered_answer_still_gates_a_drifting_engine() -> None:
+    """The gate runs against the remembered answer: drift fails it, and the reference is loaded
+    then, to time the others and to fall back on."""
+    memory, answers = _Memory({"m:latest|fp32": "b"}), _Answers()
+    _choose(_selector(_Engine("b", _Skewed(0, 300)), memory=memory, answers=answers))
+    warm = FakeEngine()
+    engine, _, considered = _choose(
+        _selector(_Engine("b", _Skewed(0.5, 300)), memory=memory, answers=answers, reference=warm)
+    )
+    assert engine == "fake"
+    assert [(c.engine, c.passed) for c in considered] == [("b", False)]
+    assert warm.loads == [SPEC]
+
+
+def test_a_reference_that_cannot_load_the_model_makes_it_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "broken").touch()
+    chosen = _selector(_Engine("b", _Skewed(0, 300))).choose(SPEC, tmp_path, FakeTokenizer())
+    assert isinstance(chosen, ModelUnavailable)
