@@ -113,7 +113,9 @@ class NumpyOps:
             case PoolingMode.MAX:
                 return np.where(m > 0, x, -np.inf).max(axis=1).astype(np.float32)
             case PoolingMode.MEAN:
-                return (x * m).sum(axis=1) / np.maximum(lengths, np.float32(1e-9))
+                # einsum adds in the order (x * m).sum(axis=1) does, without the [B,T,H] product
+                summed = np.einsum("bth,bt->bh", x, m[:, :, 0])
+                return summed / np.maximum(lengths, np.float32(1e-9))
             case PoolingMode.MEAN_SQRT_LEN:
                 return (x * m).sum(axis=1) / np.sqrt(np.maximum(lengths, np.float32(1e-9)))
             case PoolingMode.WEIGHTED_MEAN:
