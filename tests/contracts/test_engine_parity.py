@@ -40,18 +40,13 @@ from tests.model_factory_clip import write_clip_model
 from tests.model_factory_roberta import write_roberta_model
 from tests.parity.test_bert_parity import scaled_abs_diff
 from tests.parity.test_clip_parity import PICTURES, picture_bytes
-from tests.tolerances import BATCH_INVARIANCE, MAX_ABS_DIFF
+from tests.tolerances import BATCH_INVARIANCE, BF16_MIN_COSINE, MAX_ABS_DIFF
 
 if TYPE_CHECKING:
     from domain.models import ModelSpec
     from domain.ops import Array, IdArray
     from domain.ports import Encoder, InferenceEngine
 
-# OpenVINO's bf16 against its own fp32, by cosine per text: bf16 keeps 8 bits of mantissa, so
-# a vector moves by ~1e-3 relative per component, but across 384 components the direction
-# holds. Measured 0.99995 on all-MiniLM-L6-v2 (FACTS.md). A wrong precision anywhere (an op in
-# fp16, a lost LayerNorm) lands far below. TODO: move to tests/tolerances.py with its peers.
-BF16_MIN_COSINE = 0.9999
 
 _SPECS = {spec.name: spec for spec in CATALOGUE if spec.tag == "latest"}
 _BATCH = 16
