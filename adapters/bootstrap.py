@@ -20,20 +20,33 @@ from adapters.http.app import create_app
 from adapters.http.inventory import Inventory
 from adapters.http.metrics import Metrics
 from adapters.observability import LogFormat, configure_logging
+from adapters.probe_answers import NpyProbeAnswers
 from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
 from adapters.tokenizers.by_family import load_tokenizer
 from adapters.tokenizers.cl100k import Cl100kDecoder
 from application.batching import BatchSettings
-from application.catalogue import CATALOGUE, Catalogue
+from application.catalogue import CATALOGUE, AliasRefused, Catalogue
 from application.embedding import EmbeddingService
+from application.embedding_cache import EmbeddingCache
 from application.engine_choice import AUTO, Candidate, EngineSelector, Precision
 from application.lifecycle import ModelRegistry
+from application.model_admin import ModelAdmin
 from application.stores import FirstFound
+from domain.chunking import DEFAULT_OVERLAP
 from domain.models import Family, ModelSpec
 from domain.ports import InferenceEngine
+from domain.requests import Truncation
 
-__all__ = ["ENGINES", "Settings", "build_app", "default_engine", "default_home"]
+__all__ = [
+    "ENGINES",
+    "Settings",
+    "build_app",
+    "build_embedding_service",
+    "build_model_admin",
+    "default_engine",
+    "default_home",
+]
 
 _TRUTHY = {"1", "true", "yes", "on"}
 ENGINES = (AUTO, "numpy", "onnxruntime", "openvino", "coreml")
@@ -55,8 +68,12 @@ def default_engine() -> str:
 class Settings:
     home: Path
     token_ids: Literal["openai", "model"] = "openai"
-    truncate: bool = True
+    # over-long inputs of requests that do not say; a bool reads as Ollama's flag
+    truncate: Truncation | bool = Truncation.CUT
+    chunk_overlap: int = DEFAULT_OVERLAP  # tokens consecutive windows share (truncate "chunk")
     keep_alive_s: float = 300.0
+    max_loaded_models: int | None = None  # None: no limit
+    max_memory_bytes: int | None = None  # of the loaded models' files; None: no limit
     offline: bool = False
     hf_endpoint: str | None = None
     log_format: LogFormat = "auto"
@@ -70,6 +87,11 @@ class Settings:
     batching: BatchSettings = field(default_factory=BatchSettings)
     max_concurrent_batches: int = 1
     preload: tuple[str, ...] = ()  # model names loaded at start-up and kept for good
+    aliases: tuple[tuple[str, str], ...] = ()  # (alias, catalogue name), e.g. OpenAI's names
+    cache_bytes: int = 0  # the embeddings cache's budget; 0: no cache
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # none: open; never printed
+    origins: tuple[str, ...] = ()  # browser origins allowed besides Ollama's defaults
+    max_body_bytes: int = 16 * 1024 * 1024
 
     @classmethod
     def from_environment(cls, home: Path | None = None) -> Settings:
@@ -83,17 +105,11 @@ class Settings:
 
 def build_app(settings: Settings) -> Litestar:
     configure_logging(settings.log_format)
-    catalogue = Catalogue(CATALOGUE)
-    store = FirstFound(
-        [
-            InstalledPackageStore(),
-            HubStore(
-                settings.home / "Embeddings",
-                endpoint=settings.hf_endpoint,
-                offline=settings.offline,
-            ),
-        ]
-    )
+    catalogue = Catalogue(CATALOGUE).with_aliases(settings.aliases)
+    if isinstance(catalogue, AliasRefused):
+        raise ValueError(catalogue.message)  # noqa: TRY004 - a setting refused, not a bad type
+    carried, downloads = InstalledPackageStore(), _hub_store(settings)
+    store = FirstFound([carried, downloads])
     # One inference thread by default: BLAS and the runtimes already use every core, and two
     # forward passes at once would only fight over them.
     preload = [catalogue.resolve(name) for name in settings.preload]
@@ -111,11 +127,18 @@ def build_app(settings: Settings) -> Litestar:
         load_tokenizer,
         executor,
         default_keep_alive_s=settings.keep_alive_s,
+        max_loaded_models=settings.max_loaded_models,
+        max_memory_bytes=settings.max_memory_bytes,
         batching=settings.batching,
         on_pass=metrics.observe_pass,
     )
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
-    service = EmbeddingService(catalogue, registry, decoder)
+    cache = EmbeddingCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
+    if cache is not None:
+        metrics.watch_cache(cache)
+    service = EmbeddingService(
+        catalogue, registry, decoder, cache=cache, chunk_overlap=settings.chunk_overlap
+    )
     return create_app(
         service,
         registry,
@@ -124,7 +147,39 @@ def build_app(settings: Settings) -> Litestar:
         truncate=settings.truncate,
         metrics=metrics,
         preload=[spec for spec in preload if spec is not None],
+        api_keys=settings.api_keys,
+        origins=settings.origins,
+        max_body_bytes=settings.max_body_bytes,
+        admin=ModelAdmin(catalogue, downloads, [carried], registry),
     )
+
+
+def _hub_store(settings: Settings) -> HubStore:
+    return HubStore(
+        settings.home / "Embeddings", endpoint=settings.hf_endpoint, offline=settings.offline
+    )
+
+
+def build_model_admin(settings: Settings) -> ModelAdmin:
+    """Pull, list and remove without a server (the CLI): nothing is loaded, so none unloads."""
+    catalogue = Catalogue(CATALOGUE).with_aliases(settings.aliases)
+    if isinstance(catalogue, AliasRefused):
+        raise ValueError(catalogue.message)  # noqa: TRY004 - a setting refused, not a bad type
+    return ModelAdmin(catalogue, _hub_store(settings), [InstalledPackageStore()])
+
+
+def build_embedding_service(settings: Settings) -> EmbeddingService:
+    """The embedding pipeline in process, for `embedserve embed`: no HTTP, no cache."""
+    admin = build_model_admin(settings)
+    registry = ModelRegistry(
+        FirstFound([InstalledPackageStore(), _hub_store(settings)]),
+        _engines(settings),
+        load_tokenizer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference"),
+        batching=settings.batching,
+    )
+    decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
+    return EmbeddingService(admin.catalogue, registry, decoder)
 
 
 def _engines(settings: Settings) -> EngineSelector:
@@ -166,5 +221,6 @@ def _engines(settings: Settings) -> EngineSelector:
         candidates,
         forced=settings.engine,
         memory=JsonChoiceMemory(settings.home / "engine-choices.json"),
+        answers=NpyProbeAnswers(cache),
         precision_of=precision_of,
     )

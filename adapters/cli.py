@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -13,10 +14,14 @@ from pathlib import Path
 import structlog
 import uvicorn
 
+from adapters import cli_models
 from adapters.bootstrap import ENGINES, Settings, build_app, default_engine, default_home
 from adapters.http.go_duration import parse_go_duration
 from application.batching import BatchSettings
+from application.embedding_cache import parse_size
 from application.engine_choice import Precision
+from domain.chunking import DEFAULT_OVERLAP
+from domain.requests import Truncation
 
 __all__ = ["main"]
 
@@ -34,6 +39,21 @@ def _duration(text: str) -> float:
             msg = f"not a duration: {text!r} (try 5m, 300, 1h, -1 for forever)"
             raise argparse.ArgumentTypeError(msg) from None
     return seconds
+
+
+def _truncation(text: str) -> Truncation:
+    try:
+        return Truncation(text.strip().lower())
+    except ValueError:
+        msg = f"not a truncation: {text!r} (true, false or chunk)"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _overlap(text: str) -> int:
+    if not text.strip().isdigit():
+        msg = f"not a token count: {text!r} (0 or more)"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
 
 
 def _precision(text: str) -> tuple[str | None, Precision]:
@@ -57,6 +77,80 @@ def _precisions(
         else:
             per_model[model] = value
     return default, per_model
+
+
+def _alias(text: str) -> tuple[str, str]:
+    name, sep, model = text.partition("=")
+    if not sep or not name.strip() or not model.strip():
+        msg = f"not an alias: {text!r} (NAME=MODEL, e.g. text-embedding-3-small=all-MiniLM-L6-v2)"
+        raise argparse.ArgumentTypeError(msg)
+    return name.strip(), model.strip()
+
+
+def _aliases(
+    given: list[tuple[str, str]] | None, parser: argparse.ArgumentParser
+) -> tuple[tuple[str, str], ...]:
+    """--alias wins over EMBEDSERVE_ALIASES; a bad value in either is refused alike."""
+    if given is None:
+        try:
+            given = [_alias(a) for a in _env("ALIASES", "").split(",") if a.strip()]
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"EMBEDSERVE_ALIASES: {exc}")
+    return tuple(given)
+
+
+def _byte_size(text: str) -> int:
+    size = parse_size(text)
+    if size is None:
+        msg = f"not a size: {text!r} (try 256MiB, 1GB, 1048576; 0 turns the cache off)"
+        raise argparse.ArgumentTypeError(msg)
+    return size
+
+
+def _model_count(text: str) -> int:
+    if not text.strip().isdigit():
+        msg = f"not a number of models: {text!r} (1 or more; 0 for no limit)"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def _memory_limit(text: str) -> int:
+    size = parse_size(text)
+    if size is None:
+        msg = f"not a size: {text!r} (try 4GiB, 500MB, 1073741824; 0 for no limit)"
+        raise argparse.ArgumentTypeError(msg)
+    return size
+
+
+def _body_limit(text: str) -> int:
+    size = parse_size(text)
+    if not size:
+        msg = f"not a body size: {text!r} (try 16MiB, 1MB, 65536)"
+        raise argparse.ArgumentTypeError(msg)
+    return size
+
+
+def _grace(text: str) -> float:
+    seconds = _duration(text)
+    if seconds < 0:
+        msg = f"not a shutdown timeout: {text!r} (try 30s, 30, 0)"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
+
+
+def _api_keys(
+    given: list[str] | None, key_file: Path | None, parser: argparse.ArgumentParser
+) -> tuple[str, ...]:
+    """--api-key wins over EMBEDSERVE_API_KEYS; a key file (one key a line, # comments) adds
+    to either. Errors never repeat a key."""
+    keys = given if given is not None else _env("API_KEYS", "").split(",")
+    if key_file is not None:
+        try:
+            lines = key_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--api-key-file {key_file}: {exc.__class__.__name__}")
+        keys = [*keys, *(line for line in lines if not line.lstrip().startswith("#"))]
+    return tuple(dict.fromkeys(k.strip() for k in keys if k.strip()))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,12 +180,31 @@ def _parser() -> argparse.ArgumentParser:
         help="how /v1/embeddings reads token-id inputs: OpenAI's cl100k_base ids, decoded and "
         "re-tokenized (default), or ids of the model's own vocabulary (EMBEDSERVE_TOKEN_IDS)",
     )
+    refuse = _env("NO_TRUNCATE", "").lower() in {"1", "true", "yes"}  # the older spelling
+    serve.add_argument(
+        "--truncate",
+        type=_truncation,
+        default=_env("TRUNCATE", "false" if refuse else "true"),
+        metavar="{true,false,chunk}",
+        help="what to do with an input longer than the model's context when the request does "
+        "not say (a `truncate` field, on /v1/embeddings and /api/embed alike): true cuts it, "
+        "false refuses it with a 400 as OpenAI does, chunk embeds it whole as overlapping "
+        "windows pooled into one vector (EMBEDSERVE_TRUNCATE, default true)",
+    )
     serve.add_argument(
         "--no-truncate",
-        action="store_true",
-        default=_env("NO_TRUNCATE", "").lower() in {"1", "true", "yes"},
-        help="refuse /v1/embeddings inputs longer than the model's context with a 400, as "
-        "OpenAI does, instead of truncating them (EMBEDSERVE_NO_TRUNCATE)",
+        dest="truncate",
+        action="store_const",
+        const=Truncation.REFUSE,
+        help="the same as --truncate false (EMBEDSERVE_NO_TRUNCATE)",
+    )
+    serve.add_argument(
+        "--chunk-overlap",
+        type=_overlap,
+        default=_env("CHUNK_OVERLAP", str(DEFAULT_OVERLAP)),
+        metavar="TOKENS",
+        help="tokens that consecutive windows share when an input is chunked, at most half a "
+        f"window (EMBEDSERVE_CHUNK_OVERLAP, default {DEFAULT_OVERLAP})",
     )
     serve.add_argument(
         "--keep-alive",
@@ -99,6 +212,25 @@ def _parser() -> argparse.ArgumentParser:
         default=_duration(_env("KEEP_ALIVE", "5m")),
         help="how long an idle model stays loaded: a Go duration or seconds; negative keeps "
         "it forever (EMBEDSERVE_KEEP_ALIVE, default 5m)",
+    )
+    serve.add_argument(
+        "--max-loaded-models",
+        type=_model_count,
+        default=_env("MAX_LOADED_MODELS", "0"),
+        metavar="N",
+        help="at most this many models loaded at once; loading one more first unloads the "
+        "least recently used (preloaded models count, and are never unloaded) "
+        "(EMBEDSERVE_MAX_LOADED_MODELS, default 0: no limit)",
+    )
+    serve.add_argument(
+        "--max-memory",
+        type=_memory_limit,
+        default=_env("MAX_MEMORY", "0"),
+        metavar="BYTES",
+        help="at most this many bytes of models loaded at once, counted as each model's files "
+        "(its /api/ps size): 4GiB, 500MB or bytes; loading one more first unloads the least "
+        "recently used (preloaded models count, and are never unloaded) "
+        "(EMBEDSERVE_MAX_MEMORY, default 0: no limit)",
     )
     serve.add_argument(
         "--engine",
@@ -178,7 +310,73 @@ def _parser() -> argparse.ArgumentParser:
         "in (EMBEDSERVE_PRELOAD, comma-separated; default: none, and /ready waits for "
         "all-MiniLM-L6-v2)",
     )
+    serve.add_argument(
+        "--alias",
+        action="append",
+        type=_alias,
+        default=None,
+        metavar="NAME=MODEL",
+        help="another name for a catalogue model, answering in both APIs and listed beside "
+        "it, e.g. text-embedding-3-small=all-MiniLM-L6-v2 for clients that know only "
+        "OpenAI's model names; it may not hide a name the catalogue already has. Repeatable "
+        "(EMBEDSERVE_ALIASES, comma-separated)",
+    )
+    serve.add_argument(
+        "--cache-size",
+        type=_byte_size,
+        default=_env("CACHE_SIZE", "0"),
+        metavar="BYTES",
+        help="memory for an LRU cache of embeddings, so a repeated input of the same model "
+        "is embedded once: 256MiB, 1GB or bytes; 0 turns it off (EMBEDSERVE_CACHE_SIZE, "
+        "default 0)",
+    )
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="require `Authorization: Bearer KEY` on every route but /, /health, /ready, "
+        "/api/version, /metrics and /openapi; repeatable. A key on the command line shows in "
+        "the process list: prefer the variable or --api-key-file (EMBEDSERVE_API_KEYS, "
+        "comma-separated; default: no key, the server is open)",
+    )
+    serve.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=_env("API_KEY_FILE", "") or None,
+        metavar="PATH",
+        help="more API keys, one a line; lines starting with # are skipped "
+        "(EMBEDSERVE_API_KEY_FILE)",
+    )
+    serve.add_argument(
+        "--origins",
+        default=_env("ORIGINS", ""),
+        metavar="ORIGIN,...",
+        help="browser origins allowed to call the server (CORS), besides pages on this "
+        "machine (localhost, 127.0.0.1, 0.0.0.0, any port) and app://, file://, tauri://, "
+        "vscode-webview:// and vscode-file://, as Ollama allows; `*` in one is a wildcard, "
+        "e.g. https://*.example.com, and `*` alone allows any. A request from any other "
+        "origin gets a 403 (EMBEDSERVE_ORIGINS, comma-separated, like OLLAMA_ORIGINS)",
+    )
+    serve.add_argument(
+        "--max-body-size",
+        type=_body_limit,
+        default=_env("MAX_BODY_SIZE", "16MiB"),
+        metavar="BYTES",
+        help="the largest request body accepted; a larger one gets a 413: 16MiB, 1MB or "
+        "bytes (EMBEDSERVE_MAX_BODY_SIZE, default 16MiB)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=_grace,
+        default=_env("SHUTDOWN_TIMEOUT", "30s"),
+        metavar="DURATION",
+        help="on SIGTERM or Ctrl-C the server stops accepting connections and lets requests "
+        "in flight finish for up to this long, then cancels them and exits 0: a Go duration "
+        "or seconds (EMBEDSERVE_SHUTDOWN_TIMEOUT, default 30s)",
+    )
     commands.add_parser("openapi", help="print the OpenAPI document the server publishes")
+    cli_models.add_commands(commands)
     return parser
 
 
@@ -189,17 +387,23 @@ def openapi_document() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "openapi":
         sys.stdout.write(openapi_document())
         return 0
+    if args.command in cli_models.COMMANDS:
+        return cli_models.run(args)
     base = Settings.from_environment(args.home)
     precision, per_model = _precisions(args.precision)
     settings = Settings(
         home=base.home,
         token_ids=args.token_ids,
-        truncate=not args.no_truncate,
+        truncate=args.truncate,
+        chunk_overlap=args.chunk_overlap,
         keep_alive_s=args.keep_alive,
+        max_loaded_models=args.max_loaded_models or None,
+        max_memory_bytes=args.max_memory or None,
         offline=base.offline,
         hf_endpoint=base.hf_endpoint,
         log_format=args.log_format,
@@ -213,12 +417,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         batching=BatchSettings(token_budget=args.max_batch_tokens, queue_limit=args.queue_limit),
         max_concurrent_batches=args.max_concurrent_batches,
         preload=tuple(args.preload),
+        aliases=_aliases(args.alias, parser),
+        cache_bytes=args.cache_size,
+        api_keys=_api_keys(args.api_key, args.api_key_file, parser),
+        origins=tuple(o.strip() for o in args.origins.split(",") if o.strip()),
+        max_body_bytes=args.max_body_size,
     )
-    app = build_app(settings)
+    try:
+        app = build_app(settings)
+    except ValueError as exc:  # a setting refused at start (an alias, a preload): say which
+        parser.error(str(exc))
     structlog.get_logger("embedserve").info(
-        "server_starting", url=f"http://{args.host}:{args.port}", home=str(settings.home)
+        "server_starting",
+        url=f"http://{args.host}:{args.port}",
+        home=str(settings.home),
+        api_keys=len(settings.api_keys),  # how many, never which
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for whatever
+    # handler was there before it: with Python's default one the process would die of the
+    # signal (status 143) after a clean shutdown. This one lets main return 0.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=args.shutdown_timeout,
+    )
     return 0
 
 

@@ -7,11 +7,13 @@ are authoritative (sentence-transformers' configs), and these values are what `/
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from domain.models import Family, ModelSpec, PoolingMode
 
-__all__ = ["CATALOGUE", "Catalogue"]
+__all__ = ["CATALOGUE", "Alias", "AliasRefused", "Catalogue"]
 
 _B, _R, _X = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA
 _C, _W, _M, _S = Family.CLIP, Family.WORD2VEC, Family.MODEL2VEC, Family.STATIC
@@ -75,6 +77,37 @@ CATALOGUE: tuple[ModelSpec, ...] = (
 
 # Names Ollama's own library uses for the same weights.
 _ALIASES: Mapping[str, str] = {"all-minilm": "all-MiniLM-L6-v2"}
+# What a configured alias may be spelled with: OpenAI's and Ollama's model names fit. No ':',
+# since the tag is the server's (an alias answers to `name` and `name:latest`), and no ',' or
+# '=', which separate aliases in EMBEDSERVE_ALIASES.
+_ALIAS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """Another name for a catalogue entry, answering in both dialects."""
+
+    name: str  # as written: `all-minilm`, `text-embedding-3-small`
+    tag: str
+    spec: ModelSpec
+    configured: bool  # given with --alias, rather than one of Ollama's library names
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRefused:
+    """A configured alias the catalogue cannot take; the server refuses to start with it."""
+
+    alias: str
+    target: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"alias {self.alias}={self.target} refused: {self.reason}"
 
 
 def _split_tag(requested: str) -> tuple[str, str]:
@@ -89,19 +122,66 @@ class Catalogue:
 
     def __init__(self, specs: Iterable[ModelSpec], aliases: Mapping[str, str] = _ALIASES) -> None:
         self.specs = tuple(specs)
-        self._aliases = dict(aliases)
         self._index: dict[tuple[str, str], ModelSpec] = {}
         for spec in self.specs:
             self._index.setdefault((spec.name.lower(), spec.tag), spec)
             self._index.setdefault((spec.repo_id.lower(), spec.tag), spec)
+        self._aliases: dict[tuple[str, str], Alias] = {}
         for alias, target in aliases.items():
             for spec in self.specs:
                 if spec.name == target:
-                    self._index.setdefault((alias.lower(), spec.tag), spec)
+                    self._add(Alias(alias, spec.tag, spec, configured=False))
 
-    def aliases(self, spec: ModelSpec) -> tuple[str, ...]:
-        """Other names of `spec` (Ollama's library names), to list beside its own."""
-        return tuple(a for a, target in self._aliases.items() if target == spec.name)
+    def _add(self, alias: Alias) -> None:
+        key = (alias.name.lower(), alias.tag.lower())
+        self._index.setdefault(key, alias.spec)
+        self._aliases.setdefault(key, alias)
+
+    def with_aliases(self, configured: Iterable[tuple[str, str]]) -> Catalogue | AliasRefused:
+        """This catalogue plus `(alias, target)` pairs, each target a name this one resolves.
+
+        An alias may not hide a name that already resolves (a catalogue name, repo id or
+        Ollama library name): a client asking for `gte-base` always gets gte-base.
+        """
+        extended = Catalogue(())
+        extended.specs = self.specs
+        extended._index = dict(self._index)
+        extended._aliases = dict(self._aliases)
+        for name, target in configured:
+            refused = extended._configure(name.strip(), target.strip())
+            if refused is not None:
+                return refused
+        return extended
+
+    def _configure(self, name: str, target: str) -> AliasRefused | None:
+        if not _ALIAS_NAME.fullmatch(name):
+            reason = "an alias is letters, digits, '.', '_', '-' and '/', with no ':tag'"
+            return AliasRefused(name, target, reason)
+        spec = self.resolve(target)
+        if spec is None:
+            return AliasRefused(name, target, f"no model {target!r} in the catalogue")
+        existing = self._aliases.get((name.lower(), "latest"))
+        if existing is not None and existing.configured:
+            if existing.spec == spec:
+                return None  # the same alias given twice
+            reason = f"{name!r} is already an alias of {existing.spec.qualified_name}"
+            return AliasRefused(name, target, reason)
+        shadowed = self.resolve(name)
+        if shadowed is not None:
+            reason = f"{name!r} already names {shadowed.qualified_name}, which it would hide"
+            return AliasRefused(name, target, reason)
+        self._add(Alias(name, "latest", spec, configured=True))
+        return None
+
+    def aliases(self, spec: ModelSpec) -> tuple[Alias, ...]:
+        """Other names of `spec` (Ollama's library names, configured aliases), to list beside
+        its own."""
+        return tuple(a for a in self._aliases.values() if a.spec == spec)
+
+    def alias(self, requested: str) -> Alias | None:
+        """The alias `requested` names, if it names one rather than a catalogue entry."""
+        name, tag = _split_tag(requested.strip())
+        return self._aliases.get((name.lower(), tag.lower()))
 
     def resolve(self, requested: str) -> ModelSpec | None:
         name, tag = _split_tag(requested.strip())

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from application.batching import BatchRun
 from application.catalogue import Catalogue
+from application.embedding_cache import EmbeddingCache
 from application.lifecycle import LoadedModel, ModelRegistry
+from domain.chunking import DEFAULT_OVERLAP, WINDOWLESS, pool_windows, window_spans
 from domain.data_url import ImageData, parse_image_data_url
 from domain.errors import (
     EmbedError,
@@ -24,7 +27,13 @@ from domain.errors import (
 )
 from domain.ops import Array
 from domain.ports import Encoded, ImageEncoder, TokenIdDecoder, Tokenizer
-from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, TokenIds
+from domain.requests import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    Normalization,
+    TokenIds,
+    Truncation,
+)
 from domain.vectors import l2_normalize, truncate_dimensions
 
 __all__ = ["EmbeddingService", "Limits"]
@@ -40,20 +49,26 @@ class EmbeddingService:
     """Resolve, load, tokenize, batch, embed, post-process.
 
     Token-id inputs are decoded by `token_ids` (OpenAI's vocabulary) when given; without one
-    they are read as ids of the model's own vocabulary.
+    they are read as ids of the model's own vocabulary. `chunk_overlap` is the tokens that
+    consecutive windows share when a request asks for `Truncation.CHUNK` (domain/chunking.py).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - collaborators and settings, given by the composition root
         self,
         catalogue: Catalogue,
         registry: ModelRegistry,
         token_ids: TokenIdDecoder | None,
         limits: Limits = Limits(),
+        cache: EmbeddingCache | None = None,
+        *,
+        chunk_overlap: int = DEFAULT_OVERLAP,
     ) -> None:
         self.catalogue = catalogue
         self.registry = registry
         self._token_ids = token_ids
         self._limits = limits
+        self._cache = cache
+        self._chunk_overlap = chunk_overlap
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResult | EmbedError:
         started = time.perf_counter_ns()
@@ -61,6 +76,14 @@ class EmbeddingService:
         if not isinstance(acquired, tuple):
             return acquired
         model, load_ns = acquired
+        try:
+            return await self._embed_with(req, model, load_ns, started)
+        finally:
+            self.registry.release(model)  # its keep-alive starts when its last user is done
+
+    async def _embed_with(
+        self, req: EmbeddingRequest, model: LoadedModel, load_ns: int, started: int
+    ) -> EmbeddingResult | EmbedError:
         spec = model.spec
         dimensions = self._dimensions(req, model.encoder.dimensions)
         if isinstance(dimensions, InvalidDimensions):
@@ -69,10 +92,11 @@ class EmbeddingService:
         prepared = await asyncio.to_thread(self._prepare, req, model)
         if not isinstance(prepared, _Prepared):
             return prepared
-        run = await model.batcher.embed([e.ids for e in prepared.encoded])
+        run = await self._embed_rows(model, [e.ids for e in prepared.encoded])
         if isinstance(run, Overloaded):
             return run
-        vectors, batches = run.vectors, run.batches
+        # windows pooled at full size: `dimensions` and normalisation then apply as to any row
+        vectors, batches = _pool(run.vectors, prepared.encoded, prepared.windows), run.batches
         if prepared.image_slots:
             images = await model.batcher.embed_images(prepared.pixels)
             vectors = _interleave(vectors, prepared.text_slots, images, prepared.image_slots)
@@ -98,6 +122,34 @@ class EmbeddingService:
             return ModelNotFound(req.model)
         return await self.registry.acquire(spec, req.keep_alive_s)
 
+    async def _embed_rows(
+        self, model: LoadedModel, rows: list[tuple[int, ...]]
+    ) -> BatchRun | Overloaded:
+        """The model's vectors for these token ids; with a cache, only the rows it lacks run,
+        each distinct one once, and order is kept."""
+        cache = self._cache
+        if cache is None:
+            return await model.batcher.embed(rows)
+        # the engine and precision too: a reload on another engine gives other last bits
+        key = f"{model.spec.qualified_name}@{model.engine}/{model.precision}"
+        out = np.empty((len(rows), model.encoder.dimensions), dtype=np.float32)
+        missing: dict[tuple[int, ...], list[int]] = {}  # ids -> the rows that wait for them
+        for index, ids in enumerate(rows):
+            row = cache.get(key, ids)
+            if row is None:
+                missing.setdefault(tuple(ids), []).append(index)
+            else:
+                out[index] = row
+        if not missing:
+            return BatchRun(out, batches=0, queue_ns=0, infer_ns=0)
+        run = await model.batcher.embed(list(missing))
+        if isinstance(run, Overloaded):
+            return run
+        for (ids, slots), row in zip(missing.items(), run.vectors, strict=True):
+            cache.put(key, ids, row)
+            out[slots] = row
+        return BatchRun(out, run.batches, run.queue_ns, run.infer_ns)
+
     def _prepare(self, req: EmbeddingRequest, model: LoadedModel) -> _Prepared | EmbedError:
         """Texts and token ids tokenized, images decoded into the model's pixel input."""
         texts: list[tuple[int, str | TokenIds]] = []
@@ -110,15 +162,20 @@ class EmbeddingService:
                 texts.append((index, item))
             else:
                 images.append((index, image))
-        encoded = self._tokenize(texts, model.tokenizer, truncate=req.truncate)
+        truncation = Truncation.of(req.truncate)
+        encoded = self._tokenize(texts, model.tokenizer, refuse=truncation is Truncation.REFUSE)
         if not isinstance(encoded, list):
             return encoded
+        windows = [1] * len(encoded)
+        if truncation is Truncation.CHUNK:
+            encoded, windows = self._chunk(texts, encoded, model)
         pixels = _pixels(images, model.encoder.images, model.spec.qualified_name)
         if isinstance(pixels, InvalidInput):
             return pixels
         counts = [0] * len(req.inputs)
-        for (index, _), e in zip(texts, encoded, strict=True):
-            counts[index] = len(e.ids)
+        rows = iter(encoded)
+        for (index, _), n in zip(texts, windows, strict=True):
+            counts[index] = sum(len(next(rows).ids) for _ in range(n))
         image_tokens = 0 if model.encoder.images is None else model.encoder.images.tokens
         for index, _ in images:
             counts[index] = image_tokens
@@ -127,6 +184,7 @@ class EmbeddingService:
             return TooManyTokens(total, self._limits.max_total_tokens)
         return _Prepared(
             encoded=encoded,
+            windows=windows,
             text_slots=[index for index, _ in texts],
             pixels=pixels,
             image_slots=[index for index, _ in images],
@@ -143,7 +201,7 @@ class EmbeddingService:
         return None if req.lenient_dimensions else InvalidDimensions(d, available)
 
     def _tokenize(
-        self, items: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, *, truncate: bool
+        self, items: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, *, refuse: bool
     ) -> list[Encoded] | EmbedError:
         texts: list[str] = []
         slots: list[int | Encoded] = []  # an index into texts, or ids already encoded
@@ -165,14 +223,49 @@ class EmbeddingService:
         batch = tokenizer.encode(texts) if texts else []
         encoded = [batch[s] if isinstance(s, int) else s for s in slots]
         for (index, _), e in zip(items, encoded, strict=True):
-            if e.truncated and not truncate:
+            if e.truncated and refuse:
                 return InputTooLong(index, e.full_length, tokenizer.max_tokens)
         return encoded
+
+    def _chunk(
+        self, items: list[tuple[int, str | TokenIds]], encoded: list[Encoded], model: LoadedModel
+    ) -> tuple[list[Encoded], list[int]]:
+        """Each cut item replaced by its windows (see domain/chunking.py): the rows to embed,
+        and how many rows each item became. Items that fit keep their one row untouched."""
+        tokenizer = model.tokenizer
+        long = [n for n, e in enumerate(encoded) if e.truncated]
+        if not long:
+            return encoded, [1] * len(encoded)
+        whole = self._text_ids([items[n][1] for n in long], tokenizer)
+        room = tokenizer.max_tokens - len(tokenizer.wrap(()).ids)
+        replaced: dict[int, list[Encoded]] = {}
+        for n, ids in zip(long, whole, strict=True):
+            if model.spec.family in WINDOWLESS:  # no special tokens, no positions: one row
+                replaced[n] = [Encoded(ids=ids, full_length=len(ids))]
+            else:
+                spans = window_spans(len(ids), room, self._chunk_overlap)
+                replaced[n] = [tokenizer.wrap(ids[a:b]) for a, b in spans]
+        rows = [row for n, e in enumerate(encoded) for row in replaced.get(n, [e])]
+        return rows, [len(replaced.get(n, [e])) for n, e in enumerate(encoded)]
+
+    def _text_ids(self, items: list[str | TokenIds], tokenizer: Tokenizer) -> list[tuple[int, ...]]:
+        """The items' whole token ids, no special tokens; _tokenize has checked every id."""
+        texts: list[str] = []
+        for item in items:
+            if isinstance(item, str):
+                texts.append(item)
+            elif self._token_ids is not None:
+                decoded = self._token_ids.decode(item.ids)
+                texts.append(decoded if isinstance(decoded, str) else "")  # decoded before
+        read = iter(tokenizer.text_ids(texts) if texts else [])
+        own = self._token_ids is None  # token ids of the model's own vocabulary, as given
+        return [item.ids if own and isinstance(item, TokenIds) else next(read) for item in items]
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    encoded: list[Encoded]  # the text items', in order
+    encoded: list[Encoded]  # the text items' rows, in order: several for a chunked item
+    windows: list[int]  # rows per text item, in order
     text_slots: list[int]  # where each text item sits in the request
     pixels: Array  # [N,C,S,S], the image items', in order
     image_slots: list[int]
@@ -195,6 +288,21 @@ def _pixels(
             return InvalidInput(f"input {index}: {pixels.message}")
         prepared.append(pixels)
     return np.stack(prepared)
+
+
+def _pool(vectors: Array, rows: list[Encoded], windows: list[int]) -> Array:
+    """[rows,D] -> [items,D]: a chunked item's windows pooled into one vector; an item of one
+    row keeps its vector bit for bit."""
+    if len(rows) == len(windows):
+        return vectors
+    out = np.empty((len(windows), vectors.shape[1]), dtype=np.float32)
+    start = 0
+    for n, count in enumerate(windows):
+        part = slice(start, start + count)
+        weights = [len(r.ids) for r in rows[part]]
+        out[n] = vectors[start] if count == 1 else pool_windows(vectors[part], weights)
+        start += count
+    return out
 
 
 def _interleave(

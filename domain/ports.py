@@ -58,6 +58,11 @@ class Tokenizer(Protocol):
         """Ids already in the model's vocabulary: add its special tokens and cut to the limit."""
         ...
 
+    def text_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """The texts' own token ids, as `encode` reads them, but with no special tokens and
+        nothing cut: what `truncate: "chunk"` cuts into windows."""
+        ...
+
 
 class TokenizerLoader(Protocol):
     def __call__(self, spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable: ...

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from domain.ops import Array
 
-__all__ = ["EmbeddingRequest", "EmbeddingResult", "Normalization", "TokenIds"]
+__all__ = ["EmbeddingRequest", "EmbeddingResult", "Normalization", "TokenIds", "Truncation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +23,27 @@ class Normalization(enum.Enum):
     ALWAYS = "always"  # unit length whatever the model does (Ollama's /api/embed)
 
 
+class Truncation(enum.Enum):
+    """What happens to an input longer than the model's context."""
+
+    CUT = "true"  # cut at the limit, special tokens kept (sentence-transformers, Ollama's default)
+    REFUSE = "false"  # refused with InputTooLong (OpenAI's own API)
+    CHUNK = "chunk"  # embedded whole, in overlapping windows pooled into one vector
+
+    @classmethod
+    def of(cls, value: bool | Truncation) -> Truncation:  # noqa: FBT001 - Ollama's own flag
+        """Ollama's boolean `truncate` read as a mode: true cuts, false refuses."""
+        if isinstance(value, Truncation):
+            return value
+        return cls.CUT if value else cls.REFUSE
+
+
 @dataclass(frozen=True, slots=True)
 class EmbeddingRequest:
     model: str
     inputs: Sequence[str | TokenIds]
     dimensions: int | None = None
-    truncate: bool = True
+    truncate: Truncation | bool = Truncation.CUT  # a bool reads as Ollama's flag (Truncation.of)
     normalization: Normalization = Normalization.MODEL
     keep_alive_s: float | None = None  # None: the server's default; negative: forever
     lenient_dimensions: bool = False  # Ollama ignores a `dimensions` out of range; OpenAI refuses

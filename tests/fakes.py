@@ -32,7 +32,10 @@ class FakeTokenizer:
         return self._vocab_size
 
     def encode(self, texts: Sequence[str]) -> list[Encoded]:
-        return [self.wrap([min(len(w), self._vocab_size - 1) for w in t.split()]) for t in texts]
+        return [self.wrap(ids) for ids in self.text_ids(texts)]
+
+    def text_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return [tuple(min(len(w), self._vocab_size - 1) for w in t.split()) for t in texts]
 
     def wrap(self, ids: Sequence[int]) -> Encoded:
         kept = (BOS, *ids[: self._max_tokens - 2], EOS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -12,15 +13,18 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.http import ollama, openai
+from adapters.http import model_admin, ollama, openai
+from adapters.http.access import AccessPolicy, Refusal, cors_config
 from adapters.http.health import Health
 from adapters.http.inventory import Inventory
 from adapters.http.metrics import Metrics
 from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
+from application.model_admin import ModelAdmin
 from domain.models import ModelSpec
+from domain.requests import Truncation
 
 __all__ = ["OPENAPI_PATH", "create_app"]
 
@@ -32,8 +36,10 @@ _DESCRIPTION = """\
 Embeddings over the OpenAI API (`POST /v1/embeddings`) and the Ollama API (`POST /api/embed`).
 OpenAI token-id inputs are cl100k_base ids, decoded to text and re-tokenized for the model,
 unless the server runs with `--token-ids model`. Inputs longer than a model's context are
-truncated, as sentence-transformers does, unless the server runs with `--no-truncate`
-(/v1) or the request says `"truncate": false` (/api/embed).
+truncated, as sentence-transformers does, unless the request's `truncate` field says otherwise
+(both dialects: true, false to refuse them with a 400, or "chunk" to embed them whole as
+overlapping windows pooled into one vector) or the server's `--truncate` setting does for
+requests that do not say.
 """
 
 
@@ -58,6 +64,14 @@ def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return ollama.error_response(500, ollama.ErrorBody(message))
 
 
+def _refused(request: Request[Any, Any, Any], refusal: Refusal) -> Response[Any]:
+    """A request turned away before its route ran (a key, an origin, a body size)."""
+    if _is_openai(request.url.path):
+        detail = openai.ErrorDetail(refusal.message, refusal.kind, None, refusal.code)
+        return openai.error_response(refusal.status, openai.ErrorBody(detail), refusal.headers)
+    return ollama.error_response(refusal.status, ollama.ErrorBody(refusal.message), refusal.headers)
+
+
 def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Bodies the JSON decoder fails on by raising rather than by reporting: a bad body, a 400.
 
@@ -71,6 +85,40 @@ def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     )
     log.warning("request_undecodable", path=request.url.path, error=type(exc).__name__)
     return _route_error(request, HTTPException(status_code=400, detail=reason))
+
+
+_CUT_OFF = Refusal(
+    503,
+    "The server shut down before this request finished; retry it.",
+    code="server_shutting_down",
+    kind="server_error",
+    headers={"Retry-After": "1"},
+)
+
+
+def _cut_off_at_shutdown(app: ASGIApp) -> ASGIApp:
+    """Past --shutdown-timeout uvicorn cancels the requests still running, and would answer
+    them a plain-text 500 (which clients retry as a crash): a 503 in the caller's dialect
+    says what happened, and a client behind a load balancer retries it elsewhere."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, watched)
+        except asyncio.CancelledError:
+            if started or scope["type"] != ScopeType.HTTP:
+                raise
+            log.warning("request_cut_off", path=scope["path"])
+            request: Request[Any, Any, Any] = Request(scope, receive, send)
+            await _refused(request, _CUT_OFF).to_asgi_response(None, request)(scope, receive, send)
+
+    return middleware
 
 
 def _request_ids(app: ASGIApp) -> ASGIApp:
@@ -92,30 +140,41 @@ def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP laye
     inventory: Inventory,
     *,
     version: str,
-    truncate: bool = True,
+    truncate: Truncation | bool = Truncation.CUT,
     max_body_bytes: int = 16 * 1024 * 1024,
     metrics: Metrics | None = None,
     preload: Sequence[ModelSpec] = (),
+    api_keys: Sequence[str] = (),
+    origins: Sequence[str] = (),
+    admin: ModelAdmin | None = None,
 ) -> Litestar:
+    """`api_keys`: none leaves the server open. `origins` are allowed besides Ollama's
+    defaults (this machine's pages, desktop-app shells); `*` allows any. `truncate`: what
+    both dialects do with an over-long input when the request does not say."""
+    default = Truncation.of(truncate)
     metrics = metrics or Metrics()
+    cors = cors_config(origins)
+    access = AccessPolicy(_refused, api_keys=api_keys, cors=cors, max_body_bytes=max_body_bytes)
     metrics.watch(registry, service.catalogue)
     health = Health(registry, service.catalogue, preload)
     return Litestar(
         route_handlers=[
-            openai.build_router(service, inventory, truncate=truncate),
-            ollama.build_router(service, registry, inventory, version),
+            openai.build_router(service, inventory, truncate=default),
+            ollama.build_router(service, registry, inventory, version, truncate=default),
             metrics.handler(),
             *health.handlers(),
+            *(model_admin.handlers(admin) if admin else []),
         ],
-        on_startup=[health.start_preloading],
-        on_shutdown=[health.stop_preloading],
+        on_startup=[registry.start_unloading_idle, health.start_preloading],
+        on_shutdown=[health.stop_preloading, registry.stop_unloading_idle],
         exception_handlers={
             HTTPException: _route_error,
             RecursionError: _undecodable,
             UnicodeDecodeError: _undecodable,
             Exception: _crash,
         },
-        middleware=[_request_ids, metrics.middleware],
+        middleware=[_request_ids, _cut_off_at_shutdown, metrics.middleware, access.middleware],
+        cors_config=cors,
         openapi_config=OpenAPIConfig(
             title="embedserve",
             version=version,

@@ -26,8 +26,9 @@ class HealthStatus(msgspec.Struct):
 
 
 class Health:
-    """Ready once the first preloaded model (or else the default model) is loaded; `preload`
-    models are loaded for good at start-up."""
+    """Ready once the first preloaded model (or else the default model) has been loaded, and
+    from then on: a default model that keep-alive unloads loads again at its next request, so
+    the server stays able to serve. `preload` models are loaded for good at start-up."""
 
     def __init__(
         self, registry: ModelRegistry, catalogue: Catalogue, preload: Sequence[ModelSpec] = ()
@@ -36,6 +37,7 @@ class Health:
         self._ready_model = preload[0] if preload else catalogue.resolve(DEFAULT_MODEL)
         self._preload = tuple(preload)
         self._task: asyncio.Task[None] | None = None
+        self._was_ready = False
 
     def handlers(self) -> list[HTTPRouteHandler]:
         @get("/health", include_in_schema=False, sync_to_thread=False)
@@ -44,7 +46,8 @@ class Health:
 
         @get("/ready", include_in_schema=False, sync_to_thread=False)
         def ready() -> Response[HealthStatus]:
-            if any(m.spec == self._ready_model for m in self._registry.loaded()):
+            if self._was_ready or any(m.spec == self._ready_model for m in self._registry.loaded()):
+                self._was_ready = True
                 return Response(HealthStatus("ok"))
             return Response(HealthStatus("loading"), status_code=503)
 

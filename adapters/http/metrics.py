@@ -2,7 +2,7 @@
 
 Counters and histograms are fed as work happens: every embed request through the access log's
 observer, every forward pass through the Batcher's. Gauges (queue depth, models loaded) are read
-from the model registry when scraped.
+from the model registry when scraped, and the embeddings cache's counters from the cache.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from adapters.http.access_log import embed_observer
 from application.catalogue import Catalogue
+from application.embedding_cache import EmbeddingCache
 from application.lifecycle import ModelRegistry
 from domain.errors import EmbedError
 from domain.requests import EmbeddingResult
@@ -67,6 +68,10 @@ class Metrics:
         """Reports the registry's models when scraped; names models as the catalogue does."""
         self._catalogue = catalogue
         self.registry.register(_ModelCollector(registry))
+
+    def watch_cache(self, cache: EmbeddingCache) -> None:
+        """Reports the embeddings cache's counters and size when scraped."""
+        self.registry.register(_CacheCollector(cache))
 
     def observe_pass(self, rows: int) -> None:
         self._batch_rows.observe(rows)
@@ -126,3 +131,36 @@ class _ModelCollector(Collector):
             depth.add_metric([model.spec.qualified_name], model.batcher.waiting)
         yield depth
         yield GaugeMetricFamily("embedserve_models_loaded", "Models loaded now.", len(loaded))
+
+
+class _CacheCollector(Collector):
+    """The cache counts for itself; a scrape reads them, so serving a hit touches no metric."""
+
+    def __init__(self, cache: EmbeddingCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._cache.stats
+        for name, documentation, value in (
+            ("hits", "Inputs whose vector came from the embeddings cache.", stats.hits),
+            ("misses", "Inputs the embeddings cache did not hold.", stats.misses),
+            (
+                "evictions",
+                "Vectors evicted from the embeddings cache to make room.",
+                stats.evictions,
+            ),
+        ):
+            yield CounterMetricFamily(f"embedserve_cache_{name}", documentation, value)
+        yield GaugeMetricFamily(
+            "embedserve_cache_bytes",
+            "Bytes the embeddings cache holds: vectors, their keys and a per-entry overhead.",
+            stats.bytes,
+        )
+        yield GaugeMetricFamily(
+            "embedserve_cache_max_bytes",
+            "The embeddings cache's budget (--cache-size).",
+            stats.max_bytes,
+        )
+        yield GaugeMetricFamily(
+            "embedserve_cache_entries", "Vectors the embeddings cache holds.", stats.entries
+        )

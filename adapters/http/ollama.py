@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, assert_never
+from typing import Annotated, Any, Literal, assert_never
 
+import numpy as np
 from litestar import MediaType, Request, Response, Router, get, head, post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
@@ -35,7 +36,7 @@ from domain.errors import (
     TooManyTokens,
 )
 from domain.models import ModelSpec
-from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
+from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, Truncation
 
 __all__ = ["OLLAMA_API_VERSION", "ErrorBody", "build_router", "error_response", "ollama_error"]
 
@@ -57,7 +58,16 @@ class EmbedRequest(Struct):
             "images mix freely. Any other model refuses an image with a 400."
         ),
     ] = None
-    truncate: bool | None = None
+    truncate: Annotated[
+        bool | Literal["chunk"] | None,
+        Meta(
+            description="What to do with an input longer than the model's context: true cuts "
+            "it (Ollama's default), false refuses it with a 400, \"chunk\" (embedserve's own) "
+            "embeds it whole, as overlapping windows of the model's context pooled into one "
+            "unit vector by a token-weighted mean; prompt_eval_count then counts every "
+            "window's tokens. Absent: the server's --truncate setting (default true)."
+        ),
+    ] = None
     dimensions: int | None = None
     keep_alive: float | str | None = None
     options: dict[str, Any] | None = None
@@ -253,12 +263,37 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def _embedding_handlers(service: EmbeddingService) -> list[HTTPRouteHandler]:  # noqa: C901 - counts its two closures
+def _truncation(value: bool | Literal["chunk"] | None, default: Truncation) -> Truncation:  # noqa: FBT001 - the wire's flag
+    if value is None:
+        return default
+    return Truncation.of(value) if isinstance(value, bool) else Truncation.CHUNK
+
+
+def _embedding_handlers(service: EmbeddingService, truncate: Truncation) -> list[HTTPRouteHandler]:  # noqa: C901 - counts its two closures
+    def unload(request: EmbeddingRequest) -> EmbeddingResult | ModelNotFound:
+        """Nothing to embed and keep_alive 0: Ollama's way to unload a model. It goes once its
+        requests in flight finish (a preloaded one stays); one not loaded is not loaded first."""
+        spec = service.catalogue.resolve(request.model)
+        if spec is None:
+            return ModelNotFound(request.model)
+        service.registry.unload(spec, reason="keep_alive", keep_pinned=True)
+        return EmbeddingResult(
+            model=spec.qualified_name,
+            vectors=np.zeros((0, spec.dimensions), dtype=np.float32),
+            token_counts=(),
+            load_ns=0,
+            total_ns=0,  # Ollama's answer carries no metrics
+            batches=0,
+        )
+
     async def run(
         request: EmbeddingRequest, started: int, path: str
     ) -> EmbeddingResult | Response[Any]:
         """The result, or the error response already made; either way, the access log line."""
-        result = await service.embed(request)
+        if not request.inputs and request.keep_alive_s == 0:
+            result: EmbeddingResult | EmbedError = unload(request)
+        else:
+            result = await service.embed(request)
         if isinstance(result, EmbeddingResult):
             log_embed("ollama", path, request.model, result=result, status=200, started=started)
             return result
@@ -282,7 +317,7 @@ def _embedding_handlers(service: EmbeddingService) -> list[HTTPRouteHandler]:  #
             model=data.model,
             inputs=inputs,
             dimensions=data.dimensions if data.dimensions and data.dimensions > 0 else None,
-            truncate=data.truncate is not False,
+            truncate=_truncation(data.truncate, truncate),
             normalization=Normalization.ALWAYS,
             keep_alive_s=keep_alive,
             lenient_dimensions=True,
@@ -325,28 +360,28 @@ def _embedding_handlers(service: EmbeddingService) -> list[HTTPRouteHandler]:  #
     return [embed, embeddings]
 
 
-def _model_handlers(  # noqa: C901 - counts its four closures
+def _model_handlers(
     service: EmbeddingService, registry: ModelRegistry, inventory: Inventory
 ) -> list[HTTPRouteHandler]:
     @get("/api/tags")
     async def tags() -> TagsResponse:
-        """Every catalogue model under its own name and its Ollama aliases (LangChain matches
-        those). One not downloaded yet has size 0, no digest and Go's zero time: the first
-        request for it downloads it."""
-        listed = []
+        """Every catalogue model under its own name and its aliases, Ollama's library names and
+        configured ones (LangChain matches those). One not downloaded yet has size 0, no digest
+        and Go's zero time: the first request for it downloads it."""
+        listed: list[ListedModel] = []
         for spec, facts in await asyncio.to_thread(inventory.everything):
-            for name in (spec.name, *service.catalogue.aliases(spec)):
-                tagged = f"{name}:{spec.tag}"
-                listed.append(
-                    ListedModel(
-                        name=tagged,
-                        model=tagged,
-                        modified_at=_iso(facts.modified) if facts else _NEVER,
-                        size=facts.size if facts else 0,
-                        digest=facts.digest if facts else "",
-                        details=_details(spec, facts),
-                    )
+            aliases = service.catalogue.aliases(spec)
+            listed.extend(
+                ListedModel(
+                    name=tagged,
+                    model=tagged,
+                    modified_at=_iso(facts.modified) if facts else _NEVER,
+                    size=facts.size if facts else 0,
+                    digest=facts.digest if facts else "",
+                    details=_details(spec, facts),
                 )
+                for tagged in (spec.qualified_name, *(a.qualified_name for a in aliases))
+            )
         return TagsResponse(models=listed)
 
     @head("/api/tags")
@@ -389,10 +424,14 @@ def _model_handlers(  # noqa: C901 - counts its four closures
 
     @get("/api/ps")
     async def ps() -> ProcessResponse:
+        """The models in memory, the longest left to live first, as Ollama lists them. A model
+        in use expires its keep-alive after now; a preloaded one, or one kept with a negative
+        keep-alive, in the year 9999."""
+        loaded = [(model, _expiry(model.expires_at)) for model in registry.loaded()]
+        loaded.sort(key=lambda item: item[1], reverse=True)
         running = []
-        for model in registry.loaded():
+        for model, expires in loaded:
             spec = model.spec
-            expires = _expiry(model.expires_at)
             facts = await asyncio.to_thread(inventory.facts, spec)
             running.append(
                 RunningModel(
@@ -432,12 +471,18 @@ def _probe_handlers(version: str) -> list[HTTPRouteHandler]:
 
 
 def build_router(
-    service: EmbeddingService, registry: ModelRegistry, inventory: Inventory, version: str
+    service: EmbeddingService,
+    registry: ModelRegistry,
+    inventory: Inventory,
+    version: str,
+    *,
+    truncate: Truncation = Truncation.CUT,
 ) -> Router:
+    """`truncate`: what /api/embed does when a request does not say."""
     return Router(
         "/",
         route_handlers=[
-            *_embedding_handlers(service),
+            *_embedding_handlers(service, truncate),
             *_model_handlers(service, registry, inventory),
             *_probe_handlers(version),
         ],

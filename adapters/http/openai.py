@@ -32,7 +32,13 @@ from domain.errors import (
 )
 from domain.models import ModelSpec
 from domain.ops import Array
-from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, TokenIds
+from domain.requests import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    Normalization,
+    TokenIds,
+    Truncation,
+)
 
 __all__ = ["ErrorBody", "build_router", "error_response", "openai_error"]
 
@@ -55,6 +61,17 @@ class EmbeddingsRequest(Struct):
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: Annotated[int, Meta(ge=1)] | None = None
     user: str | None = None
+    truncate: Annotated[
+        bool | Literal["chunk"] | None,
+        Meta(
+            description="embedserve's own field, as Ollama's /api/embed spells it (the openai "
+            'SDK sends it with `extra_body={"truncate": "chunk"}`): what to do with an input '
+            "longer than the model's context. true cuts it, false refuses it with a 400 as "
+            'OpenAI does, "chunk" embeds it whole, as overlapping windows of the model\'s '
+            "context pooled into one unit vector by a token-weighted mean; usage then counts "
+            "every window's tokens. Absent: the server's --truncate setting (default true)."
+        ),
+    ] = None
 
 
 class Embedding(Struct):
@@ -233,10 +250,13 @@ def _engine_info(service: EmbeddingService, spec: ModelSpec) -> EngineInfo | Non
     )
 
 
-def _model_entry(spec: ModelSpec, created: int, engine: EngineInfo | None = None) -> Model:
+def _model_entry(
+    spec: ModelSpec, created: int, engine: EngineInfo | None = None, alias: str | None = None
+) -> Model:
+    """An alias gets an entry of its own: its name as the id, its model's facts."""
     model_id = spec.name if spec.tag == "latest" else spec.qualified_name
     return Model(
-        id=model_id,
+        id=alias or model_id,
         created=created,
         owned_by=spec.repo_id.split("/", 1)[0],
         family=spec.family.value,
@@ -247,8 +267,18 @@ def _model_entry(spec: ModelSpec, created: int, engine: EngineInfo | None = None
     )
 
 
-def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: bool) -> Router:
-    """`truncate=False` refuses over-long inputs as OpenAI's own API does."""
+def _truncation(value: bool | Literal["chunk"] | None, default: Truncation) -> Truncation:  # noqa: FBT001 - the wire's flag
+    if value is None:
+        return default
+    return Truncation.of(value) if isinstance(value, bool) else Truncation.CHUNK
+
+
+def build_router(
+    service: EmbeddingService, inventory: Inventory, *, truncate: Truncation | bool
+) -> Router:
+    """`truncate`: what a request that does not say gets; `Truncation.REFUSE` (or False)
+    refuses over-long inputs as OpenAI's own API does."""
+    default = Truncation.of(truncate)
 
     @post("/embeddings", status_code=200, responses=_errors(400, 404, 413, 503))
     async def create_embeddings(
@@ -263,7 +293,7 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
                 model=data.model,
                 inputs=inputs,
                 dimensions=data.dimensions,
-                truncate=truncate,
+                truncate=_truncation(data.truncate, default),
                 normalization=Normalization.MODEL,
             )
             result = await service.embed(request)
@@ -281,14 +311,17 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
 
     @get("/models")
     async def list_models() -> ModelList:
-        specs = service.catalogue.specs
+        """Every catalogue model, each followed by its configured aliases (`--alias`); Ollama's
+        library names stay on /api/tags, where Ollama's clients look for them."""
+        catalogue = service.catalogue
+        specs = catalogue.specs
         created = await asyncio.to_thread(lambda: [inventory.created(s) for s in specs])
-        return ModelList(
-            data=[
-                _model_entry(s, c, _engine_info(service, s))
-                for s, c in zip(specs, created, strict=True)
-            ]
-        )
+        listed: list[Model] = []
+        for spec, when in zip(specs, created, strict=True):
+            engine = _engine_info(service, spec)
+            names = [None, *(a.name for a in catalogue.aliases(spec) if a.configured)]
+            listed += [_model_entry(spec, when, engine, alias=name) for name in names]
+        return ModelList(data=listed)
 
     @get("/models/{model_id:path}", responses=_errors(404))
     async def retrieve_model(model_id: FromPath[str]) -> Response[Model | ErrorBody]:
@@ -297,7 +330,9 @@ def build_router(service: EmbeddingService, inventory: Inventory, *, truncate: b
             status, body = openai_error(ModelNotFound(model_id.lstrip("/")))
             return error_response(status, body)
         created = await asyncio.to_thread(inventory.created, spec)
-        return Response(_model_entry(spec, created, _engine_info(service, spec)))
+        alias = service.catalogue.alias(model_id.lstrip("/"))
+        name = alias.name if alias is not None and alias.configured else None
+        return Response(_model_entry(spec, created, _engine_info(service, spec), alias=name))
 
     return Router(
         "/v1",

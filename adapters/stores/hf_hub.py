@@ -1,10 +1,13 @@
 """Models downloaded from the Hugging Face Hub into `<home>/Embeddings/<org>/<name>`.
 
-A model folder appears whole or not at all. Files download into `.partial/<org>--<name>`, where
-huggingface_hub keeps the files it finished between attempts; once every file the family needs
-is there, the folder is renamed into place. So a killed download leaves no folder that looks like
-a model, and the next attempt fetches only the files still missing (a half-fetched file starts
-over: huggingface_hub 2.4.0 gives each attempt a temporary file of its own).
+A model folder appears whole or not at all. Files download into `.partial/<org>--<name>`: each
+one grows in `.cache/<etag>.incomplete` and moves to its repo path once it is whole (and, where
+the Hub names its content by sha256, once that checks out); once every file the family needs is
+there, the folder is renamed into place. So a killed or broken download leaves no folder that
+looks like a model, and the next attempt, in this process or another, fetches only what is
+missing: finished files are kept, and a half-fetched file resumes with a Range request where it
+stopped. (huggingface_hub 2.4.0 cannot do the last: it gives each attempt a temporary file of its
+own and deletes it on failure, which is why the files are fetched here one by one.)
 
 Which files: domain.families decides from the repo's file list, before any byte is fetched —
 the family's own files and one weights file (model.safetensors, else pytorch_model.bin), never
@@ -13,15 +16,20 @@ the TensorFlow, Flax, Rust, ONNX or OpenVINO copies a repo also carries.
 
 from __future__ import annotations
 
-import glob
+import hashlib
 import os
+import re
 import shutil
 import threading
+import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
 
 import httpx2  # huggingface_hub's own HTTP client: connection failures arrive as its errors
-from huggingface_hub import HfApi, is_offline_mode, snapshot_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url, is_offline_mode
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -30,21 +38,28 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined] # lazily exported
+from huggingface_hub.file_download import http_get
+from huggingface_hub.utils import (  # type: ignore[attr-defined] # lazily exported
+    WeakFileLock,
+    build_hf_headers,
+    validate_repo_id,
+)
 
+from application.model_admin import FileProgress, OnProgress
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.families import WEIGHTS, MissingWeights, files_to_fetch
 from domain.models import ModelSpec
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 __all__ = ["HubStore"]
 
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
 _PARTIAL = ".partial"
-_BOOKKEEPING = ".cache"  # huggingface_hub's local_dir metadata; no part of a model folder
-# The model-info call has no timeout of its own: without one a silent endpoint hangs a request.
+_LOCKS = ".locks"
+_BOOKKEEPING = ".cache"  # half-fetched files and the commit they belong to; no part of a model
+_COMMIT = "commit"  # in _BOOKKEEPING: the snapshot the kept files come from
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # an ETag of this shape is the content's sha256 (Git LFS)
+_CHUNK = 1 << 20
+# The metadata calls have no timeout of their own: without one a silent endpoint hangs a request.
 _METADATA_TIMEOUT_S = 10.0
 
 
@@ -83,42 +98,106 @@ class HubStore:
             return None
         return folder
 
-    def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
-        # One download per repo at a time: a second caller waits, then finds the folder.
-        with self._lock(spec.repo_id):
+    def fetch(
+        self, spec: ModelSpec, progress: OnProgress | None = None
+    ) -> Path | ModelNotFound | ModelUnavailable:
+        """The model's folder; `progress` hears about each file as it arrives."""
+        if self._folder(spec) is None:
+            return ModelNotFound(spec.qualified_name, f"{spec.repo_id!r} is not a repo id")
+        # One download per repo at a time, in this process and across processes (a CLI pull
+        # beside a server): a second caller waits, then finds the folder.
+        with self._lock(spec.repo_id), self._file_lock(spec.repo_id):
             folder = self.locate(spec)
             if folder is not None:
                 return folder
-            if self._folder(spec) is None:
-                return ModelNotFound(spec.qualified_name, f"{spec.repo_id!r} is not a repo id")
             if self._is_offline():
                 return ModelUnavailable(
                     spec.qualified_name,
                     f"offline mode is on (HF_HUB_OFFLINE) and the model is not in {self._root}",
                 )
-            return self._download(spec)
+            return self._download(spec, progress or _ignore)
+
+    def remove(self, spec: ModelSpec) -> bool:
+        """Deletes the model folder; False when there is none. It never looks half-deleted:
+        it is moved out of the way first, in one rename."""
+        if self._folder(spec) is None:
+            return False
+        with self._lock(spec.repo_id), self._file_lock(spec.repo_id):
+            folder = self.locate(spec)
+            if folder is None:
+                return False
+            doomed = self._root / _PARTIAL / f"removing-{uuid.uuid4().hex}"
+            folder.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            for parent in folder.parents:  # the org folder, once its last model is gone
+                if parent == self._root or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+            return True
 
     # steps of a download
 
-    def _download(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
+    def _download(
+        self, spec: ModelSpec, progress: OnProgress
+    ) -> Path | ModelNotFound | ModelUnavailable:
         partial = self._root / _PARTIAL / spec.repo_id.replace("/", "--")
         try:
             listing = self._list(spec)
             if not isinstance(listing, _Listing):
                 return listing
+            _keep_only_commit(partial, listing.commit)
             # Pinned to the commit, so every file comes from one snapshot even if `main` moves.
-            snapshot_download(
-                spec.repo_id,
-                revision=listing.commit,
-                # exact paths: a name holding `*`, `?` or `[` must not match others
-                allow_patterns=[glob.escape(name) for name in sorted(listing.files)],
-                local_dir=partial,
-                endpoint=self._endpoint,
-                token=self._token,
-            )
+            for name in sorted(listing.files):
+                failed = self._download_file(spec, listing.commit, name, partial, progress)
+                if failed is not None:
+                    return failed
         except (httpx2.HTTPError, HFValidationError, OSError) as err:
             return _as_domain_error(spec, err)
         return self._publish(spec, partial, listing.files)
+
+    def _download_file(
+        self, spec: ModelSpec, commit: str, name: str, partial: Path, progress: OnProgress
+    ) -> ModelUnavailable | None:
+        target = partial / name
+        if target.is_file():  # finished by an earlier attempt
+            size = target.stat().st_size
+            progress(FileProgress(name, "", size, size))
+            return None
+        url = hf_hub_url(spec.repo_id, name, revision=commit, endpoint=self._endpoint)
+        headers = build_hf_headers(token=self._token)
+        meta = get_hf_file_metadata(
+            url, token=self._token, timeout=_METADATA_TIMEOUT_S, endpoint=self._endpoint
+        )
+        etag = meta.etag or hashlib.sha256(url.encode()).hexdigest()
+        digest = f"sha256:{etag}" if _SHA256.fullmatch(etag) else etag
+        if urlsplit(meta.location).netloc != urlsplit(url).netloc:
+            headers.pop("authorization", None)  # a CDN is not the Hub: no token for it
+        headers["Accept-Encoding"] = "identity"  # the bytes as stored, so sizes add up
+        incomplete = partial / _BOOKKEEPING / f"{_file_name(etag)}.incomplete"
+        incomplete.parent.mkdir(parents=True, exist_ok=True)
+        kept = incomplete.stat().st_size if incomplete.is_file() else 0
+        if meta.size is not None and kept > meta.size:  # not a prefix of this file: start over
+            incomplete.unlink()
+            kept = 0
+        total = meta.size or 0
+        with incomplete.open("ab") as sink:  # appends to what an earlier attempt kept
+            http_get(
+                meta.location,
+                sink,
+                resume_size=kept,
+                headers=headers,
+                expected_size=meta.size,
+                displayed_filename=name,
+                tqdm_class=_reporter(name, digest, total, progress),
+            )
+        if _SHA256.fullmatch(etag) and _sha256(incomplete) != etag:
+            incomplete.unlink()  # the next attempt fetches it whole
+            return ModelUnavailable(
+                spec.qualified_name, f"{name} failed its sha256 check; pull it again"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        incomplete.replace(target)
+        return None
 
     def _list(self, spec: ModelSpec) -> _Listing | ModelUnavailable:
         info = self._api.model_info(
@@ -147,7 +226,6 @@ class HubStore:
     def _publish(
         self, spec: ModelSpec, partial: Path, files: frozenset[str]
     ) -> Path | ModelUnavailable:
-        # snapshot_download returns a half-filled local_dir when the Hub drops out mid-way.
         missing = sorted(name for name in files if not (partial / name).is_file())
         if missing:
             return ModelUnavailable(
@@ -183,6 +261,78 @@ class HubStore:
     def _lock(self, repo_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(repo_id, threading.Lock())
+
+    def _file_lock(self, repo_id: str) -> AbstractContextManager[object]:
+        # beside .partial, not in it: a lock file outlives the download it guarded
+        lock = self._root / _LOCKS / f"{repo_id.replace('/', '--')}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return WeakFileLock(lock)
+
+
+class _Reporter:
+    """What huggingface_hub's download loop takes for a tqdm bar: it tells `progress` instead."""
+
+    def __init__(self, name: str, digest: str, total: int, progress: OnProgress, done: int) -> None:
+        self._name, self._digest, self._total = name, digest, total
+        self._progress = progress
+        self._done = done
+        self._tell()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def update(self, n: float | None = 1) -> None:
+        self._done += int(n or 0)
+        self._tell()
+
+    def _tell(self) -> None:
+        self._progress(FileProgress(self._name, self._digest, self._total, self._done))
+
+
+def _reporter(name: str, digest: str, total: int, progress: OnProgress) -> type[_Reporter]:
+    """A bar class bound to one file: huggingface_hub builds it with tqdm's arguments."""
+
+    class Bound(_Reporter):
+        def __init__(self, *_: object, initial: int = 0, **__: object) -> None:
+            super().__init__(name, digest, total, progress, initial)
+
+    return Bound
+
+
+def _ignore(_: FileProgress) -> None:
+    pass
+
+
+def _file_name(etag: str) -> str:
+    """An ETag as a file name: the Hub's are hex, but a stand-in's could hold anything."""
+    return (
+        etag
+        if re.fullmatch(r"[0-9A-Za-z_-]{1,128}", etag)
+        else hashlib.sha256(etag.encode()).hexdigest()
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _keep_only_commit(partial: Path, commit: str) -> None:
+    """Files kept from an attempt at another commit may differ: that attempt starts over."""
+    marker = partial / _BOOKKEEPING / _COMMIT
+    if marker.is_file() and marker.read_text().strip() != commit:
+        shutil.rmtree(partial)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(commit)
 
 
 def _prune(folder: Path, keep: frozenset[str]) -> None:

@@ -67,6 +67,9 @@ class WordLevelTokenizer:
     def wrap(self, ids: Sequence[int]) -> Encoded:
         return Encoded(ids=tuple(ids), full_length=len(ids))
 
+    def text_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        return [tuple(self.ids(t)) for t in texts]
+
 
 def load_word_level_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable:
     try:

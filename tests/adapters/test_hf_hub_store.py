@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from huggingface_hub.constants import DOWNLOAD_CHUNK_SIZE
 
 from adapters.stores.hf_hub import HubStore
+from application.model_admin import FileProgress
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
 from tests.hub_standin import HubStandIn, unreachable_url
@@ -428,3 +430,73 @@ def test_both_readings_of_a_model2vec_repo_find_their_files(root: Path, first: F
         assert isinstance(folder, Path)
         assert files_under(folder) == model2vec_files
         assert store.locate(spec_for(repo, family=second)) == folder
+
+
+def test_progress_reports_every_file_up_to_its_size(store: HubStore) -> None:
+    """The callback hears of each needed file, and last of each at completed == total."""
+    heard: list[FileProgress] = []
+
+    store.fetch(SPEC, heard.append)
+
+    last = {p.file: p for p in heard}
+    assert set(last) == set(NEEDED)
+    assert all(p.completed == p.total == len(NEEDED[p.file]) for p in last.values())
+    assert last[WEIGHTS].digest == f"sha256:{hashlib.sha256(NEEDED[WEIGHTS]).hexdigest()}"
+
+
+def test_a_new_store_resumes_a_cut_file_where_it_stopped(root: Path, hub: HubStandIn) -> None:
+    """What a broken attempt received is kept: a later fetch, by another store object (another
+    process), asks only for the rest with a Range request."""
+    hub.cut(WEIGHTS, after=1000)
+    assert isinstance(HubStore(root, endpoint=hub.url).fetch(SPEC), ModelUnavailable)
+
+    folder = HubStore(root, endpoint=hub.url).fetch(SPEC)
+
+    assert isinstance(folder, Path)
+    assert files_under(folder) == NEEDED
+    ranges = [seen.range for seen in hub.requests if seen.file == WEIGHTS and seen.method == "GET"]
+    assert ranges == [None, "bytes=1000-"]
+
+
+def test_a_kept_part_that_fails_its_digest_is_fetched_again(
+    root: Path, hub: HubStandIn, store: HubStore
+) -> None:
+    """Kept bytes that do not belong to the file fail the sha256 check: that attempt is
+    ModelUnavailable, no model appears, and the next one fetches the file whole."""
+    hub.cut(WEIGHTS, after=1000)
+    store.fetch(SPEC)
+    (kept,) = (root / ".partial" / "org--tiny-bert" / ".cache").glob("*.incomplete")
+    kept.write_bytes(b"\0" * 1000)
+
+    spoiled = store.fetch(SPEC)
+    folder = store.fetch(SPEC)
+
+    assert isinstance(spoiled, ModelUnavailable)
+    assert "sha256" in spoiled.reason
+    assert isinstance(folder, Path)
+    assert files_under(folder) == NEEDED
+
+
+def test_kept_files_of_another_commit_are_not_reused(root: Path) -> None:
+    """When the repo moved on between attempts, the new attempt starts over."""
+    old = NEEDED | {WEIGHTS: b"old weights " * 200}
+    with HubStandIn({REPO: old}) as hub:
+        hub.cut(WEIGHTS, after=1000)
+        HubStore(root, endpoint=hub.url).fetch(SPEC)
+    with HubStandIn({REPO: NEEDED}) as hub:
+        folder = HubStore(root, endpoint=hub.url).fetch(SPEC)
+        gets = hub.requested("GET")
+
+    assert isinstance(folder, Path)
+    assert files_under(folder) == NEEDED
+    assert sorted(gets) == sorted(NEEDED)
+
+
+def test_remove_deletes_the_model_folder(store: HubStore, root: Path) -> None:
+    """remove() deletes a downloaded model, leaves no empty org folder, and is False after."""
+    store.fetch(SPEC)
+
+    assert store.remove(SPEC) is True
+    assert store.locate(SPEC) is None
+    assert not (root / "org").exists()
+    assert store.remove(SPEC) is False

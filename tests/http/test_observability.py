@@ -177,6 +177,11 @@ async def test_ready_waits_for_the_default_model(client: httpx.AsyncClient) -> N
     ready = await client.get("/ready")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ok"}
+    # keep-alive unloading the model later does not make the server unready: it loads again
+    await client.post("/api/embed", json={"model": "all-minilm", "keep_alive": 0})
+    listed = (await client.get("/api/ps")).json()["models"]
+    assert not [m for m in listed if m["name"].startswith("all-MiniLM-L6-v2")]
+    assert (await client.get("/ready")).status_code == 200
 
 
 async def test_preloaded_models_load_at_start_up(tmp_path: Path) -> None:

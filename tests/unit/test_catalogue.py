@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from application.catalogue import CATALOGUE, Catalogue
+from application.catalogue import CATALOGUE, AliasRefused, Catalogue
 from domain.models import Family
 
 
@@ -72,8 +72,94 @@ def test_aliases_of_a_spec_are_its_ollama_library_names(catalogue: Catalogue) ->
     gte = catalogue.resolve("gte-base")
     assert minilm is not None
     assert gte is not None
-    assert catalogue.aliases(minilm) == ("all-minilm",)
+    assert [(a.qualified_name, a.configured) for a in catalogue.aliases(minilm)] == [
+        ("all-minilm:latest", False)
+    ]
     assert catalogue.aliases(gte) == ()
+
+
+def _configured(*pairs: tuple[str, str]) -> Catalogue:
+    extended = Catalogue(CATALOGUE).with_aliases(pairs)
+    assert isinstance(extended, Catalogue), extended
+    return extended
+
+
+@pytest.mark.parametrize(
+    "requested",
+    ["text-embedding-3-small", "text-embedding-3-small:latest", "Text-Embedding-3-Small"],
+)
+def test_a_configured_alias_resolves_to_its_target(requested: str) -> None:
+    """An OpenAI model name given as an alias names the catalogue model, with or without :latest."""
+    catalogue = _configured(("text-embedding-3-small", "all-MiniLM-L6-v2"))
+    spec = catalogue.resolve(requested)
+    alias = catalogue.alias(requested)
+    assert spec is not None
+    assert spec.qualified_name == "all-MiniLM-L6-v2:latest"
+    assert alias is not None
+    assert (alias.name, alias.spec, alias.configured) == ("text-embedding-3-small", spec, True)
+
+
+def test_a_configured_alias_is_listed_beside_its_target_after_ollamas_names() -> None:
+    """aliases(spec) holds the library name and the configured ones, each once."""
+    catalogue = _configured(
+        ("text-embedding-3-small", "all-minilm"),
+        ("text-embedding-ada-002", "sentence-transformers/all-MiniLM-L6-v2"),
+        ("text-embedding-3-small", "all-MiniLM-L6-v2:latest"),  # the same alias again
+    )
+    minilm = catalogue.resolve("all-MiniLM-L6-v2")
+    assert minilm is not None
+    assert [a.qualified_name for a in catalogue.aliases(minilm)] == [
+        "all-minilm:latest",
+        "text-embedding-3-small:latest",
+        "text-embedding-ada-002:latest",
+    ]
+
+
+def test_an_alias_to_a_tagged_entry_answers_as_latest() -> None:
+    """The alias's own tag is :latest, whatever the tag of the entry it names."""
+    catalogue = _configured(("m2v-static", "M2V_base_output:static"))
+    spec = catalogue.resolve("m2v-static")
+    assert spec is not None
+    assert spec.family is Family.STATIC
+    assert catalogue.resolve("m2v-static:static") is None
+
+
+def test_configuring_aliases_leaves_the_original_catalogue_alone(catalogue: Catalogue) -> None:
+    """with_aliases answers a new catalogue; the one it extends resolves what it did."""
+    _ = catalogue.with_aliases([("text-embedding-3-small", "all-MiniLM-L6-v2")])
+    assert catalogue.resolve("text-embedding-3-small") is None
+    assert catalogue.alias("all-minilm") is not None
+
+
+@pytest.mark.parametrize(
+    ("alias", "target", "reason"),
+    [
+        ("text-embedding-3-small", "no-such-model", "no model 'no-such-model' in the catalogue"),
+        ("gte-base", "all-MiniLM-L6-v2", "'gte-base' already names gte-base:latest"),
+        ("ALL-MINILM", "gte-base", "'ALL-MINILM' already names all-MiniLM-L6-v2:latest"),
+        ("thenlper/gte-base", "all-MiniLM-L6-v2", "already names gte-base:latest"),
+        ("small:v2", "all-MiniLM-L6-v2", "with no ':tag'"),
+        ("two words", "all-MiniLM-L6-v2", "letters, digits"),
+        ("", "all-MiniLM-L6-v2", "letters, digits"),
+    ],
+)
+def test_an_alias_the_catalogue_cannot_take_is_refused(
+    alias: str, target: str, reason: str
+) -> None:
+    """A missing target, a name that would hide a catalogue name, a tag or a space: refused."""
+    refused = Catalogue(CATALOGUE).with_aliases([(alias, target)])
+    assert isinstance(refused, AliasRefused)
+    assert refused.message.startswith(f"alias {alias}={target} refused: ")
+    assert reason in refused.message
+
+
+def test_one_alias_for_two_models_is_refused() -> None:
+    """The same alias twice is fine only when it names the same model both times."""
+    refused = Catalogue(CATALOGUE).with_aliases(
+        [("text-embedding-3-small", "all-MiniLM-L6-v2"), ("text-embedding-3-small", "gte-base")]
+    )
+    assert isinstance(refused, AliasRefused)
+    assert "already an alias of all-MiniLM-L6-v2:latest" in refused.message
 
 
 def _readme_catalogue_rows() -> list[list[str]]:

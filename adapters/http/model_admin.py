@@ -1,0 +1,195 @@
+"""Ollama's model management: POST /api/pull and DELETE /api/delete (ollama/ollama docs/api.md).
+
+A pull streams NDJSON in Ollama's shape, which Open WebUI and ollama-python's
+`pull(stream=True)` read: "pulling manifest", a line per file update with digest, total and
+completed, "verifying sha256 digest", "writing manifest", "success". A failure once the stream
+has begun is an `{"error": ...}` line; before it, an Ollama error response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from litestar import MediaType, Response, delete, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Operation
+from litestar.params import JSONBody
+from litestar.response import Stream
+from msgspec import Struct, json
+
+from adapters.http.ollama import ErrorBody, error_response, ollama_error
+from application.model_admin import FileProgress, ModelAdmin, NotRemovable, Pulled
+from domain.errors import ModelNotFound, ModelUnavailable
+from domain.models import ModelSpec
+
+__all__ = ["NDJSON", "handlers"]
+
+log = structlog.get_logger(__name__)
+
+NDJSON = "application/x-ndjson"
+
+
+class PullRequest(Struct):
+    model: str = ""
+    name: str = ""  # the field's older spelling, which clients still send
+    insecure: bool | None = None  # for registries over plain HTTP; the Hub is always HTTPS
+    stream: bool | None = None  # absent means true, as in Ollama
+
+
+class DeleteRequest(Struct):
+    model: str = ""
+    name: str = ""
+
+
+class ProgressLine(Struct, omit_defaults=True):
+    status: str
+    digest: str = ""
+    total: int = 0
+    completed: int = 0
+
+
+class _Crashed:
+    """The pull's thread raised: a bug, already logged."""
+
+
+_encode = json.Encoder().encode
+_Outcome = Pulled | ModelNotFound | ModelUnavailable | _Crashed
+
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        s: ResponseSpec(data_container=ErrorBody, description="an error, in Ollama's envelope")
+        for s in statuses
+    }
+
+
+@dataclass
+class _PullOperation(Operation):
+    """A 200 is NDJSON when streamed and one JSON object when not: the document says both."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        content = getattr(ok, "content", None)
+        if content and NDJSON in content:
+            content[MediaType.JSON] = content[NDJSON]
+
+
+def _line(value: ProgressLine | ErrorBody) -> bytes:
+    return _encode(value) + b"\n"
+
+
+def _pull_error(err: ModelNotFound | ModelUnavailable) -> tuple[int, ErrorBody]:
+    if isinstance(err, ModelNotFound):
+        return 404, ErrorBody(f"pull model manifest: {err.message}")
+    return ollama_error(err)
+
+
+def _unknown(requested: str) -> Response[ErrorBody]:
+    return error_response(404, ErrorBody(f"model '{requested}' not found"))
+
+
+async def _progress_lines(admin: ModelAdmin, spec: ModelSpec) -> AsyncIterator[bytes]:
+    """The download runs in a thread; its reports cross to the event loop through a queue.
+    A client that goes away stops the lines, not the download, which the next pull would need."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[FileProgress | _Outcome] = asyncio.Queue()
+
+    def report(progress: FileProgress) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, progress)
+
+    def pull() -> None:
+        outcome: _Outcome = _Crashed()
+        try:
+            outcome = admin.pull(spec, report)
+        except Exception:
+            log.exception("pull_crashed", model=spec.qualified_name)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, outcome)
+
+    yield _line(ProgressLine("pulling manifest"))
+    running = loop.run_in_executor(None, pull)
+    while not isinstance(item := await queue.get(), Pulled | ModelNotFound | ModelUnavailable):
+        if isinstance(item, _Crashed):
+            yield _line(ErrorBody("internal error; the server log has the details"))
+            return
+        yield _line(ProgressLine(f"pulling {item.file}", item.digest, item.total, item.completed))
+    await running
+    if not isinstance(item, Pulled):
+        yield _line(_pull_error(item)[1])
+        return
+    if not item.carried:
+        yield _line(ProgressLine("verifying sha256 digest"))
+        yield _line(ProgressLine("writing manifest"))
+    yield _line(ProgressLine("success"))
+
+
+def _pull_handler(admin: ModelAdmin) -> HTTPRouteHandler:
+    @post(
+        "/api/pull",
+        status_code=200,
+        responses={
+            200: ResponseSpec(
+                data_container=ProgressLine,
+                generate_examples=False,
+                description="progress lines, then success; or one success when not streamed",
+                media_type=NDJSON,
+            ),
+            **_errors(400, 404, 503),
+        },
+        operation_class=_PullOperation,
+        tags=["Ollama"],
+        description="Downloads a catalogue model. With `stream` true (the default) the answer is "
+        'NDJSON (application/x-ndjson): progress lines, then `{"status":"success"}` or an '
+        '`{"error": ...}` line. A model an installed package carries is already present.',
+    )
+    async def pull(data: JSONBody[PullRequest]) -> Response[Any]:
+        requested = data.model or data.name
+        if not requested.strip():
+            return error_response(400, ErrorBody("model is required"))
+        spec = admin.resolve(requested)
+        if isinstance(spec, ModelNotFound):
+            return error_response(*_pull_error(spec))
+        if data.stream is not False:
+            return Stream(_progress_lines(admin, spec), media_type=NDJSON)
+        pulled = await asyncio.to_thread(admin.pull, spec)
+        if not isinstance(pulled, Pulled):
+            return error_response(*_pull_error(pulled))
+        return Response(ProgressLine("success"), media_type=MediaType.JSON)
+
+    return pull
+
+
+def _delete_handler(admin: ModelAdmin) -> HTTPRouteHandler:
+    @delete(
+        "/api/delete",
+        status_code=200,
+        responses=_errors(400, 404),
+        tags=["Ollama"],
+        description="Unloads a downloaded model and deletes its files; 200 with an empty body. "
+        "A model an installed package carries cannot be deleted (400).",
+    )
+    async def delete_model(data: JSONBody[DeleteRequest]) -> Response[Any]:
+        requested = data.model or data.name
+        if not requested.strip():
+            return error_response(400, ErrorBody("model is required"))
+        spec = admin.resolve(requested)
+        if isinstance(spec, ModelNotFound):
+            return _unknown(requested)
+        removed = await admin.delete(spec, requested)
+        if isinstance(removed, ModelNotFound):
+            return _unknown(requested)
+        if isinstance(removed, NotRemovable):
+            return error_response(400, ErrorBody(removed.message))
+        log.info("model_deleted", model=spec.qualified_name, unloaded=removed.unloaded)
+        return Response(content=b"", status_code=200, media_type=MediaType.JSON)
+
+    return delete_model
+
+
+def handlers(admin: ModelAdmin) -> list[HTTPRouteHandler]:
+    return [_pull_handler(admin), _delete_handler(admin)]

@@ -1,0 +1,171 @@
+"""Pulling and removing models by name, as `ollama pull` and `ollama rm` do.
+
+Two kinds of store hold a model: one that downloads (the Hugging Face Hub, into the home
+folder), and stores that only carry models (an installed Python package). A carried model is
+already present, so pulling it is instant; and it is not ours to delete, so removing it is refused
+with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from application.catalogue import Catalogue
+from domain.errors import ModelNotFound, ModelUnavailable
+from domain.models import ModelSpec
+from domain.ports import ModelStore
+
+__all__ = [
+    "Downloads",
+    "FileProgress",
+    "ModelAdmin",
+    "NotRemovable",
+    "OnProgress",
+    "Pulled",
+    "Removed",
+    "Unloader",
+]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    """How far one file of a download has come."""
+
+    file: str  # its path in the repo
+    digest: str  # "sha256:<hex>" where the Hub names the content by it, else the Hub's ETag
+    total: int  # bytes
+    completed: int  # bytes on disk, those kept from an interrupted attempt included
+
+
+OnProgress = Callable[[FileProgress], None]
+
+
+class Downloads(Protocol):
+    """A store that downloads models, says how far it has come, and removes what it put there."""
+
+    def locate(self, spec: ModelSpec) -> Path | None: ...
+
+    def fetch(
+        self, spec: ModelSpec, progress: OnProgress | None = None
+    ) -> Path | ModelNotFound | ModelUnavailable: ...
+
+    def remove(self, spec: ModelSpec) -> bool:
+        """Deletes the model's folder; False when there was none."""
+        ...
+
+
+class Unloader(Protocol):
+    def unload(self, spec: ModelSpec, *, reason: str = "requested") -> bool:
+        """Unloads the model (once its current requests finish); False when it was not loaded."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    spec: ModelSpec
+    folder: Path
+    carried: bool  # an installed package carries it: nothing was downloaded
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    spec: ModelSpec
+    unloaded: bool  # it was loaded, and is not any more
+
+
+@dataclass(frozen=True, slots=True)
+class NotRemovable:
+    """The model lives in an installed package, which only the package manager may remove."""
+
+    name: str
+    folder: Path
+
+    @property
+    def message(self) -> str:
+        return (
+            f"model '{self.name}' comes from an installed Python package ({self.folder}) and "
+            "cannot be removed here; uninstall that package to remove it"
+        )
+
+
+class ModelAdmin:
+    """`pull` and `remove` over a downloading store and the stores that carry models."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        downloads: Downloads,
+        carried: Sequence[ModelStore] = (),
+        loaded: Unloader | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self._downloads = downloads
+        self._carried = carried
+        self._loaded = loaded
+
+    def resolve(self, name: str) -> ModelSpec | ModelNotFound:
+        spec = self.catalogue.resolve(name)
+        return ModelNotFound(name, "it is not in the catalogue") if spec is None else spec
+
+    def carrier(self, spec: ModelSpec) -> Path | None:
+        """The folder of an installed package that carries the model, if one does."""
+        return next((f for s in self._carried if (f := s.locate(spec)) is not None), None)
+
+    def present(self, spec: ModelSpec) -> Path | None:
+        """Where the model is on disk, carried or downloaded; None if it is in neither."""
+        return self.carrier(spec) or self._downloads.locate(spec)
+
+    def pull(
+        self, spec: ModelSpec, progress: OnProgress | None = None
+    ) -> Pulled | ModelNotFound | ModelUnavailable:
+        """Blocks until the model is on disk: callers on an event loop use a thread."""
+        carried = self.carrier(spec)
+        if carried is not None:
+            return Pulled(spec, carried, carried=True)
+        folder = self._downloads.fetch(spec, progress)
+        if not isinstance(folder, Path):
+            return folder
+        log.info("model_pulled", model=spec.qualified_name)
+        return Pulled(spec, folder, carried=False)
+
+    def refusal(self, spec: ModelSpec, name: str) -> NotRemovable | ModelNotFound | None:
+        """Why `remove` would fail, found without touching anything."""
+        carried = self.carrier(spec)
+        if carried is not None:
+            return NotRemovable(name, carried)
+        if self._downloads.locate(spec) is None:
+            return ModelNotFound(name, "it is not downloaded")
+        return None
+
+    def remove(self, spec: ModelSpec, name: str) -> Removed | NotRemovable | ModelNotFound:
+        """Deletes the model's files; a running server's copy in memory is `delete`'s business."""
+        refused = self.refusal(spec, name)
+        if refused is not None:
+            return refused
+        if not self._downloads.remove(spec):  # another process removed it meanwhile
+            return ModelNotFound(name, "it is not downloaded")
+        log.info("model_removed", model=spec.qualified_name)
+        return Removed(spec, unloaded=False)
+
+    async def delete(self, spec: ModelSpec, name: str) -> Removed | NotRemovable | ModelNotFound:
+        """Unloads the model (every reading of its folder), then deletes its files."""
+        refused = self.refusal(spec, name)
+        if refused is not None:
+            return refused
+        unloaded = False
+        if self._loaded is not None:
+            for other in self.catalogue.specs:  # M2V_base_output is read two ways from one folder
+                if other.repo_id == spec.repo_id:
+                    unloaded = self._loaded.unload(other, reason="deleted") or unloaded
+        removed = await asyncio.to_thread(self.remove, spec, name)
+        if isinstance(removed, Removed):
+            return Removed(spec, unloaded=unloaded)
+        return removed
