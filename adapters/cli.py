@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -99,12 +99,23 @@ def _aliases(
     return tuple(given)
 
 
-def _byte_size(text: str) -> int:
-    size = parse_size(text)
-    if size is None:
-        msg = f"not a size: {text!r} (try 256MiB, 1GB, 1048576; 0 turns the cache off)"
-        raise argparse.ArgumentTypeError(msg)
-    return size
+def _size(examples: str, zero: str | None) -> Callable[[str], int]:
+    """An argparse type for a byte size; 0 is accepted only where it means something."""
+
+    def parse(text: str) -> int:
+        size = parse_size(text)
+        if size is None or (size == 0 and zero is None):
+            hint = f"try {examples}" + (f"; 0 {zero}" if zero else "")
+            msg = f"not a size: {text!r} ({hint})"
+            raise argparse.ArgumentTypeError(msg)
+        return size
+
+    return parse
+
+
+_byte_size = _size("256MiB, 1GB, 1048576", "turns the cache off")
+_memory_limit = _size("4GiB, 500MB, 1073741824", "for no limit")
+_body_limit = _size("16MiB, 1MB, 65536", None)
 
 
 def _model_count(text: str) -> int:
@@ -112,22 +123,6 @@ def _model_count(text: str) -> int:
         msg = f"not a number of models: {text!r} (1 or more; 0 for no limit)"
         raise argparse.ArgumentTypeError(msg)
     return int(text)
-
-
-def _memory_limit(text: str) -> int:
-    size = parse_size(text)
-    if size is None:
-        msg = f"not a size: {text!r} (try 4GiB, 500MB, 1073741824; 0 for no limit)"
-        raise argparse.ArgumentTypeError(msg)
-    return size
-
-
-def _body_limit(text: str) -> int:
-    size = parse_size(text)
-    if not size:
-        msg = f"not a body size: {text!r} (try 16MiB, 1MB, 65536)"
-        raise argparse.ArgumentTypeError(msg)
-    return size
 
 
 def _grace(text: str) -> float:

@@ -16,8 +16,6 @@ from domain.ports import ModelStore
 
 __all__ = ["FolderFacts", "Inventory", "parameter_count"]
 
-_CHUNK = 1 << 20
-
 
 @dataclass(frozen=True, slots=True)
 class FolderFacts:
@@ -36,11 +34,8 @@ def parameter_count(weights: Path) -> int:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _facts(folder: Path) -> FolderFacts:

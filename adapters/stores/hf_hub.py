@@ -58,7 +58,6 @@ _LOCKS = ".locks"
 _BOOKKEEPING = ".cache"  # half-fetched files and the commit they belong to; no part of a model
 _COMMIT = "commit"  # in _BOOKKEEPING: the snapshot the kept files come from
 _SHA256 = re.compile(r"[0-9a-f]{64}")  # an ETag of this shape is the content's sha256 (Git LFS)
-_CHUNK = 1 << 20
 # The metadata calls have no timeout of their own: without one a silent endpoint hangs a request.
 _METADATA_TIMEOUT_S = 10.0
 
@@ -319,11 +318,8 @@ def _file_name(etag: str) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _keep_only_commit(partial: Path, commit: str) -> None:
