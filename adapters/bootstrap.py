@@ -110,35 +110,13 @@ def build_app(settings: Settings) -> Litestar:
         raise ValueError(catalogue.message)  # noqa: TRY004 - a setting refused, not a bad type
     carried, downloads = InstalledPackageStore(), _hub_store(settings)
     store = FirstFound([carried, downloads])
-    # One inference thread by default: BLAS and the runtimes already use every core, and two
-    # forward passes at once would only fight over them.
     preload = [catalogue.resolve(name) for name in settings.preload]
     unknown = [n for n, spec in zip(settings.preload, preload, strict=True) if spec is None]
     if unknown:
         msg = f"cannot preload models not in the catalogue: {', '.join(unknown)}"
         raise ValueError(msg)
     metrics = Metrics()
-    executor = ThreadPoolExecutor(
-        max_workers=settings.max_concurrent_batches, thread_name_prefix="inference"
-    )
-    registry = ModelRegistry(
-        store,
-        _engines(settings),
-        load_tokenizer,
-        executor,
-        default_keep_alive_s=settings.keep_alive_s,
-        max_loaded_models=settings.max_loaded_models,
-        max_memory_bytes=settings.max_memory_bytes,
-        batching=settings.batching,
-        on_pass=metrics.observe_pass,
-    )
-    decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
-    cache = EmbeddingCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
-    if cache is not None:
-        metrics.watch_cache(cache)
-    service = EmbeddingService(
-        catalogue, registry, decoder, cache=cache, chunk_overlap=settings.chunk_overlap
-    )
+    registry, service = _pipeline(settings, catalogue, store, metrics)
     return create_app(
         service,
         registry,
@@ -169,17 +147,40 @@ def build_model_admin(settings: Settings) -> ModelAdmin:
 
 
 def build_embedding_service(settings: Settings) -> EmbeddingService:
-    """The embedding pipeline in process, for `embedserve embed`: no HTTP, no cache."""
+    """The embedding pipeline in process, for `embedserve embed`: the server's, without HTTP."""
     admin = build_model_admin(settings)
+    store = FirstFound([InstalledPackageStore(), _hub_store(settings)])
+    return _pipeline(settings, admin.catalogue, store, None)[1]
+
+
+def _pipeline(
+    settings: Settings, catalogue: Catalogue, store: FirstFound, metrics: Metrics | None
+) -> tuple[ModelRegistry, EmbeddingService]:
+    """The registry and the embedding service over it, as the settings say."""
+    # One inference thread by default: BLAS and the runtimes already use every core, and two
+    # forward passes at once would only fight over them.
+    executor = ThreadPoolExecutor(
+        max_workers=settings.max_concurrent_batches, thread_name_prefix="inference"
+    )
     registry = ModelRegistry(
-        FirstFound([InstalledPackageStore(), _hub_store(settings)]),
+        store,
         _engines(settings),
         load_tokenizer,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference"),
+        executor,
+        default_keep_alive_s=settings.keep_alive_s,
+        max_loaded_models=settings.max_loaded_models,
+        max_memory_bytes=settings.max_memory_bytes,
         batching=settings.batching,
+        on_pass=None if metrics is None else metrics.observe_pass,
     )
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
-    return EmbeddingService(admin.catalogue, registry, decoder)
+    cache = EmbeddingCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
+    if cache is not None and metrics is not None:
+        metrics.watch_cache(cache)
+    service = EmbeddingService(
+        catalogue, registry, decoder, cache=cache, chunk_overlap=settings.chunk_overlap
+    )
+    return registry, service
 
 
 def _engines(settings: Settings) -> EngineSelector:
