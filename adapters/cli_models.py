@@ -26,8 +26,9 @@ from adapters.bootstrap import (
 )
 from adapters.observability import configure_logging
 from application.lifecycle import folder_size
-from application.model_admin import FileProgress, ModelAdmin, NotRemovable, Pulled
+from application.model_admin import ModelAdmin, NotRemovable, Pulled
 from domain.errors import ModelNotFound
+from domain.ports import FileProgress
 from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ with the reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,47 +19,11 @@ import structlog
 from application.catalogue import Catalogue
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import ModelSpec
-from domain.ports import ModelStore
+from domain.ports import Downloads, ModelStore, OnProgress
 
-__all__ = [
-    "Downloads",
-    "FileProgress",
-    "ModelAdmin",
-    "NotRemovable",
-    "OnProgress",
-    "Pulled",
-    "Removed",
-    "Unloader",
-]
+__all__ = ["ModelAdmin", "NotRemovable", "Pulled", "Removed", "Unloader"]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class FileProgress:
-    """How far one file of a download has come."""
-
-    file: str  # its path in the repo
-    digest: str  # "sha256:<hex>" where the Hub names the content by it, else the Hub's ETag
-    total: int  # bytes
-    completed: int  # bytes on disk, those kept from an interrupted attempt included
-
-
-OnProgress = Callable[[FileProgress], None]
-
-
-class Downloads(Protocol):
-    """A store that downloads models, says how far it has come, and removes what it put there."""
-
-    def locate(self, spec: ModelSpec) -> Path | None: ...
-
-    def fetch(
-        self, spec: ModelSpec, progress: OnProgress | None = None
-    ) -> Path | ModelNotFound | ModelUnavailable: ...
-
-    def remove(self, spec: ModelSpec) -> bool:
-        """Deletes the model's folder; False when there was none."""
-        ...
 
 
 class Unloader(Protocol):

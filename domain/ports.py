@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -12,11 +12,14 @@ from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
 
 __all__ = [
+    "Downloads",
     "Encoded",
     "Encoder",
+    "FileProgress",
     "ImageEncoder",
     "InferenceEngine",
     "ModelStore",
+    "OnProgress",
     "TokenIdDecoder",
     "Tokenizer",
     "TokenizerLoader",
@@ -32,6 +35,33 @@ class ModelStore(Protocol):
 
     def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
         """The model's folder, downloading what the family needs first if it must."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    """How far one file of a download has come."""
+
+    file: str  # its path in the repo
+    digest: str  # "sha256:<hex>" where the Hub names the content by it, else the Hub's ETag
+    total: int  # bytes
+    completed: int  # bytes on disk, those kept from an interrupted attempt included
+
+
+OnProgress = Callable[[FileProgress], None]
+
+
+class Downloads(Protocol):
+    """A store that downloads models, says how far it has come, and removes what it put there."""
+
+    def locate(self, spec: ModelSpec) -> Path | None: ...
+
+    def fetch(
+        self, spec: ModelSpec, progress: OnProgress | None = None
+    ) -> Path | ModelNotFound | ModelUnavailable: ...
+
+    def remove(self, spec: ModelSpec) -> bool:
+        """Deletes the model's folder; False when there was none."""
         ...
 
 

@@ -23,9 +23,10 @@ from litestar.response import Stream
 from msgspec import Struct, json
 
 from adapters.http.ollama import ErrorBody, error_response, ollama_error
-from application.model_admin import FileProgress, ModelAdmin, NotRemovable, Pulled
+from application.model_admin import ModelAdmin, NotRemovable, Pulled
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import ModelSpec
+from domain.ports import FileProgress
 
 __all__ = ["NDJSON", "handlers"]
 

@@ -45,10 +45,10 @@ from huggingface_hub.utils import (  # type: ignore[attr-defined] # lazily expor
     validate_repo_id,
 )
 
-from application.model_admin import FileProgress, OnProgress
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.families import WEIGHTS, MissingWeights, files_to_fetch
 from domain.models import ModelSpec
+from domain.ports import FileProgress, OnProgress
 
 __all__ = ["HubStore"]
 

@@ -15,9 +15,9 @@ import pytest
 from huggingface_hub.constants import DOWNLOAD_CHUNK_SIZE
 
 from adapters.stores.hf_hub import HubStore
-from application.model_admin import FileProgress
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
+from domain.ports import FileProgress
 from tests.hub_standin import HubStandIn, unreachable_url
 
 if TYPE_CHECKING:

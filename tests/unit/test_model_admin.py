@@ -5,16 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from application.catalogue import CATALOGUE, Catalogue
-from application.model_admin import (
-    FileProgress,
-    ModelAdmin,
-    NotRemovable,
-    OnProgress,
-    Pulled,
-    Removed,
-)
+from application.model_admin import ModelAdmin, NotRemovable, Pulled, Removed
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import ModelSpec
+from domain.ports import FileProgress, OnProgress
 from tests.fakes import FakeStore
 
 M2V = "minishlab/M2V_base_output"
