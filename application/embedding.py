@@ -163,12 +163,13 @@ class EmbeddingService:
             else:
                 images.append((index, image))
         truncation = Truncation.of(req.truncate)
-        encoded = self._tokenize(texts, model.tokenizer, refuse=truncation is Truncation.REFUSE)
-        if not isinstance(encoded, list):
-            return encoded
+        read = self._read(texts, model.tokenizer, refuse=truncation is Truncation.REFUSE)
+        if not isinstance(read, tuple):
+            return read
+        sources, encoded = read
         windows = [1] * len(encoded)
         if truncation is Truncation.CHUNK:
-            encoded, windows = self._chunk(texts, encoded, model)
+            encoded, windows = self._chunk(sources, encoded, model)
         pixels = _pixels(images, model.encoder.images, model.spec.qualified_name)
         if isinstance(pixels, InvalidInput):
             return pixels
@@ -200,35 +201,53 @@ class EmbeddingService:
             return d  # the full size too: `dimensions` always answers unit vectors
         return None if req.lenient_dimensions else InvalidDimensions(d, available)
 
-    def _tokenize(
-        self, items: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, *, refuse: bool
-    ) -> list[Encoded] | EmbedError:
-        texts: list[str] = []
-        slots: list[int | Encoded] = []  # an index into texts, or ids already encoded
-        for _, item in items:
+    def _read(
+        self, texts: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, *, refuse: bool
+    ) -> tuple[list[str | TokenIds], list[Encoded]] | EmbedError:
+        """Each text item's source (see _sources) and its tokens, cut to the model's limit."""
+        sources = self._sources([item for _, item in texts], tokenizer)
+        if not isinstance(sources, list):
+            return sources
+        encoded = self._tokenize([index for index, _ in texts], sources, tokenizer, refuse=refuse)
+        if not isinstance(encoded, list):
+            return encoded
+        return sources, encoded
+
+    def _sources(
+        self, items: list[str | TokenIds], tokenizer: Tokenizer
+    ) -> list[str | TokenIds] | EmbedError:
+        """What each text item is read as: text (OpenAI token ids decoded), or ids of the
+        model's own vocabulary, each checked to be in it."""
+        sources: list[str | TokenIds] = []
+        for item in items:
             if isinstance(item, str):
-                text: str | TokenIdOutOfRange = item
+                sources.append(item)
             elif self._token_ids is not None:
                 text = self._token_ids.decode(item.ids)
+                if isinstance(text, TokenIdOutOfRange):
+                    return text
+                sources.append(text)
             else:
                 bad = next((i for i in item.ids if not 0 <= i < tokenizer.vocab_size), None)
                 if bad is not None:
                     return TokenIdOutOfRange(bad, "model's own")
-                slots.append(tokenizer.wrap(item.ids))
-                continue
-            if isinstance(text, TokenIdOutOfRange):
-                return text
-            slots.append(len(texts))
-            texts.append(text)
-        batch = tokenizer.encode(texts) if texts else []
-        encoded = [batch[s] if isinstance(s, int) else s for s in slots]
-        for (index, _), e in zip(items, encoded, strict=True):
+                sources.append(item)
+        return sources
+
+    @staticmethod
+    def _tokenize(
+        indexes: list[int], sources: list[str | TokenIds], tokenizer: Tokenizer, *, refuse: bool
+    ) -> list[Encoded] | EmbedError:
+        texts = [s for s in sources if isinstance(s, str)]
+        read = iter(tokenizer.encode(texts) if texts else [])
+        encoded = [next(read) if isinstance(s, str) else tokenizer.wrap(s.ids) for s in sources]
+        for index, e in zip(indexes, encoded, strict=True):
             if e.truncated and refuse:
                 return InputTooLong(index, e.full_length, tokenizer.max_tokens)
         return encoded
 
     def _chunk(
-        self, items: list[tuple[int, str | TokenIds]], encoded: list[Encoded], model: LoadedModel
+        self, sources: list[str | TokenIds], encoded: list[Encoded], model: LoadedModel
     ) -> tuple[list[Encoded], list[int]]:
         """Each cut item replaced by its windows (see domain/chunking.py): the rows to embed,
         and how many rows each item became. Items that fit keep their one row untouched."""
@@ -236,7 +255,7 @@ class EmbeddingService:
         long = [n for n, e in enumerate(encoded) if e.truncated]
         if not long:
             return encoded, [1] * len(encoded)
-        whole = self._text_ids([items[n][1] for n in long], tokenizer)
+        whole = _text_ids([sources[n] for n in long], tokenizer)
         room = tokenizer.max_tokens - len(tokenizer.wrap(()).ids)
         replaced: dict[int, list[Encoded]] = {}
         for n, ids in zip(long, whole, strict=True):
@@ -247,19 +266,6 @@ class EmbeddingService:
                 replaced[n] = [tokenizer.wrap(ids[a:b]) for a, b in spans]
         rows = [row for n, e in enumerate(encoded) for row in replaced.get(n, [e])]
         return rows, [len(replaced.get(n, [e])) for n, e in enumerate(encoded)]
-
-    def _text_ids(self, items: list[str | TokenIds], tokenizer: Tokenizer) -> list[tuple[int, ...]]:
-        """The items' whole token ids, no special tokens; _tokenize has checked every id."""
-        texts: list[str] = []
-        for item in items:
-            if isinstance(item, str):
-                texts.append(item)
-            elif self._token_ids is not None:
-                decoded = self._token_ids.decode(item.ids)
-                texts.append(decoded if isinstance(decoded, str) else "")  # decoded before
-        read = iter(tokenizer.text_ids(texts) if texts else [])
-        own = self._token_ids is None  # token ids of the model's own vocabulary, as given
-        return [item.ids if own and isinstance(item, TokenIds) else next(read) for item in items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +294,13 @@ def _pixels(
             return InvalidInput(f"input {index}: {pixels.message}")
         prepared.append(pixels)
     return np.stack(prepared)
+
+
+def _text_ids(sources: list[str | TokenIds], tokenizer: Tokenizer) -> list[tuple[int, ...]]:
+    """The items' whole token ids, no special tokens: texts tokenized uncut, own ids as given."""
+    texts = [s for s in sources if isinstance(s, str)]
+    read = iter(tokenizer.text_ids(texts) if texts else [])
+    return [next(read) if isinstance(s, str) else s.ids for s in sources]
 
 
 def _pool(vectors: Array, rows: list[Encoded], windows: list[int]) -> Array:
