@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,15 +72,12 @@ _IMAGES_PER_PASS = 16
 class BatchRun:
     vectors: Array  # [N,D] in the order the rows were given
     batches: int  # forward passes of the merged run this request took part in
-    queue_ns: int
-    infer_ns: int
 
 
 @dataclass(slots=True)
 class _Job:
     rows: Sequence[Sequence[int]]
     future: asyncio.Future[BatchRun]
-    queued_at: int = field(default_factory=time.perf_counter_ns)
 
 
 class Batcher:
@@ -113,7 +110,7 @@ class Batcher:
     async def embed(self, rows: Sequence[Sequence[int]]) -> BatchRun | Overloaded:
         if not rows:
             empty = np.zeros((0, self._encoder.dimensions), dtype=np.float32)
-            return BatchRun(empty, 0, 0, 0)
+            return BatchRun(empty, 0)
         if self._waiting and self._waiting + len(rows) > self._queue_limit:
             return Overloaded(self._name, self._waiting, self._retry_after())
         self._waiting += len(rows)
@@ -142,11 +139,10 @@ class Batcher:
             msg = "this model has no image tower"
             raise ValueError(msg)
         loop = asyncio.get_running_loop()
+        per_pass = min(self._max_batch, _IMAGES_PER_PASS)
         parts = [
-            await loop.run_in_executor(
-                self._executor, images.embed, pixels[n : n + self._max_batch]
-            )
-            for n in range(0, len(pixels), self._max_batch)
+            await loop.run_in_executor(self._executor, images.embed, pixels[n : n + per_pass])
+            for n in range(0, len(pixels), per_pass)
         ]
         return np.concatenate(parts)
 
@@ -168,8 +164,7 @@ class Batcher:
                 part = vectors[offset : offset + len(job.rows)]
                 offset += len(job.rows)
                 if not job.future.done():  # its client may have gone away
-                    run = BatchRun(part, batches, started - job.queued_at, infer_ns)
-                    job.future.set_result(run)
+                    job.future.set_result(BatchRun(part, batches))
 
     async def _run(self, rows: Sequence[Sequence[int]]) -> tuple[Array, int]:
         loop = asyncio.get_running_loop()

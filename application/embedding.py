@@ -141,14 +141,14 @@ class EmbeddingService:
             else:
                 out[index] = row
         if not missing:
-            return BatchRun(out, batches=0, queue_ns=0, infer_ns=0)
+            return BatchRun(out, batches=0)
         run = await model.batcher.embed(list(missing))
         if isinstance(run, Overloaded):
             return run
         for (ids, slots), row in zip(missing.items(), run.vectors, strict=True):
             cache.put(key, ids, row)
             out[slots] = row
-        return BatchRun(out, run.batches, run.queue_ns, run.infer_ns)
+        return BatchRun(out, run.batches)
 
     def _prepare(self, req: EmbeddingRequest, model: LoadedModel) -> _Prepared | EmbedError:
         """Texts and token ids tokenized, images decoded into the model's pixel input."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domain.errors import ModelNotFound, ModelUnavailable, TokenIdOutOfRange
+from domain.errors import InvalidInput, ModelNotFound, ModelUnavailable, TokenIdOutOfRange
 from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
 from domain.ports import Encoded, Encoder, Tokenizer
@@ -109,3 +109,35 @@ class FakeDecoder:
             if not 0 < i < 50:
                 return TokenIdOutOfRange(i, self.vocabulary)
         return " ".join("x" * i for i in ids)
+
+
+class FakeImageEncoder:
+    """An image tower of 2x2 grey pictures: image vector = [its first pixel, 0, 0, 1]."""
+
+    tokens = 5  # four patches and a class token
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []  # images in every forward pass
+
+    def prepare(self, data: bytes) -> Array | InvalidInput:
+        return np.full((1, 2, 2), float(len(data)), dtype=np.float32)
+
+    def embed(self, pixels: Array) -> Array:
+        self.batches.append(len(pixels))
+        out = np.zeros((len(pixels), 4), dtype=np.float32)
+        out[:, 0] = pixels[:, 0, 0, 0]
+        out[:, 3] = 1.0
+        return out
+
+
+class FakeImageTextEncoder:
+    """FakeEncoder's text rows, with FakeImageEncoder as its image tower."""
+
+    dimensions = 4
+
+    def __init__(self) -> None:
+        self.text = FakeEncoder()
+        self.images = FakeImageEncoder()
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        return self.text.embed(ids, mask)

@@ -19,7 +19,6 @@ class BodyProblem:
 
     message: str
     field: str | None  # the top-level field at fault, when one is
-    path: str  # where in the body, as msgspec writes it ("input[0]"), "" for the body itself
     missing_body: bool
 
 
@@ -28,14 +27,14 @@ def body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> BodyPro
         "transfer-encoding"
     )
     if not isinstance(exc, ValidationException) or not isinstance(exc.extra, list):
-        return BodyProblem(exc.detail, None, "", missing)
+        return BodyProblem(exc.detail, None, missing)
     first = exc.extra[0] if exc.extra else {}
     key = str(first.get("key", "")) if isinstance(first, dict) else ""
     message = str(first.get("message", exc.detail)) if isinstance(first, dict) else exc.detail
     path = "" if key == "data" else key
     field = path.split("[", 1)[0].split(".", 1)[0] or None
     where = f" - at `$.{path}`" if path else ""
-    return BodyProblem(f"{message}{where}", field, path, missing)
+    return BodyProblem(f"{message}{where}", field, missing)
 
 
 def retry_headers(err: EmbedError) -> dict[str, str] | None:

@@ -4,12 +4,13 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from application.batching import Batcher, BatchRun, BatchSettings, pad, plan_batches
 from domain.errors import Overloaded
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, FakeImageTextEncoder
 
 
 @given(st.lists(st.integers(1, 64), max_size=60), st.integers(64, 512), st.integers(1, 16))
@@ -92,3 +93,22 @@ async def test_one_request_larger_than_the_limit_still_runs_on_an_idle_model() -
         FakeEncoder(), ThreadPoolExecutor(max_workers=1), BatchSettings(queue_limit=2)
     )
     assert len(_ran(await batcher.embed([[1]] * 5)).vectors) == 5
+
+
+async def test_images_run_at_most_sixteen_a_pass() -> None:
+    """An image pass holds 16 images, however many rows a text pass may hold: a ViT-L/14 pass's
+    attention scores stay near 70 MB. The vectors come back in the order the images were given."""
+    encoder = FakeImageTextEncoder()
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1), BatchSettings(max_batch=64))
+    pixels = np.arange(40, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 2, 2))
+    vectors = await batcher.embed_images(pixels)
+    assert encoder.images.batches == [16, 16, 8]
+    assert vectors[:, 0].tolist() == list(range(40))
+
+
+async def test_a_smaller_row_cap_also_caps_image_passes() -> None:
+    """max_batch below 16 bounds image passes too."""
+    encoder = FakeImageTextEncoder()
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1), BatchSettings(max_batch=4))
+    await batcher.embed_images(np.zeros((10, 1, 2, 2), dtype=np.float32))
+    assert encoder.images.batches == [4, 4, 2]
