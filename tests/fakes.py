@@ -51,8 +51,10 @@ class FakeEncoder:
     def __init__(self, gate: threading.Event | None = None) -> None:
         self.batches: list[tuple[int, int]] = []  # (B, T) of every forward pass
         self._gate = gate
+        self.entered = threading.Event()  # set when a forward pass starts, before the gate
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        self.entered.set()
         if self._gate is not None:
             self._gate.wait(timeout=10)
         self.batches.append(ids.shape)

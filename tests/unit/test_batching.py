@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,6 +40,16 @@ def test_pad_right_pads_with_a_mask() -> None:
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    """Lets the other tasks run until the condition holds: a barrier on the batcher's state,
+    where a fixed count of yields would guess how many steps the tasks take."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    pytest.fail("the condition never held")
+
+
 def _ran(run: BatchRun | Overloaded) -> BatchRun:
     assert isinstance(run, BatchRun), run
     return run
@@ -49,9 +61,9 @@ async def test_requests_arriving_during_a_forward_pass_are_merged() -> None:
     encoder = FakeEncoder(gate)
     batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1))
     first = asyncio.create_task(batcher.embed([[1, 2]]))
-    await asyncio.sleep(0)  # the first request starts its forward pass, held at the gate
+    assert await asyncio.to_thread(encoder.entered.wait, 10)  # its pass is held at the gate
     later = [asyncio.create_task(batcher.embed([[3] * n])) for n in (1, 1, 1)]
-    await asyncio.sleep(0)
+    await _until(lambda: batcher.waiting == 4)  # the three have queued behind it
     gate.set()
     runs = await asyncio.gather(first, *later)
     assert encoder.batches == [(1, 2), (3, 1)]
@@ -70,17 +82,16 @@ async def test_past_the_queue_limit_a_request_is_refused_with_a_retry_time() -> 
     """Inputs waiting for a model are bounded: the request that would pass the bound is
     refused at once (a 503 with Retry-After at the wire), and the queue drains as before."""
     gate = threading.Event()
-    batcher = Batcher(
-        FakeEncoder(gate), ThreadPoolExecutor(max_workers=1), BatchSettings(queue_limit=3), "m"
-    )
+    encoder = FakeEncoder(gate)
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1), BatchSettings(queue_limit=3), "m")
     first = asyncio.create_task(batcher.embed([[1], [2]]))
-    await asyncio.sleep(0)
+    assert await asyncio.to_thread(encoder.entered.wait, 10)  # its pass is held at the gate
     refused = await batcher.embed([[3], [4]])
     assert isinstance(refused, Overloaded)
     assert (refused.name, refused.waiting) == ("m", 2)
     assert refused.retry_after_s >= 1
     fits = asyncio.create_task(batcher.embed([[5]]))
-    await asyncio.sleep(0)
+    await _until(lambda: batcher.waiting == 3)  # queued, not refused, while the pass is held
     gate.set()
     assert len(_ran(await first).vectors) == 2
     assert len(_ran(await fits).vectors) == 1
