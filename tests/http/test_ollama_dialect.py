@@ -1,14 +1,30 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import numpy as np
 import ollama
 import pytest
+from litestar import Litestar
+
+from adapters.http.app import create_app
+from adapters.http.inventory import Inventory
+from application.catalogue import CATALOGUE, Catalogue
+from application.embedding import EmbeddingService
+from application.lifecycle import ModelRegistry
+from tests.fakes import FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
+from tests.http.conftest import BASE
 
 MODEL = "all-minilm"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+_FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)  # how /api/ps writes "never"
+_ISO_ROUNDING = 1e-3  # seconds: a timestamp written to the microsecond, with float error
 
 
 async def test_embed_returns_unit_vectors_and_real_metrics(oll: ollama.AsyncClient) -> None:
@@ -112,21 +128,55 @@ async def test_show_has_model_info_and_the_embedding_capability(oll: ollama.Asyn
     assert shown.capabilities == ["embedding"]
 
 
-async def test_ps_lists_loaded_models_with_a_parseable_expiry(oll: ollama.AsyncClient) -> None:
-    """After an embed call the model shows in /api/ps; expires_at parses as ISO-8601."""
+async def _shown_expiry(http: httpx.AsyncClient) -> datetime | None:
+    """The expiry /api/ps shows for the one loaded model, parsed; None when none is loaded."""
+    running = (await http.get("/api/ps")).json()["models"]
+    return datetime.fromisoformat(running[0]["expires_at"]) if running else None
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+async def test_ps_lists_loaded_models_with_a_parseable_expiry(
+    oll: ollama.AsyncClient, http: httpx.AsyncClient
+) -> None:
+    """After an embed call the model shows in /api/ps; expires_at parses as ISO-8601, with its
+    offset, and is the moment the keep-alive ends."""
+    before = time.time()
     await oll.embed(model=MODEL, input="x", keep_alive="10m")
+    after = time.time()
     running = (await oll.ps()).models
     assert [m.model for m in running] == ["all-MiniLM-L6-v2:latest"]
     assert running[0].expires_at is not None
+    expires = await _shown_expiry(http)
+    assert expires is not None
+    assert expires.utcoffset() is not None
+    assert _moment(before + 600 - _ISO_ROUNDING) <= expires <= _moment(after + 600 + _ISO_ROUNDING)
 
 
-@pytest.mark.parametrize("keep_alive", ["5m", "1h30m", 10, 2.5, -1, "-1m", "0"])
+@pytest.mark.parametrize(
+    ("keep_alive", "seconds"),
+    [("5m", 300), ("1h30m", 5400), (10, 10), (2.5, 2.5), (-1, None), ("-1m", None), ("0", 0)],
+)
 async def test_keep_alive_accepts_go_durations_and_seconds(
-    http: httpx.AsyncClient, keep_alive: object
+    http: httpx.AsyncClient, keep_alive: object, seconds: float | None
 ) -> None:
-    """Numbers are seconds, strings are Go durations, negatives mean forever."""
+    """Numbers are seconds, strings are Go durations, negatives mean forever: /api/ps shows the
+    expiry each one asks for, and 0 unloads the model once it has answered."""
+    before = time.time()
     body = {"model": MODEL, "input": "x", "keep_alive": keep_alive}
     assert (await http.post("/api/embed", json=body)).status_code == 200
+    after = time.time()
+    expires = await _shown_expiry(http)
+    if seconds is None:
+        assert expires == _FOREVER
+    elif seconds == 0 or (expires is None and time.time() >= before + seconds):
+        assert expires is None  # unloaded (a short keep-alive may end before /api/ps answers)
+    else:
+        assert expires is not None
+        window = (before + seconds - _ISO_ROUNDING, after + seconds + _ISO_ROUNDING)
+        assert _moment(window[0]) <= expires <= _moment(window[1])
 
 
 async def test_version_is_dotted_integers(http: httpx.AsyncClient) -> None:
@@ -216,15 +266,32 @@ async def test_route_errors_are_json(http: httpx.AsyncClient) -> None:
     assert isinstance(wrong.json()["error"], str)
 
 
-async def test_version_answers_while_a_big_batch_is_embedded(http: httpx.AsyncClient) -> None:
+def _app_on(encoder: FakeEncoder, folder: Path) -> Litestar:
+    """all-minilm served by `encoder`, through the real use cases and HTTP app."""
+    catalogue = Catalogue(CATALOGUE)
+    store = FakeStore({MINILM: folder})
+    engine = FakeEngine()
+    engine.encoder = encoder
+    registry = ModelRegistry(store, engine, fake_tokenizer_loader, ThreadPoolExecutor(1))
+    service = EmbeddingService(catalogue, registry, None)
+    return create_app(service, registry, Inventory(catalogue, store), version="0")
+
+
+async def test_version_answers_while_a_big_batch_is_embedded(tmp_path: Path) -> None:
     """Inference runs off the event loop: /api/version returns before the batch finishes."""
-    texts = [f"text number {i} " + "with many words " * 40 for i in range(48)]
-    big = asyncio.create_task(http.post("/api/embed", json={"model": MODEL, "input": texts}))
-    await asyncio.sleep(0.05)  # let the batch reach the inference thread
-    version = await http.get("/api/version")
-    assert version.status_code == 200
-    assert not big.done()
-    assert (await big).status_code == 200
+    gate = threading.Event()
+    encoder = FakeEncoder(gate)
+    transport = httpx.ASGITransport(app=_app_on(encoder, tmp_path))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        texts = [f"text number {i} " + "with many words " * 40 for i in range(48)]
+        body = {"model": MODEL, "input": texts}
+        big = asyncio.create_task(client.post("/api/embed", json=body))
+        assert await asyncio.to_thread(encoder.entered.wait, 10)  # its pass is held at the gate
+        version = await asyncio.wait_for(client.get("/api/version"), 10)
+        assert version.status_code == 200
+        assert not big.done()  # it cannot be: its forward pass waits for the gate
+        gate.set()
+        assert (await big).status_code == 200
 
 
 async def test_a_keep_alive_past_the_calendar_reads_as_forever(http: httpx.AsyncClient) -> None:
