@@ -7,6 +7,8 @@ engine on all-MiniLM-L6-v2 from its PyPI package: nothing is downloaded.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import signal
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
@@ -249,16 +252,51 @@ def _refuses_connections(url: str, within_s: float) -> bool:
     return False
 
 
+def _held_request(url: str, body: bytes) -> socket.socket:
+    """A POST /api/embed that the server has begun (it asked for the body: 100 Continue) and
+    that stays in flight until the test sends the body, however fast the server is."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = socket.create_connection((host, int(port)), timeout=60)
+    connection.sendall(
+        f"POST /api/embed HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\n\r\n".encode()
+    )
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        byte = connection.recv(1)  # one at a time: the final response must stay unread
+        assert byte, f"the server closed the connection after {interim!r}"
+        interim += byte
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    return connection
+
+
+def _finish(connection: socket.socket, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Sends the held request's body; its status and JSON answer."""
+    connection.sendall(body)
+    with connection:
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return response.status, json.loads(response.read())
+
+
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(tmp_path: Path) -> None:
-    """SIGTERM mid-batch: new connections are refused at once, the batch still answers 200
-    with every vector, and the process exits 0 within --shutdown-timeout."""
+    """SIGTERM mid-batch: new connections are refused at once, while requests are still in
+    flight; the batch and a request whose body comes after the signal still answer 200 with
+    every vector, and the process exits 0 within --shutdown-timeout."""
     texts = _long_texts(8)
     flags = ("--shutdown-timeout", "5m", "--max-batch-tokens", "512")  # 2 texts a pass
+    held_body = json.dumps({"model": "all-minilm", "input": ["held back"]}).encode()
     with _serve(tmp_path, *flags) as (process, url), ThreadPoolExecutor(1) as pool:
+        held = _held_request(url, held_body)
         future = _sigterm_once_embedding(process, url, texts, pool)
         signalled = time.monotonic()
+        # the held request cannot finish before its body is sent: these refusals come while
+        # the server still has a request in flight, whatever the speed of the batch
         assert _refuses_connections(url, within_s=5)
-        assert not future.done()  # refused while the batch was still being embedded
+        status, answer = _finish(held, held_body)
+        assert status == 200
+        assert len(answer["embeddings"]) == 1
         response = future.result(timeout=300)
         assert response.status_code == 200
         assert len(response.json()["embeddings"]) == len(texts)
