@@ -25,7 +25,7 @@ from adapters.bootstrap import (
     default_home,
 )
 from adapters.observability import configure_logging
-from application.lifecycle import folder_size
+from application.loading import folder_size
 from application.model_admin import ModelAdmin, NotRemovable, Pulled
 from domain.errors import ModelNotFound
 from domain.ports import FileProgress

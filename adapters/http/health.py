@@ -46,7 +46,9 @@ class Health:
 
         @get("/ready", include_in_schema=False, sync_to_thread=False)
         def ready() -> Response[HealthStatus]:
-            if self._was_ready or any(m.spec == self._ready_model for m in self._registry.loaded()):
+            if self._was_ready or any(
+                m.spec == self._ready_model for m in self._registry.resident()
+            ):
                 self._was_ready = True
                 return Response(HealthStatus("ok"))
             return Response(HealthStatus("loading"), status_code=503)

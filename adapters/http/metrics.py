@@ -121,14 +121,14 @@ class _ModelCollector(Collector):
         self._registry = registry
 
     def collect(self) -> Iterator[Metric]:
-        loaded = self._registry.loaded()
+        loaded = self._registry.resident()
         depth = GaugeMetricFamily(
             "embedserve_queue_depth",
             "Inputs queued or being embedded, by loaded model.",
             labels=["model"],
         )
         for model in loaded:
-            depth.add_metric([model.spec.qualified_name], model.batcher.waiting)
+            depth.add_metric([model.spec.qualified_name], model.queue_depth)
         yield depth
         yield GaugeMetricFamily("embedserve_models_loaded", "Models loaded now.", len(loaded))
 

@@ -228,7 +228,7 @@ def _parameter_size(count: int) -> str:
 
 def _engine_facts(registry: ModelRegistry, spec: ModelSpec) -> dict[str, Any]:
     """What runs a loaded model, and its parity gate, under embedserve's own keys."""
-    loaded = next((m for m in registry.loaded() if m.spec == spec), None)
+    loaded = next((m for m in registry.resident() if m.spec == spec), None)
     if loaded is None:
         return {}
     facts: dict[str, Any] = {"embedserve.engine": loaded.engine}
@@ -427,7 +427,7 @@ def _model_handlers(
         """The models in memory, the longest left to live first, as Ollama lists them. A model
         in use expires its keep-alive after now; a preloaded one, or one kept with a negative
         keep-alive, in the year 9999."""
-        loaded = [(model, _expiry(model.expires_at)) for model in registry.loaded()]
+        loaded = [(model, _expiry(model.expires_at)) for model in registry.resident()]
         loaded.sort(key=lambda item: item[1], reverse=True)
         running = []
         for model, expires in loaded:
@@ -442,7 +442,7 @@ def _model_handlers(
                     details=_details(spec, facts),
                     expires_at=_iso(expires),
                     size_vram=0,
-                    context_length=model.tokenizer.max_tokens,
+                    context_length=model.context_length,
                 )
             )
         return ProcessResponse(models=running)

@@ -237,7 +237,7 @@ def from_domain(
 
 
 def _engine_info(service: EmbeddingService, spec: ModelSpec) -> EngineInfo | None:
-    loaded = next((m for m in service.registry.loaded() if m.spec == spec), None)
+    loaded = next((m for m in service.registry.resident() if m.spec == spec), None)
     if loaded is None:
         return None
     parity = loaded.parity

@@ -157,4 +157,4 @@ async def test_empty_input_list_loads_the_model_and_embeds_nothing(
     """Ollama's preload idiom: no inputs, a loaded model, an empty result."""
     result = _ok(await service.embed(EmbeddingRequest("all-minilm", [])))
     assert result.vectors.shape == (0, 4)
-    assert [m.spec.name for m in service.registry.loaded()] == ["all-MiniLM-L6-v2"]
+    assert [m.spec.name for m in service.registry.resident()] == ["all-MiniLM-L6-v2"]
