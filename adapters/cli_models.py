@@ -19,7 +19,7 @@ import numpy as np
 from adapters.bootstrap import (
     ENGINES,
     Settings,
-    build_embedding_service,
+    build_front_door,
     build_model_admin,
     default_engine,
     default_home,
@@ -247,7 +247,7 @@ def _list(admin: ModelAdmin, host: str, port: int, *, show_all: bool) -> int:
 
 
 def _embed(settings: Settings, model: str, texts: list[str], show: str, dims: int | None) -> int:
-    service = build_embedding_service(settings)
+    service = build_front_door(settings)
     request = EmbeddingRequest(
         model=model, inputs=texts, dimensions=dims, normalization=Normalization.ALWAYS
     )
