@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from domain.errors import ModelNotFound, ModelUnavailable, TokenIdOutOfRange
 from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
-from domain.ports import Encoded, Encoder, FileProgress, OnProgress, Tokenizer
+from domain.ports import Encoded, Encoder, FileProgress, FolderFacts, OnProgress, Tokenizer
 
 BOS, EOS = 1, 2
 
@@ -136,3 +137,17 @@ class FakeDownloads:
             return False
         folder.rmdir()
         return True
+
+
+class FakeFacts:
+    """Every model it holds weighs one byte, modified at the epoch; others are not on disk."""
+
+    def __init__(self, *on_disk: ModelSpec) -> None:
+        self.on_disk = set(on_disk)
+
+    def facts(self, spec: ModelSpec) -> FolderFacts | None:
+        if spec not in self.on_disk:
+            return None
+        return FolderFacts(
+            size=1, modified=datetime.fromtimestamp(0, UTC), digest="d", parameters=1
+        )
