@@ -14,13 +14,13 @@ from typing import Literal
 from litestar import Litestar
 from platformdirs import user_data_dir
 
-from adapters.engine_memory import JsonChoiceMemory
+from adapters.engines.engine_memory import JsonChoiceMemory
 from adapters.engines.numpy_ref import NumpyEngine
+from adapters.engines.probe_answers import NpyProbeAnswers
 from adapters.http.app import create_app
 from adapters.http.inventory import Inventory
 from adapters.http.metrics import Metrics
 from adapters.observability import LogFormat, configure_logging
-from adapters.probe_answers import NpyProbeAnswers
 from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
 from adapters.tokenizers.by_family import load_tokenizer

@@ -34,8 +34,8 @@ from adapters.engines.mil_ops import (
     image_program,
     text_program,
 )
-from adapters.images import ClipImageProcessor, read_clip_image_processor
-from adapters.model_folder import (
+from adapters.weights.images import ClipImageProcessor, read_clip_image_processor
+from adapters.weights.model_folder import (
     read_bert,
     read_clip,
     read_json,

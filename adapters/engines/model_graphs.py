@@ -26,8 +26,8 @@ from adapters.engines.onnx_graph import (
     image_graph,
     text_graph,
 )
-from adapters.images import ClipImageProcessor, read_clip_image_processor
-from adapters.model_folder import read_bert, read_clip, read_json, read_roberta
+from adapters.weights.images import ClipImageProcessor, read_clip_image_processor
+from adapters.weights.model_folder import read_bert, read_clip, read_json, read_roberta
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import (
     ClipConfig,

@@ -14,15 +14,15 @@ import numpy as np
 import numpy.typing as npt
 from safetensors import SafetensorError
 
-from adapters.images import ClipImageProcessor, read_clip_image_processor
-from adapters.model_folder import (
+from adapters.weights.images import ClipImageProcessor, read_clip_image_processor
+from adapters.weights.model_folder import (
     read_bert,
     read_clip,
     read_model2vec,
     read_roberta,
     read_static,
 )
-from adapters.word_vectors import read_word_vectors
+from adapters.weights.word_vectors import read_word_vectors
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import ClipModel, clip_image_embedding, clip_text_embedding
 from domain.architectures.roberta import roberta_sentence_embedding

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
-from adapters.torch_checkpoint import read_torch_checkpoint
+from adapters.weights.torch_checkpoint import read_torch_checkpoint
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
 from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
 from domain.architectures.roberta import (

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 import adapters.engines.numpy_ref
-import adapters.model_folder
-import adapters.torch_checkpoint
+import adapters.weights.model_folder
+import adapters.weights.torch_checkpoint
 import domain
 from domain.ops import Array, IdArray
 
@@ -36,7 +36,11 @@ def _reference_code() -> bytes:
     sources = sorted(Path(domain.__file__).parent.rglob("*.py"))
     sources += [
         Path(m.__file__ or "")
-        for m in (adapters.engines.numpy_ref, adapters.model_folder, adapters.torch_checkpoint)
+        for m in (
+            adapters.engines.numpy_ref,
+            adapters.weights.model_folder,
+            adapters.weights.torch_checkpoint,
+        )
     ]
     for path in sources:
         digest.update(path.name.encode())
