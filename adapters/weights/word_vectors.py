@@ -29,9 +29,10 @@ if TYPE_CHECKING:  # pyarrow costs ~0.3 s and ~50 MB at import: taken only when 
     import pyarrow as pa
 
 from adapters.weights.gensim_pickle import read_gensim_vocabulary
+from domain.architectures.word2vec import Word2VecModel
 from domain.ops import Array
 
-__all__ = ["read_word_vectors", "read_words"]
+__all__ = ["read_word2vec", "read_word_vectors", "read_words"]
 
 _GENSIM_SUFFIX = ".vectors.npy"
 _KUMO_COLUMN = "index"
@@ -248,3 +249,7 @@ def read_word_vectors(folder: Path) -> Array:
         msg = f"{layout.vectors.name} holds an array of shape {table.shape}"
         raise ValueError(msg)
     return np.ascontiguousarray(table, dtype=np.float32)
+
+
+def read_word2vec(folder: Path) -> Word2VecModel:
+    return Word2VecModel(read_word_vectors(folder))  # always the mean of the known words
