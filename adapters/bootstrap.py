@@ -14,12 +14,13 @@ from typing import Literal
 from litestar import Litestar
 from platformdirs import user_data_dir
 
-from adapters.engine_memory import JsonChoiceMemory
+from adapters.engines.engine_memory import JsonChoiceMemory
 from adapters.engines.numpy_ref import NumpyEngine
+from adapters.engines.probe_answers import NpyProbeAnswers
+from adapters.families import GRAPH_FAMILIES
 from adapters.http.app import create_app
 from adapters.http.metrics import Metrics
 from adapters.observability import LogFormat, configure_logging
-from adapters.probe_answers import NpyProbeAnswers
 from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
 from adapters.stores.inventory import Inventory
@@ -35,7 +36,7 @@ from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
 from application.stores import FirstFound
 from domain.chunking import DEFAULT_OVERLAP
-from domain.models import Family, ModelSpec
+from domain.models import ModelSpec
 from domain.ports import InferenceEngine
 from domain.requests import Truncation
 
@@ -51,9 +52,6 @@ __all__ = [
 
 _TRUTHY = {"1", "true", "yes", "on"}
 ENGINES = (AUTO, "numpy", "onnxruntime", "openvino", "coreml")
-# the families one ONNX graph (or ML program) serves; word vectors stay on numpy, where a
-# gather and a mean are as fast as they get
-_GRAPH_FAMILIES = frozenset({Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP})
 
 
 def default_home() -> Path:
@@ -206,12 +204,12 @@ def _engines(settings: Settings) -> EngineSelector:
         return CoreMLEngine(cache, compute_units=settings.coreml_compute_units)  # type: ignore[arg-type]
 
     candidates = [
-        Candidate("onnxruntime", "fp32", _GRAPH_FAMILIES, onnxruntime),
-        Candidate("openvino", "fp32", _GRAPH_FAMILIES, lambda: openvino("fp32")),
-        Candidate("openvino", "bf16", _GRAPH_FAMILIES, lambda: openvino("bf16")),
+        Candidate("onnxruntime", "fp32", GRAPH_FAMILIES, onnxruntime),
+        Candidate("openvino", "fp32", GRAPH_FAMILIES, lambda: openvino("fp32")),
+        Candidate("openvino", "bf16", GRAPH_FAMILIES, lambda: openvino("bf16")),
     ]
     if sys.platform == "darwin" or settings.engine == "coreml":
-        candidates.append(Candidate("coreml", "fp32", _GRAPH_FAMILIES, coreml))
+        candidates.append(Candidate("coreml", "fp32", GRAPH_FAMILIES, coreml))
 
     def precision_of(spec: ModelSpec) -> Precision:
         named = settings.model_precision
