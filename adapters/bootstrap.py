@@ -14,27 +14,29 @@ from typing import Literal
 from litestar import Litestar
 from platformdirs import user_data_dir
 
-from adapters.engine_memory import JsonChoiceMemory
+from adapters.engines.engine_memory import JsonChoiceMemory
 from adapters.engines.numpy_ref import NumpyEngine
+from adapters.engines.probe_answers import NpyProbeAnswers
+from adapters.families import GRAPH_FAMILIES
 from adapters.http.app import create_app
-from adapters.http.inventory import Inventory
 from adapters.http.metrics import Metrics
 from adapters.observability import LogFormat, configure_logging
-from adapters.probe_answers import NpyProbeAnswers
 from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
+from adapters.stores.inventory import Inventory
 from adapters.tokenizers.by_family import load_tokenizer
 from adapters.tokenizers.cl100k import Cl100kDecoder
 from application.batching import BatchSettings
-from application.catalogue import CATALOGUE, AliasRefused, Catalogue
+from application.catalogue import CATALOGUE, DEFAULT_MODEL, AliasRefused, Catalogue
 from application.embedding import EmbeddingService
 from application.embedding_cache import EmbeddingCache
 from application.engine_choice import AUTO, Candidate, EngineSelector, Precision
+from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
 from application.stores import FirstFound
 from domain.chunking import DEFAULT_OVERLAP
-from domain.models import Family, ModelSpec
+from domain.models import ModelSpec
 from domain.ports import InferenceEngine
 from domain.requests import Truncation
 
@@ -42,7 +44,7 @@ __all__ = [
     "ENGINES",
     "Settings",
     "build_app",
-    "build_embedding_service",
+    "build_front_door",
     "build_model_admin",
     "default_engine",
     "default_home",
@@ -50,9 +52,6 @@ __all__ = [
 
 _TRUTHY = {"1", "true", "yes", "on"}
 ENGINES = (AUTO, "numpy", "onnxruntime", "openvino", "coreml")
-# the families one ONNX graph (or ML program) serves; word vectors stay on numpy, where a
-# gather and a mean are as fast as they get
-_GRAPH_FAMILIES = frozenset({Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP})
 
 
 def default_home() -> Path:
@@ -105,31 +104,25 @@ class Settings:
 
 def build_app(settings: Settings) -> Litestar:
     configure_logging(settings.log_format)
-    catalogue = Catalogue(CATALOGUE).with_aliases(settings.aliases)
-    if isinstance(catalogue, AliasRefused):
-        raise ValueError(catalogue.message)  # noqa: TRY004 - a setting refused, not a bad type
-    carried, downloads = InstalledPackageStore(), _hub_store(settings)
-    store = FirstFound([carried, downloads])
-    preload = [catalogue.resolve(name) for name in settings.preload]
-    unknown = [n for n, spec in zip(settings.preload, preload, strict=True) if spec is None]
-    if unknown:
-        msg = f"cannot preload models not in the catalogue: {', '.join(unknown)}"
-        raise ValueError(msg)
     metrics = Metrics()
-    registry, service = _pipeline(settings, catalogue, store, metrics)
     return create_app(
-        service,
-        registry,
-        Inventory(catalogue, store),
+        build_front_door(settings, metrics),
         version=version("embedserve"),
-        truncate=settings.truncate,
+        truncate=Truncation.of(settings.truncate)
+        if isinstance(settings.truncate, bool)
+        else settings.truncate,
         metrics=metrics,
-        preload=[spec for spec in preload if spec is not None],
         api_keys=settings.api_keys,
         origins=settings.origins,
         max_body_bytes=settings.max_body_bytes,
-        admin=ModelAdmin(catalogue, downloads, [carried], registry),
     )
+
+
+def _catalogue(settings: Settings) -> Catalogue:
+    catalogue = Catalogue(CATALOGUE).with_aliases(settings.aliases)
+    if isinstance(catalogue, AliasRefused):
+        raise ValueError(catalogue.message)  # noqa: TRY004 - a setting refused, not a bad type
+    return catalogue
 
 
 def _hub_store(settings: Settings) -> HubStore:
@@ -140,23 +133,21 @@ def _hub_store(settings: Settings) -> HubStore:
 
 def build_model_admin(settings: Settings) -> ModelAdmin:
     """Pull, list and remove without a server (the CLI): nothing is loaded, so none unloads."""
-    catalogue = Catalogue(CATALOGUE).with_aliases(settings.aliases)
-    if isinstance(catalogue, AliasRefused):
-        raise ValueError(catalogue.message)  # noqa: TRY004 - a setting refused, not a bad type
-    return ModelAdmin(catalogue, _hub_store(settings), [InstalledPackageStore()])
+    return ModelAdmin(_catalogue(settings), _hub_store(settings), [InstalledPackageStore()])
 
 
-def build_embedding_service(settings: Settings) -> EmbeddingService:
-    """The embedding pipeline in process, for `embedserve embed`: the server's, without HTTP."""
-    admin = build_model_admin(settings)
-    store = FirstFound([InstalledPackageStore(), _hub_store(settings)])
-    return _pipeline(settings, admin.catalogue, store, None)[1]
-
-
-def _pipeline(
-    settings: Settings, catalogue: Catalogue, store: FirstFound, metrics: Metrics | None
-) -> tuple[ModelRegistry, EmbeddingService]:
-    """The registry and the embedding service over it, as the settings say."""
+def build_front_door(settings: Settings, metrics: Metrics | None = None) -> FrontDoor:
+    """The application, wired as the settings say: for the server, and in process for the CLI
+    (`embedserve embed`), so both embed alike. `metrics` count its forward passes."""
+    catalogue = _catalogue(settings)
+    carried, downloads = InstalledPackageStore(), _hub_store(settings)
+    store = FirstFound([carried, downloads])
+    preload = [catalogue.resolve(name) for name in settings.preload]
+    unknown = [n for n, spec in zip(settings.preload, preload, strict=True) if spec is None]
+    if unknown:
+        msg = f"cannot preload models not in the catalogue: {', '.join(unknown)}"
+        raise ValueError(msg)
+    pinned = [spec for spec in preload if spec is not None]
     # One inference thread by default: BLAS and the runtimes already use every core, and two
     # forward passes at once would only fight over them.
     executor = ThreadPoolExecutor(
@@ -175,12 +166,19 @@ def _pipeline(
     )
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
     cache = EmbeddingCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
-    if cache is not None and metrics is not None:
-        metrics.watch_cache(cache)
-    service = EmbeddingService(
+    embeddings = EmbeddingService(
         catalogue, registry, decoder, cache=cache, chunk_overlap=settings.chunk_overlap
     )
-    return registry, service
+    return FrontDoor(
+        catalogue,
+        registry,
+        embeddings,
+        ModelAdmin(catalogue, downloads, [carried], registry),
+        Inventory(store),
+        ready_model=pinned[0] if pinned else catalogue.resolve(DEFAULT_MODEL),
+        preload=pinned,
+        cache=cache,
+    )
 
 
 def _engines(settings: Settings) -> EngineSelector:
@@ -206,12 +204,12 @@ def _engines(settings: Settings) -> EngineSelector:
         return CoreMLEngine(cache, compute_units=settings.coreml_compute_units)  # type: ignore[arg-type]
 
     candidates = [
-        Candidate("onnxruntime", "fp32", _GRAPH_FAMILIES, onnxruntime),
-        Candidate("openvino", "fp32", _GRAPH_FAMILIES, lambda: openvino("fp32")),
-        Candidate("openvino", "bf16", _GRAPH_FAMILIES, lambda: openvino("bf16")),
+        Candidate("onnxruntime", "fp32", GRAPH_FAMILIES, onnxruntime),
+        Candidate("openvino", "fp32", GRAPH_FAMILIES, lambda: openvino("fp32")),
+        Candidate("openvino", "bf16", GRAPH_FAMILIES, lambda: openvino("bf16")),
     ]
     if sys.platform == "darwin" or settings.engine == "coreml":
-        candidates.append(Candidate("coreml", "fp32", _GRAPH_FAMILIES, coreml))
+        candidates.append(Candidate("coreml", "fp32", GRAPH_FAMILIES, coreml))
 
     def precision_of(spec: ModelSpec) -> Precision:
         named = settings.model_precision

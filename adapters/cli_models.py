@@ -19,13 +19,13 @@ import numpy as np
 from adapters.bootstrap import (
     ENGINES,
     Settings,
-    build_embedding_service,
+    build_front_door,
     build_model_admin,
     default_engine,
     default_home,
 )
 from adapters.observability import configure_logging
-from application.lifecycle import folder_size
+from application.loading import folder_size
 from application.model_admin import ModelAdmin, NotRemovable, Pulled
 from domain.errors import ModelNotFound
 from domain.ports import FileProgress
@@ -247,7 +247,7 @@ def _list(admin: ModelAdmin, host: str, port: int, *, show_all: bool) -> int:
 
 
 def _embed(settings: Settings, model: str, texts: list[str], show: str, dims: int | None) -> int:
-    service = build_embedding_service(settings)
+    service = build_front_door(settings)
     request = EmbeddingRequest(
         model=model, inputs=texts, dimensions=dims, normalization=Normalization.ALWAYS
     )

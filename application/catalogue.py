@@ -13,11 +13,15 @@ from dataclasses import dataclass
 
 from domain.models import Family, ModelSpec, PoolingMode
 
-__all__ = ["CATALOGUE", "Alias", "AliasRefused", "Catalogue"]
+__all__ = ["CATALOGUE", "DEFAULT_MODEL", "Alias", "AliasRefused", "Catalogue"]
 
 _B, _R, _X = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA
 _C, _W, _M, _S = Family.CLIP, Family.WORD2VEC, Family.MODEL2VEC, Family.STATIC
 _MEAN, _EOS = PoolingMode.MEAN, PoolingMode.EOS
+
+# what the server embeds with out of the box (an installed package carries it), and what /ready
+# waits for when nothing is preloaded
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 CATALOGUE: tuple[ModelSpec, ...] = (
     ModelSpec("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", _B, 384, 256, _MEAN),

@@ -17,7 +17,7 @@ from typing import Protocol
 import structlog
 
 from application.catalogue import Catalogue
-from domain.errors import ModelNotFound, ModelUnavailable
+from domain.errors import ModelNotFound, ModelUnavailable, NotRemovable
 from domain.models import ModelSpec
 from domain.ports import Downloads, ModelStore, OnProgress
 
@@ -43,21 +43,6 @@ class Pulled:
 class Removed:
     spec: ModelSpec
     unloaded: bool  # it was loaded, and is not any more
-
-
-@dataclass(frozen=True, slots=True)
-class NotRemovable:
-    """The model lives in an installed package, which only the package manager may remove."""
-
-    name: str
-    folder: Path
-
-    @property
-    def message(self) -> str:
-        return (
-            f"model '{self.name}' comes from an installed Python package ({self.folder}) and "
-            "cannot be removed here; uninstall that package to remove it"
-        )
 
 
 class ModelAdmin:

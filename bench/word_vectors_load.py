@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from adapters.word_vectors import read_word_vectors, read_words
+from adapters.weights.word_vectors import read_word_vectors, read_words
 
 _ROWS_PER_WRITE = 10_000
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from domain.models import Family
+from domain.families import FAMILIES
 from domain.ops import Array
 from domain.vectors import l2_normalize
 
@@ -33,8 +33,8 @@ __all__ = ["DEFAULT_OVERLAP", "WINDOWLESS", "effective_overlap", "pool_windows",
 
 DEFAULT_OVERLAP = 32  # tokens; ~12% of all-MiniLM-L6-v2's 254-token room
 
-# a mean of token vectors with no positions: nothing to overflow, so nothing to window
-WINDOWLESS = frozenset({Family.WORD2VEC, Family.MODEL2VEC, Family.STATIC})
+# the families FAMILIES marks windowless: no positions, so nothing to overflow or to window
+WINDOWLESS = frozenset(family for family, traits in FAMILIES.items() if traits.windowless)
 
 
 def effective_overlap(room: int, overlap: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from domain.models import Family
 
@@ -14,6 +15,7 @@ __all__ = [
     "InvalidInput",
     "ModelNotFound",
     "ModelUnavailable",
+    "NotRemovable",
     "Overloaded",
     "TokenIdOutOfRange",
     "TooManyInputs",
@@ -132,6 +134,21 @@ class Overloaded:
         return (
             f"the server is busy: {self.waiting} inputs wait for model {self.name!r}; "
             f"retry after {self.retry_after_s} s"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NotRemovable:
+    """The model lives in an installed package, which only the package manager may remove."""
+
+    name: str
+    folder: Path
+
+    @property
+    def message(self) -> str:
+        return (
+            f"model '{self.name}' comes from an installed Python package ({self.folder}) and "
+            "cannot be removed here; uninstall that package to remove it"
         )
 
 

@@ -1,7 +1,12 @@
-"""Which of a repository's files each family reads: the hub store downloads only these.
+"""Each family declared once, engines aside: its forward passes, its files, what it embeds.
 
-Two tables. FILES_NEEDED holds fnmatch patterns (huggingface_hub's allow_patterns: `*` crosses
-`/`) for the files a family reads whenever the repo has them. WEIGHTS lists, most preferred
+FAMILIES holds a row per family. Adding a family is one architecture module in
+domain/architectures, one row here, its weight reader and its row in adapters/families.py, and
+its parity test.
+
+Which of a repository's files a family reads (the hub store downloads only these) takes two
+fields. `files` holds fnmatch patterns (huggingface_hub's allow_patterns: `*` crosses
+`/`) for the files a family reads whenever the repo has them. `weights` lists, most preferred
 first, the files a family can read its weights from: `files_to_fetch` takes the first one the
 repo has and never a second, so a repo carrying both safetensors and a pickle-based
 pytorch_model.bin costs one download, of the safetensors. pytorch_model.bin is read as data by an
@@ -10,16 +15,34 @@ allow-listed unpickler, never run (DESIGN.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import Any
 
+from domain.architectures.bert import bert_sentence_embedding
+from domain.architectures.clip import clip_image_embedding, clip_text_embedding
+from domain.architectures.roberta import roberta_sentence_embedding
+from domain.architectures.static_embedding import static_sentence_embedding
+from domain.architectures.word2vec import word2vec_sentence_embedding
 from domain.models import Family
+from domain.ops import Ops
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+__all__ = [
+    "FAMILIES",
+    "FILES_NEEDED",
+    "WEIGHTS",
+    "FamilyTraits",
+    "ImageForward",
+    "MissingWeights",
+    "TextForward",
+    "files_to_fetch",
+]
 
-__all__ = ["FILES_NEEDED", "WEIGHTS", "MissingWeights", "files_to_fetch"]
+# (ops, ids [B,T], mask [B,T], model) -> [B,D]; the model is what the family's reader returns
+TextForward = Callable[[Ops[Any], Any, Any, Any], Any]
+# (ops, pixels [B,C,S,S], model) -> [B,D], in the text tower's space
+ImageForward = Callable[[Ops[Any], Any, Any], Any]
 
 _SENTENCE_TRANSFORMERS = (
     "modules.json",
@@ -38,41 +61,78 @@ _TRANSFORMER = (
 # safetensors is read straight into arrays; the pickle-based .bin only where a repo has nothing else
 _TRANSFORMER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
-# fnmatch patterns over repo paths, weights files aside (WEIGHTS)
-FILES_NEEDED: dict[Family, tuple[str, ...]] = {
-    Family.BERT: _TRANSFORMER + _SENTENCE_TRANSFORMERS,
-    Family.ROBERTA: _TRANSFORMER + _SENTENCE_TRANSFORMERS,
-    Family.XLM_ROBERTA: _TRANSFORMER + _SENTENCE_TRANSFORMERS,
-    Family.CLIP: (*_TRANSFORMER, "preprocessor_config.json"),
+
+@dataclass(frozen=True, slots=True)
+class FamilyTraits:
+    """What a family is, whichever engine runs it."""
+
+    text_forward: TextForward
+    files: tuple[str, ...]  # fnmatch patterns over repo paths, weights files aside
+    weights: tuple[str, ...]  # exact repo paths, most preferred first; () where `files` has them
+    image_forward: ImageForward | None = None  # None: the family embeds text alone
+    # a mean of token vectors with no positions: nothing to overflow, so nothing to window
+    windowless: bool = False
+
+    @property
+    def input_kinds(self) -> tuple[str, ...]:
+        """What an input item may be: text, and images (as data URLs) where a tower reads them."""
+        return ("text",) if self.image_forward is None else ("text", "image")
+
+
+_TRANSFORMER_FAMILY = _TRANSFORMER + _SENTENCE_TRANSFORMERS
+
+FAMILIES: Mapping[Family, FamilyTraits] = {
+    Family.BERT: FamilyTraits(bert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS),
+    Family.ROBERTA: FamilyTraits(
+        roberta_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
+    # RoBERTa's architecture with another vocabulary
+    Family.XLM_ROBERTA: FamilyTraits(
+        roberta_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
+    Family.CLIP: FamilyTraits(
+        clip_text_embedding,
+        (*_TRANSFORMER, "preprocessor_config.json"),
+        _TRANSFORMER_WEIGHTS,
+        image_forward=clip_image_embedding,
+    ),
     # the word2vec text file, or a gensim KeyedVectors pickle (`*.model`) and its table
-    Family.WORD2VEC: ("*.txt", "*.model", "*.model.vectors.npy"),
+    Family.WORD2VEC: FamilyTraits(
+        word2vec_sentence_embedding,
+        ("*.txt", "*.model", "*.model.vectors.npy"),
+        (),
+        windowless=True,
+    ),
     # A model2vec repo has two readings (the catalogue lists M2V_base_output under Model2Vec and
     # under Static) sharing one folder: whichever is fetched first brings the other's files too,
     # model2vec's config.json (normalize, max_length) and the modules.json that puts a Normalize
     # after the StaticEmbedding. `weights` and `mapping` live inside model.safetensors.
-    Family.MODEL2VEC: ("config.json", "tokenizer.json", "modules.json"),
+    Family.MODEL2VEC: FamilyTraits(
+        static_sentence_embedding,
+        ("config.json", "tokenizer.json", "modules.json"),
+        ("model.safetensors",),  # model2vec writes nothing else
+        windowless=True,
+    ),
     # StaticEmbedding where modules.json puts it: 0_StaticEmbedding/ in sentence-transformers'
     # saves, the root in model2vec's (which also reads as one with no modules.json at all)
-    Family.STATIC: (
-        "modules.json",
-        "0_StaticEmbedding/model.safetensors",
-        "0_StaticEmbedding/tokenizer.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "config.json",  # the Model2Vec reading of the same repo
+    Family.STATIC: FamilyTraits(
+        static_sentence_embedding,
+        (
+            "modules.json",
+            "0_StaticEmbedding/model.safetensors",
+            "0_StaticEmbedding/tokenizer.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "config.json",  # the Model2Vec reading of the same repo
+        ),
+        (),
+        windowless=True,
     ),
 }
 
-# exact repo paths, most preferred first; () where FILES_NEEDED already names the weights
-WEIGHTS: dict[Family, tuple[str, ...]] = {
-    Family.BERT: _TRANSFORMER_WEIGHTS,
-    Family.ROBERTA: _TRANSFORMER_WEIGHTS,
-    Family.XLM_ROBERTA: _TRANSFORMER_WEIGHTS,
-    Family.CLIP: _TRANSFORMER_WEIGHTS,
-    Family.WORD2VEC: (),
-    Family.MODEL2VEC: ("model.safetensors",),  # model2vec writes nothing else
-    Family.STATIC: (),
-}
+# the two file lists by family, as the hub store reads them
+FILES_NEEDED: Mapping[Family, tuple[str, ...]] = {f: t.files for f, t in FAMILIES.items()}
+WEIGHTS: Mapping[Family, tuple[str, ...]] = {f: t.weights for f, t in FAMILIES.items()}
 
 
 @dataclass(frozen=True, slots=True)

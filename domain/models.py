@@ -49,5 +49,9 @@ class ModelSpec:
 
     @property
     def input_kinds(self) -> tuple[str, ...]:
-        """What an input item may be: CLIP embeds images (as data URLs) into its text space."""
-        return ("text", "image") if self.family is Family.CLIP else ("text",)
+        """What an input item may be: text, and images (as data URLs) where the family's row
+        has an image tower."""
+        # imported here: the family table imports the architectures, which import this module
+        from domain.families import FAMILIES
+
+        return FAMILIES[self.family].input_kinds

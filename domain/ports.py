@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -16,8 +17,10 @@ __all__ = [
     "Encoded",
     "Encoder",
     "FileProgress",
+    "FolderFacts",
     "ImageEncoder",
     "InferenceEngine",
+    "ModelFacts",
     "ModelStore",
     "OnProgress",
     "TokenIdDecoder",
@@ -35,6 +38,24 @@ class ModelStore(Protocol):
 
     def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
         """The model's folder, downloading what the family needs first if it must."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FolderFacts:
+    """What a model's folder on disk weighs, as the model listings report it."""
+
+    size: int  # bytes on disk
+    modified: datetime
+    digest: str  # sha256 of the weights file: the same weights, the same digest
+    parameters: int
+
+
+class ModelFacts(Protocol):
+    """Facts about a model's files, read from disk (slow the first time: hashing)."""
+
+    def facts(self, spec: ModelSpec) -> FolderFacts | None:
+        """None where the model is not on disk."""
         ...
 
 

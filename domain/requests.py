@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from domain.ops import Array
 
@@ -31,10 +32,10 @@ class Truncation(enum.Enum):
     CHUNK = "chunk"  # embedded whole, in overlapping windows pooled into one vector
 
     @classmethod
-    def of(cls, value: bool | Truncation) -> Truncation:  # noqa: FBT001 - Ollama's own flag
-        """Ollama's boolean `truncate` read as a mode: true cuts, false refuses."""
-        if isinstance(value, Truncation):
-            return value
+    def of(cls, value: bool | Literal["chunk"]) -> Truncation:  # noqa: FBT001 - Ollama's own flag
+        """The wire's `truncate` as a mode: Ollama's flag (true cuts, false refuses) or "chunk"."""
+        if value == "chunk":
+            return cls.CHUNK
         return cls.CUT if value else cls.REFUSE
 
 
@@ -43,7 +44,7 @@ class EmbeddingRequest:
     model: str
     inputs: Sequence[str | TokenIds]
     dimensions: int | None = None
-    truncate: Truncation | bool = Truncation.CUT  # a bool reads as Ollama's flag (Truncation.of)
+    truncate: Truncation = Truncation.CUT
     normalization: Normalization = Normalization.MODEL
     keep_alive_s: float | None = None  # None: the server's default; negative: forever
     lenient_dimensions: bool = False  # Ollama ignores a `dimensions` out of range; OpenAI refuses

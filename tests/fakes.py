@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from domain.errors import InvalidInput, ModelNotFound, ModelUnavailable, TokenIdOutOfRange
 from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
-from domain.ports import Encoded, Encoder, Tokenizer
+from domain.ports import Encoded, Encoder, FileProgress, FolderFacts, OnProgress, Tokenizer
 
 BOS, EOS = 1, 2
 
@@ -111,6 +112,47 @@ class FakeDecoder:
             if not 0 < i < 50:
                 return TokenIdOutOfRange(i, self.vocabulary)
         return " ".join("x" * i for i in ids)
+
+
+class FakeDownloads:
+    """Downloads by making the folder, and tells of one file on the way."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def locate(self, spec: ModelSpec) -> Path | None:
+        folder = self.root / spec.repo_id
+        return folder if folder.is_dir() else None
+
+    def fetch(
+        self, spec: ModelSpec, progress: OnProgress | None = None
+    ) -> Path | ModelNotFound | ModelUnavailable:
+        if progress is not None:
+            progress(FileProgress("model.safetensors", "sha256:00", 10, 10))
+        folder = self.root / spec.repo_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def remove(self, spec: ModelSpec) -> bool:
+        folder = self.locate(spec)
+        if folder is None:
+            return False
+        folder.rmdir()
+        return True
+
+
+class FakeFacts:
+    """Every model it holds weighs one byte, modified at the epoch; others are not on disk."""
+
+    def __init__(self, *on_disk: ModelSpec) -> None:
+        self.on_disk = set(on_disk)
+
+    def facts(self, spec: ModelSpec) -> FolderFacts | None:
+        if spec not in self.on_disk:
+            return None
+        return FolderFacts(
+            size=1, modified=datetime.fromtimestamp(0, UTC), digest="d", parameters=1
+        )
 
 
 class FakeImageEncoder:

@@ -34,24 +34,13 @@ from adapters.engines.mil_ops import (
     image_program,
     text_program,
 )
-from adapters.images import ClipImageProcessor, read_clip_image_processor
-from adapters.model_folder import (
-    read_bert,
-    read_clip,
-    read_json,
-    read_roberta,
-    read_sentence_head,
-)
-from domain.architectures.bert import BertConfig, BertModel, bert_sentence_embedding
-from domain.architectures.clip import (
-    ClipConfig,
-    ClipModel,
-    clip_image_embedding,
-    clip_text_embedding,
-)
-from domain.architectures.roberta import RobertaConfig, RobertaModel, roberta_sentence_embedding
+from adapters.families import FAMILY_READERS, GRAPH_FAMILIES
+from adapters.weights.images import ClipImageProcessor, read_clip_image_processor
+from adapters.weights.model_folder import read_json
+from domain.architectures.clip import ClipConfig
 from domain.errors import InvalidInput, ModelUnavailable
-from domain.models import Family, ModelSpec
+from domain.families import FAMILIES, ImageForward
+from domain.models import ModelSpec
 from domain.ops import Array, IdArray
 from domain.ports import Encoder
 
@@ -72,15 +61,11 @@ _COMPUTE_UNITS: dict[str, Any] = {
     "cpu_and_gpu": ct.ComputeUnit.CPU_AND_GPU,
     "cpu_and_ne": ct.ComputeUnit.CPU_AND_NE,
 }
-_FAMILIES = frozenset({Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP})
 # the files a model's weights may be read from; those present key the cache
 _WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
 # Rows per prediction: packages take 1 to this many, and the encoders cut larger batches. A
 # bounded shape lets Core ML plan memory ahead for the GPU and the Neural Engine.
 MAX_BATCH = 256
-
-_Model = BertModel | RobertaModel | ClipModel
-
 
 # --- building ---------------------------------------------------------------------------------
 
@@ -98,17 +83,17 @@ def build_coreml_package(
 
 
 def _build(
-    spec: ModelSpec, folder: Path, cache_dir: Path, tower: Tower, read: Callable[[], _Model]
+    spec: ModelSpec, folder: Path, cache_dir: Path, tower: Tower, read: Callable[[], Any]
 ) -> Path:
     path = _package_path(spec, folder, cache_dir, tower)
     if not path.is_dir():
-        program, inputs = _recording(read(), tower)
+        program, inputs = _recording(spec, read(), tower)
         _convert_and_save(program, inputs, path)
     return path
 
 
 def _package_path(spec: ModelSpec, folder: Path, cache_dir: Path, tower: Tower) -> Path:
-    if spec.family not in _FAMILIES:
+    if spec.family not in GRAPH_FAMILIES:
         msg = f"no coreml engine for {spec.family}"
         raise ValueError(msg)
     key = _package_key(spec, folder, tower)
@@ -117,14 +102,18 @@ def _package_path(spec: ModelSpec, folder: Path, cache_dir: Path, tower: Tower) 
 
 def _package_key(spec: ModelSpec, folder: Path, tower: Tower) -> str:
     """What a package is built from: the builder, the weights files as they stand on disk
-    (path, size, mtime), config.json's contents and the sentence head the folder describes."""
+    (path, size, mtime), config.json's contents, and the sentence head: modules.json and each
+    module's config.json as they read, and the catalogue's pooling for a folder without them."""
     weights = []
     for name in _WEIGHTS_FILES:
         path = folder / name
         if path.is_file():
             stat = path.stat()
             weights.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-    head = None if spec.family is Family.CLIP else read_sentence_head(folder, spec.pooling)
+    head = [spec.pooling.value]
+    for path in [folder / "modules.json", *sorted(folder.glob("*/config.json"))]:
+        if path.is_file():
+            head += [str(path.relative_to(folder)), path.read_text(encoding="utf-8")]
     facts = {
         "builder": MIL_BUILDER_VERSION,
         "coremltools": ct.__version__,
@@ -134,46 +123,33 @@ def _package_key(spec: ModelSpec, folder: Path, tower: Tower) -> str:
         "tower": tower,
         "weights": weights,
         "config": read_json(folder / "config.json"),
-        "head": repr(head),
+        "head": head,
     }
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode())
     return digest.hexdigest()[:24]
 
 
-def _read(spec: ModelSpec, folder: Path) -> _Model:
-    if spec.family is Family.CLIP:
-        return read_clip(folder)
-    if spec.family is Family.BERT:
-        return read_bert(folder, spec.pooling)
-    return read_roberta(folder, spec.pooling)  # RoBERTa or XLM-RoBERTa, as config.json says
+def _read(spec: ModelSpec, folder: Path) -> Any:
+    return FAMILY_READERS[spec.family].read(folder, spec.pooling)
 
 
-def _recording(model: _Model, tower: Tower) -> tuple[Any, list[Any]]:
+def _recording(spec: ModelSpec, model: Any, tower: Tower) -> tuple[Any, list[Any]]:
     """The tower's MIL program, and the converter's description of its inputs."""
+    traits = FAMILIES[spec.family]
     if tower == "image":
-        if not isinstance(model, ClipModel) or model.vision is None:
+        if traits.image_forward is None or model.vision is None:
             msg = "the model has no image tower"
             raise ValueError(msg)
-        return _image_recording(model)
-    if isinstance(model, ClipModel):
-        clip = model
-        program = text_program(lambda ops, ids, mask: clip_text_embedding(ops, ids, mask, clip))
-        return program, _token_inputs(clip.config.max_tokens)
-    if isinstance(model, BertModel):
-        bert = model
-        program = text_program(lambda ops, ids, mask: bert_sentence_embedding(ops, ids, mask, bert))
-        return program, _token_inputs(bert.config.max_position_embeddings)
-    roberta = model
-    program = text_program(
-        lambda ops, ids, mask: roberta_sentence_embedding(ops, ids, mask, roberta)
-    )
-    return program, _token_inputs(roberta.config.max_tokens)
+        return _image_recording(traits.image_forward, model)
+    forward = traits.text_forward
+    program = text_program(lambda ops, ids, mask: forward(ops, ids, mask, model))
+    return program, _token_inputs(model.max_tokens)
 
 
-def _image_recording(model: ClipModel) -> tuple[Any, list[Any]]:
+def _image_recording(forward: ImageForward, model: Any) -> tuple[Any, list[Any]]:
     cfg = model.config
     program = image_program(
-        lambda ops, pixels: clip_image_embedding(ops, pixels, model),
+        lambda ops, pixels: forward(ops, pixels, model),
         cfg.num_channels,
         cfg.image_size,
     )
@@ -262,14 +238,11 @@ class _CoreMLEncoder:
 
 def _dimensions(spec: ModelSpec, folder: Path) -> int:
     """The width of the text package's vectors, from the folder's configs alone."""
-    config = read_json(folder / "config.json")
-    if spec.family is Family.CLIP:
-        return ClipConfig.from_json(config).projection_dim
-    if spec.family is Family.BERT:
-        hidden = BertConfig.from_json(config).hidden_size
-    else:
-        hidden = RobertaConfig.from_json(config).encoder.hidden_size
-    return hidden * len(read_sentence_head(folder, spec.pooling).pooling)  # modes concatenate
+    width = FAMILY_READERS[spec.family].graph_width
+    if width is None:
+        msg = f"no coreml engine for {spec.family}"
+        raise ValueError(msg)
+    return width(folder, spec.pooling)
 
 
 def _macos_only() -> str:
@@ -283,7 +256,7 @@ class CoreMLEngine:
     """domain.ports.InferenceEngine over Core ML; packages are cached under `cache_dir`."""
 
     name = "coreml"
-    families = _FAMILIES
+    families = GRAPH_FAMILIES
 
     def __init__(self, cache_dir: Path, *, compute_units: ComputeUnits = "all") -> None:
         units = _COMPUTE_UNITS.get(compute_units)  # the composition root passes a setting's text
@@ -294,7 +267,7 @@ class CoreMLEngine:
         self._compute_units = units
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
-        if spec.family not in _FAMILIES:
+        if spec.family not in GRAPH_FAMILIES:
             return ModelUnavailable(spec.qualified_name, f"no coreml engine for {spec.family}")
         try:
             return self._load(spec, folder)
@@ -314,15 +287,13 @@ class CoreMLEngine:
             images = _CoreMLImages(self._open(image), config, processor)
         return _CoreMLEncoder(self._open(text), _dimensions(spec, folder), images)
 
-    def _image_package(
-        self, spec: ModelSpec, folder: Path, read: Callable[[], _Model]
-    ) -> Path | None:
-        """CLIP's vision tower package; None for other families and text-only checkpoints."""
-        if spec.family is not Family.CLIP:
+    def _image_package(self, spec: ModelSpec, folder: Path, read: Callable[[], Any]) -> Path | None:
+        """The vision tower's package; None for text-only families and checkpoints."""
+        if FAMILIES[spec.family].image_forward is None:
             return None
         if not _package_path(spec, folder, self._cache_dir, "image").is_dir():
             model = read()
-            if not isinstance(model, ClipModel) or model.vision is None:
+            if model.vision is None:
                 return None
         return _build(spec, folder, self._cache_dir, "image", read)
 

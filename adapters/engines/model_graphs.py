@@ -1,7 +1,8 @@
 """A model folder as recorded graphs: what the graph engines (ONNX Runtime, OpenVINO) share.
 
-For each family, which forward pass is recorded from which reading of the folder; which files
-key the cached graph; and the Encoder over compiled graphs. The engines differ only in how a
+Which forward pass is recorded from which reading of the folder (the family tables say:
+adapters/families.py and domain/families.py); which files key the cached graph; and the Encoder
+over compiled graphs. The engines differ only in how a
 graph file becomes something that runs (`compile_graph`, `runner`) and in the exceptions that
 mean "this file is unreadable" (a truncated cache entry, recorded again).
 """
@@ -12,7 +13,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import onnx
@@ -26,23 +27,17 @@ from adapters.engines.onnx_graph import (
     image_graph,
     text_graph,
 )
-from adapters.images import ClipImageProcessor, read_clip_image_processor
-from adapters.model_folder import read_bert, read_clip, read_json, read_roberta
-from domain.architectures.bert import bert_sentence_embedding
-from domain.architectures.clip import (
-    ClipConfig,
-    ClipModel,
-    clip_image_embedding,
-    clip_text_embedding,
-)
-from domain.architectures.roberta import roberta_sentence_embedding
+from adapters.families import FAMILY_READERS, GRAPH_FAMILIES
+from adapters.weights.images import ClipImageProcessor, read_clip_image_processor
+from adapters.weights.model_folder import read_json
+from domain.architectures.clip import ClipConfig
 from domain.errors import InvalidInput
-from domain.models import Family, ModelSpec
+from domain.families import FAMILIES
+from domain.models import ModelSpec
 from domain.ops import Array, IdArray, Ops
 
-__all__ = ["GRAPH_FAMILIES", "GraphEncoder", "GraphImages", "Run", "graph_encoder", "load_graphs"]
+__all__ = ["GraphEncoder", "GraphImages", "Run", "graph_encoder", "load_graphs"]
 
-GRAPH_FAMILIES = frozenset({Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP})
 _WEIGHTS = "model.safetensors"
 
 C = TypeVar("C")  # a runtime's compiled graph
@@ -122,7 +117,7 @@ def load_graphs(  # noqa: PLR0913 - the cache, and the runtime's two hooks
     key = _key(spec, folder, attention)
     recorder = _Recorder(spec, folder, attention)
     text = cache.open(key, "text", recorder.text, compile_graph, unreadable)
-    if spec.family is not Family.CLIP:
+    if FAMILIES[spec.family].image_forward is None:
         return LoadedGraphs(text, None, None)
     clip = ClipConfig.from_json(read_json(folder / "config.json"))
     if not _has_vision_tower(weights):
@@ -154,39 +149,34 @@ class _Recorder:
         self._spec = spec
         self._folder = folder
         self._attention = attention
+        self._traits = FAMILIES[spec.family]
 
     @functools.cached_property
-    def _clip(self) -> ClipModel:
-        return read_clip(self._folder)
+    def _model(self) -> Any:
+        return FAMILY_READERS[self._spec.family].read(self._folder, self._spec.pooling)
 
     def text(self) -> onnx.ModelProto:
-        forward = self._text_forward()
-        return text_graph(forward, self._spec.name, attention=self._attention)
+        model, forward = self._model, self._traits.text_forward
+
+        def text(ops: Ops[Value], ids: Value, mask: Value) -> Value:
+            return forward(ops, ids, mask, model)
+
+        return text_graph(text, self._spec.name, attention=self._attention)
 
     def vision(self) -> onnx.ModelProto:
-        model = self._clip
+        model, forward = self._model, self._traits.image_forward
+        if forward is None:
+            msg = f"the {self._spec.family} family has no image tower"
+            raise ValueError(msg)
         cfg = model.config
 
-        def forward(ops: Ops[Value], pixels: Value) -> Value:
-            return clip_image_embedding(ops, pixels, model)
+        def image(ops: Ops[Value], pixels: Value) -> Value:
+            return forward(ops, pixels, model)
 
         return image_graph(
-            forward,
+            image,
             f"{self._spec.name}-vision",
             cfg.num_channels,
             cfg.image_size,
             attention=self._attention,
         )
-
-    def _text_forward(self) -> Callable[[Ops[Value], Value, Value], Value]:
-        spec, folder = self._spec, self._folder
-        match spec.family:
-            case Family.BERT:
-                bert = read_bert(folder, spec.pooling)
-                return lambda ops, ids, mask: bert_sentence_embedding(ops, ids, mask, bert)
-            case Family.ROBERTA | Family.XLM_ROBERTA:
-                roberta = read_roberta(folder, spec.pooling)
-                return lambda ops, ids, mask: roberta_sentence_embedding(ops, ids, mask, roberta)
-            case _:
-                clip = self._clip  # always the end-of-text state, projected
-                return lambda ops, ids, mask: clip_text_embedding(ops, ids, mask, clip)

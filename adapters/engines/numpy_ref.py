@@ -6,7 +6,7 @@ yardstick the faster engines are measured against (docs/adr/0002-exact-gelu.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +14,11 @@ import numpy as np
 import numpy.typing as npt
 from safetensors import SafetensorError
 
-from adapters.images import ClipImageProcessor, read_clip_image_processor
-from adapters.model_folder import (
-    read_bert,
-    read_clip,
-    read_model2vec,
-    read_roberta,
-    read_static,
-)
-from adapters.word_vectors import read_word_vectors
-from domain.architectures.bert import bert_sentence_embedding
-from domain.architectures.clip import ClipModel, clip_image_embedding, clip_text_embedding
-from domain.architectures.roberta import roberta_sentence_embedding
-from domain.architectures.static_embedding import StaticEmbeddingModel, static_sentence_embedding
-from domain.architectures.word2vec import Word2VecModel, word2vec_sentence_embedding
+from adapters.families import FAMILY_READERS
+from adapters.weights.images import ClipImageProcessor, read_clip_image_processor
 from domain.errors import InvalidInput, ModelUnavailable
-from domain.models import Family, ModelSpec, PoolingMode
+from domain.families import FAMILIES, ImageForward
+from domain.models import ModelSpec, PoolingMode
 from domain.ops import Array, IdArray, Linear, Norm
 from domain.ports import Encoder, ImageEncoder
 
@@ -171,25 +160,12 @@ class _NumpyEncoder:
         return self._forward(ids, mask)
 
 
-def _bert(folder: Path, pooling: PoolingMode) -> _NumpyEncoder:
-    model = read_bert(folder, pooling)
-    width = model.config.hidden_size * len(model.head.pooling)
-    return _NumpyEncoder(width, lambda ids, mask: bert_sentence_embedding(_OPS, ids, mask, model))
+class _NumpyImages:
+    """An image tower behind the model's own image preprocessing (CLIP's vision tower)."""
 
-
-def _roberta(folder: Path, pooling: PoolingMode) -> _NumpyEncoder:
-    model = read_roberta(folder, pooling)
-    width = model.config.encoder.hidden_size * len(model.head.pooling)
-    return _NumpyEncoder(
-        width, lambda ids, mask: roberta_sentence_embedding(_OPS, ids, mask, model)
-    )
-
-
-class _ClipImages:
-    """CLIP's vision tower behind the model's own image preprocessing."""
-
-    def __init__(self, model: ClipModel, processor: ClipImageProcessor) -> None:
+    def __init__(self, forward: ImageForward, model: Any, processor: ClipImageProcessor) -> None:
         self.tokens = model.config.image_tokens
+        self._forward = forward
         self._model = model
         self._processor = processor
 
@@ -197,64 +173,30 @@ class _ClipImages:
         return self._processor.prepare(data)
 
     def embed(self, pixels: Array) -> Array:
-        return clip_image_embedding(_OPS, pixels, self._model)
+        return self._forward(_OPS, pixels, self._model)
 
 
-def _clip(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
-    model = read_clip(folder)  # always the end-of-text state, projected
+def _encoder(spec: ModelSpec, folder: Path) -> _NumpyEncoder:
+    """The family's forward passes over the model its reader makes of the folder."""
+    traits = FAMILIES[spec.family]
+    model = FAMILY_READERS[spec.family].read(folder, spec.pooling)
+    text = traits.text_forward
     images = None
-    if model.vision is not None:
+    # a checkpoint of an image family may still carry its text tower alone (vision None)
+    if traits.image_forward is not None and model.vision is not None:
         processor = read_clip_image_processor(folder, model.config.image_size)
-        images = _ClipImages(model, processor)
-    return _NumpyEncoder(
-        model.config.projection_dim,
-        lambda ids, mask: clip_text_embedding(_OPS, ids, mask, model),
-        images,
-    )
-
-
-def _word2vec(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
-    model = Word2VecModel(read_word_vectors(folder))  # always the mean of the known words
-    return _NumpyEncoder(
-        model.dimensions, lambda ids, mask: word2vec_sentence_embedding(_OPS, ids, mask, model)
-    )
-
-
-def _static(model: StaticEmbeddingModel) -> _NumpyEncoder:
-    return _NumpyEncoder(
-        model.dimensions, lambda ids, mask: static_sentence_embedding(_OPS, ids, mask, model)
-    )
-
-
-def _model2vec(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
-    return _static(read_model2vec(folder))  # always the mean of the tokens
-
-
-def _static_embedding(folder: Path, _pooling: PoolingMode) -> _NumpyEncoder:
-    return _static(read_static(folder))  # EmbeddingBag's mean
-
-
-# how each family's folder becomes an encoder; the keys are the families this engine runs
-_LOADERS: Mapping[Family, Callable[[Path, PoolingMode], _NumpyEncoder]] = {
-    Family.BERT: _bert,
-    Family.ROBERTA: _roberta,
-    Family.XLM_ROBERTA: _roberta,  # the same architecture, another vocabulary
-    Family.CLIP: _clip,
-    Family.WORD2VEC: _word2vec,
-    Family.MODEL2VEC: _model2vec,
-    Family.STATIC: _static_embedding,
-}
+        images = _NumpyImages(traits.image_forward, model, processor)
+    return _NumpyEncoder(model.dimensions, lambda ids, mask: text(_OPS, ids, mask, model), images)
 
 
 class NumpyEngine:
     name = "numpy"
-    families = frozenset(_LOADERS)
+    families = frozenset(FAMILY_READERS)  # every family: the reference runs them all
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
-        loader = _LOADERS.get(spec.family)
-        if loader is None:
+        if spec.family not in self.families:
             return ModelUnavailable(spec.qualified_name, f"no numpy engine for {spec.family}")
         try:
-            return loader(folder, spec.pooling)
+            return _encoder(spec, folder)
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             return ModelUnavailable(spec.qualified_name, str(exc))

@@ -16,12 +16,12 @@ from safetensors import SafetensorError
 
 from adapters.engines.graph_cache import GraphCache
 from adapters.engines.model_graphs import (
-    GRAPH_FAMILIES,
     Run,
     graph_encoder,
     load_graphs,
 )
 from adapters.engines.onnx_graph import AttentionKind
+from adapters.families import GRAPH_FAMILIES
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ops import Array

@@ -1,7 +1,8 @@
 """Who may call the server: API keys, browser origins (CORS), and how large a body may be.
 
 One ASGI middleware checks every request that reached a route, before the route reads its
-body. A refusal is answered in the caller's dialect by the `Refuse` the app hands in.
+body. A refusal is an error value (adapters/http/errors.py), answered in the caller's dialect by
+the `Refuse` the app hands in.
 CORS preflights never get here: Litestar's CORS middleware answers them first, and a browser
 sends no credentials on a preflight anyway.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +21,8 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
+
+from adapters.http.errors import BodyTooLarge, OriginRefused, Unauthorized, headers_of, status_of
 
 __all__ = [
     "DEFAULT_ORIGINS",
@@ -55,8 +57,6 @@ DEFAULT_ORIGINS = (
 OPEN_PATHS = frozenset({"/", "/health", "/ready", "/api/version", "/metrics"})
 _OPEN_PREFIXES = ("/openapi",)
 
-_REALM = 'Bearer realm="embedserve"'
-
 
 def cors_config(origins: Iterable[str] = ()) -> CORSConfig:
     """Ollama's default origins plus `origins`; `*` anywhere in one is a wildcard, and a lone
@@ -65,19 +65,7 @@ def cors_config(origins: Iterable[str] = ()) -> CORSConfig:
     return CORSConfig(allow_origins=[*extra, *DEFAULT_ORIGINS])
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a request is turned away before its route runs, as the wire will say it."""
-
-    status: int
-    message: str
-    _: KW_ONLY
-    code: str | None = None  # OpenAI's `code`; Ollama's envelope has no place for it
-    kind: str = "invalid_request_error"  # OpenAI's `type`
-    # sent with the refusal (WWW-Authenticate on a 401)
-    headers: dict[str, str] = field(default_factory=dict)
-
-
+Refusal = Unauthorized | OriginRefused | BodyTooLarge
 Refuse = Callable[[Request[Any, Any, Any], Refusal], Response[Any]]
 
 
@@ -112,12 +100,13 @@ class AccessPolicy:
                 await app(scope, receive, send)
                 return
             request: Request[Any, Any, Any] = Request(scope, receive, send)
+            status = status_of(refusal)
             log.warning(
-                "request_refused", path=scope["path"], status=refusal.status, code=refusal.code
+                "request_refused", path=scope["path"], status=status, error=type(refusal).__name__
             )
             response: Response[Any]
             if request.method == "HEAD":  # a HEAD answer carries no body, so no envelope
-                response = Response(None, status_code=refusal.status, headers=refusal.headers)
+                response = Response(None, status_code=status, headers=headers_of(refusal))
             else:
                 response = self._refuse(request, refusal)
             await response.to_asgi_response(None, request)(scope, receive, send)
@@ -138,24 +127,13 @@ class AccessPolicy:
             return None
         scheme, _, given = headers.get("authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            return Refusal(
-                401,
-                "You didn't provide an API key. Send it in an Authorization header using "
-                "Bearer auth: `Authorization: Bearer YOUR_KEY`.",
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": _REALM},
-            )
+            return Unauthorized(key_given=False)
         digest = _digest(given.strip())
         # every key compared, matched or not: the time taken says nothing about which matched
         matched = [hmac.compare_digest(digest, key) for key in self._keys]
         if any(matched):
             return None
-        return Refusal(
-            401,
-            "Incorrect API key provided.",
-            code="invalid_api_key",
-            headers={"WWW-Authenticate": f'{_REALM}, error="invalid_token"'},
-        )
+        return Unauthorized(key_given=True)
 
     def _check_origin(self, headers: Headers) -> Refusal | None:
         """A page from an origin not allowed gets a 403, as Ollama answers: its browser would
@@ -166,10 +144,7 @@ class AccessPolicy:
             return None
         if urlsplit(origin).netloc == headers.get("host"):  # the server's own pages
             return None
-        return Refusal(
-            403,
-            f"origin {origin!r} is not allowed; start the server with --origins to allow it",
-        )
+        return OriginRefused(origin)
 
     def _check_size(self, headers: Headers) -> Refusal | None:
         """Read from Content-Length up front, so a huge upload is refused before it is read;
@@ -177,8 +152,4 @@ class AccessPolicy:
         declared = headers.get("content-length", "")
         if not declared.isdigit() or int(declared) <= self._max_body_bytes:
             return None
-        return Refusal(
-            413,
-            f"The request body is {int(declared)} bytes; this server accepts at most "
-            f"{self._max_body_bytes} bytes (--max-body-size).",
-        )
+        return BodyTooLarge(int(declared), self._max_body_bytes)

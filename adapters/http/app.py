@@ -15,15 +15,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.http import model_admin, ollama, openai
-from adapters.http.access import AccessPolicy, Refusal, cors_config
-from adapters.http.health import Health
-from adapters.http.inventory import Inventory
+from adapters.http import health, model_admin, ollama, openai
+from adapters.http.access import AccessPolicy, cors_config
+from adapters.http.errors import (
+    Crashed,
+    HttpError,
+    ShuttingDown,
+    from_http_exception,
+    malformed_body,
+)
 from adapters.http.metrics import Metrics
-from application.embedding import EmbeddingService
-from application.lifecycle import ModelRegistry
-from application.model_admin import ModelAdmin
-from domain.models import ModelSpec
+from application.front_door import FrontDoor
 from domain.requests import Truncation
 
 __all__ = ["OPENAPI_PATH", "create_app"]
@@ -47,29 +49,22 @@ def _is_openai(path: str) -> bool:
     return path == "/v1" or path.startswith("/v1/")
 
 
+def _answer(request: Request[Any, Any, Any], err: HttpError) -> Response[Any]:
+    """An error met outside a route's own answer, in the envelope of the path's dialect."""
+    if _is_openai(request.url.path):
+        return openai.error_response(err)
+    return ollama.error_response(err)
+
+
 def _route_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Refusals outside any route (404, 405), in the envelope of the dialect the path belongs to."""
-    if _is_openai(request.url.path):
-        return openai.http_error(request, exc)
-    return ollama.http_error(request, exc)
+    return _answer(request, from_http_exception(request, exc))
 
 
 def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A bug: log it with its traceback and answer 500 in the caller's dialect."""
     log.error("request_crashed", path=request.url.path, error=type(exc).__name__, exc_info=exc)
-    message = "internal error; the server log has the details"
-    if _is_openai(request.url.path):
-        body = openai.ErrorBody(openai.ErrorDetail(message, "api_error", None, None))
-        return openai.error_response(500, body)
-    return ollama.error_response(500, ollama.ErrorBody(message))
-
-
-def _refused(request: Request[Any, Any, Any], refusal: Refusal) -> Response[Any]:
-    """A request turned away before its route ran (a key, an origin, a body size)."""
-    if _is_openai(request.url.path):
-        detail = openai.ErrorDetail(refusal.message, refusal.kind, None, refusal.code)
-        return openai.error_response(refusal.status, openai.ErrorBody(detail), refusal.headers)
-    return ollama.error_response(refusal.status, ollama.ErrorBody(refusal.message), refusal.headers)
+    return _answer(request, Crashed())
 
 
 def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -84,16 +79,7 @@ def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
         else "the JSON body is not valid UTF-8"
     )
     log.warning("request_undecodable", path=request.url.path, error=type(exc).__name__)
-    return _route_error(request, HTTPException(status_code=400, detail=reason))
-
-
-_CUT_OFF = Refusal(
-    503,
-    "The server shut down before this request finished; retry it.",
-    code="server_shutting_down",
-    kind="server_error",
-    headers={"Retry-After": "1"},
-)
+    return _answer(request, malformed_body(request, reason))
 
 
 def _cut_off_at_shutdown(app: ASGIApp) -> ASGIApp:
@@ -116,7 +102,8 @@ def _cut_off_at_shutdown(app: ASGIApp) -> ASGIApp:
                 raise
             log.warning("request_cut_off", path=scope["path"])
             request: Request[Any, Any, Any] = Request(scope, receive, send)
-            await _refused(request, _CUT_OFF).to_asgi_response(None, request)(scope, receive, send)
+            answer = _answer(request, ShuttingDown())
+            await answer.to_asgi_response(None, request)(scope, receive, send)
 
     return middleware
 
@@ -135,38 +122,32 @@ def _request_ids(app: ASGIApp) -> ASGIApp:
 
 
 def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP layer
-    service: EmbeddingService,
-    registry: ModelRegistry,
-    inventory: Inventory,
+    door: FrontDoor,
     *,
     version: str,
-    truncate: Truncation | bool = Truncation.CUT,
+    truncate: Truncation = Truncation.CUT,
     max_body_bytes: int = 16 * 1024 * 1024,
     metrics: Metrics | None = None,
-    preload: Sequence[ModelSpec] = (),
     api_keys: Sequence[str] = (),
     origins: Sequence[str] = (),
-    admin: ModelAdmin | None = None,
 ) -> Litestar:
     """`api_keys`: none leaves the server open. `origins` are allowed besides Ollama's
     defaults (this machine's pages, desktop-app shells); `*` allows any. `truncate`: what
     both dialects do with an over-long input when the request does not say."""
-    default = Truncation.of(truncate)
     metrics = metrics or Metrics()
     cors = cors_config(origins)
-    access = AccessPolicy(_refused, api_keys=api_keys, cors=cors, max_body_bytes=max_body_bytes)
-    metrics.watch(registry, service.catalogue)
-    health = Health(registry, service.catalogue, preload)
+    access = AccessPolicy(_answer, api_keys=api_keys, cors=cors, max_body_bytes=max_body_bytes)
+    metrics.watch(door)
     return Litestar(
         route_handlers=[
-            openai.build_router(service, inventory, truncate=default),
-            ollama.build_router(service, registry, inventory, version, truncate=default),
+            openai.build_router(door, truncate=truncate),
+            ollama.build_router(door, version, truncate=truncate),
             metrics.handler(),
-            *health.handlers(),
-            *(model_admin.handlers(admin) if admin else []),
+            *health.handlers(door),
+            *model_admin.handlers(door),
         ],
-        on_startup=[registry.start_unloading_idle, health.start_preloading],
-        on_shutdown=[health.stop_preloading, registry.stop_unloading_idle],
+        on_startup=[door.start],
+        on_shutdown=[door.stop],
         exception_handlers={
             HTTPException: _route_error,
             RecursionError: _undecodable,

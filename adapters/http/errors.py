@@ -1,20 +1,98 @@
-"""How a failed request reads on the wire: shared by both dialect modules and the app."""
+"""Every way a request can fail over HTTP, and the one table from each to its status.
+
+The use cases' errors (domain/errors.py) and the refusals of the HTTP edge itself (a key, an
+origin, a body, a route, a shutdown, a crash) are values alike. `status_of` is the only place
+that gives any of them a status, and `headers_of` the only place that adds headers; the two
+dialect modules only format bodies, each in its own envelope (as TEI maps its ErrorType to a
+status once, and each API formats the body).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 
-from domain.errors import EmbedError, Overloaded
+from domain.errors import (
+    EmbedError,
+    FamilyNotSupported,
+    InputTooLong,
+    InvalidDimensions,
+    InvalidInput,
+    ModelNotFound,
+    ModelUnavailable,
+    NotRemovable,
+    Overloaded,
+    TokenIdOutOfRange,
+    TooManyInputs,
+    TooManyTokens,
+)
 
-__all__ = ["BodyProblem", "body_problem", "retry_headers"]
+__all__ = [
+    "BodyTooLarge",
+    "Crashed",
+    "HttpError",
+    "MalformedBody",
+    "MethodNotAllowed",
+    "NotReady",
+    "OriginRefused",
+    "RouteNotFound",
+    "ShuttingDown",
+    "Unauthorized",
+    "from_http_exception",
+    "headers_of",
+    "malformed_body",
+    "status_of",
+]
+
+_REALM = 'Bearer realm="embedserve"'
 
 
 @dataclass(frozen=True, slots=True)
-class BodyProblem:
+class Unauthorized:
+    """No API key, or one the server does not hold."""
+
+    key_given: bool
+
+    @property
+    def message(self) -> str:
+        if self.key_given:
+            return "Incorrect API key provided."
+        return (
+            "You didn't provide an API key. Send it in an Authorization header using "
+            "Bearer auth: `Authorization: Bearer YOUR_KEY`."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OriginRefused:
+    origin: str
+
+    @property
+    def message(self) -> str:
+        return f"origin {self.origin!r} is not allowed; start the server with --origins to allow it"
+
+
+@dataclass(frozen=True, slots=True)
+class BodyTooLarge:
+    size: int | None  # declared by Content-Length; None: a chunked body cut off while read
+    limit: int | None  # None: Litestar's own limit, which said so itself
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        if self.size is None or self.limit is None:
+            return self.detail
+        return (
+            f"The request body is {self.size} bytes; this server accepts at most "
+            f"{self.limit} bytes (--max-body-size)."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedBody:
     """A request body that did not decode into the dialect's request type."""
 
     message: str
@@ -22,22 +100,131 @@ class BodyProblem:
     missing_body: bool
 
 
-def body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> BodyProblem:
-    missing = request.headers.get("content-length", "0") == "0" and not request.headers.get(
+@dataclass(frozen=True, slots=True)
+class RouteNotFound:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodNotAllowed:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShuttingDown:
+    message: str = "The server shut down before this request finished; retry it."
+    retry_after_s: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NotReady:
+    """The model /ready waits for has not loaded yet."""
+
+    message: str = "loading"
+
+
+@dataclass(frozen=True, slots=True)
+class Crashed:
+    """A bug; the log has its traceback."""
+
+    message: str = "internal error; the server log has the details"
+
+
+HttpError = (
+    EmbedError
+    | NotRemovable
+    | Unauthorized
+    | OriginRefused
+    | BodyTooLarge
+    | MalformedBody
+    | RouteNotFound
+    | MethodNotAllowed
+    | ShuttingDown
+    | NotReady
+    | Crashed
+)
+
+
+def status_of(err: HttpError) -> int:  # noqa: PLR0911 - one case per error, by design
+    match err:
+        case (
+            InvalidInput()
+            | InputTooLong()
+            | TooManyInputs()
+            | TooManyTokens()
+            | InvalidDimensions()
+            | TokenIdOutOfRange()
+            | FamilyNotSupported()
+            | NotRemovable()
+            | MalformedBody()
+        ):
+            return 400
+        case Unauthorized():
+            return 401
+        case OriginRefused():
+            return 403
+        case ModelNotFound() | RouteNotFound():
+            return 404
+        case MethodNotAllowed():
+            return 405
+        case BodyTooLarge():
+            return 413
+        case Crashed():
+            return 500
+        case ModelUnavailable() | Overloaded() | ShuttingDown() | NotReady():
+            return 503
+        case _:
+            assert_never(err)
+
+
+def headers_of(err: HttpError) -> dict[str, str] | None:
+    """Retry-After on a refusal for load or shutdown: clients (openai-python among them) wait
+    that long before their retry instead of hammering a busy server; WWW-Authenticate on a 401."""
+    match err:
+        case Overloaded(retry_after_s=seconds) | ShuttingDown(retry_after_s=seconds):
+            return {"Retry-After": str(seconds)}
+        case Unauthorized(key_given=False):
+            return {"WWW-Authenticate": _REALM}
+        case Unauthorized(key_given=True):
+            return {"WWW-Authenticate": f'{_REALM}, error="invalid_token"'}
+        case _:
+            return None
+
+
+def malformed_body(request: Request[Any, Any, Any], message: str) -> MalformedBody:
+    """A body the decoder could not read at all (not UTF-8, nested too deeply)."""
+    return MalformedBody(message, None, missing_body=_missing_body(request))
+
+
+def from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> HttpError:
+    """Litestar's own refusals (bad JSON, wrong types, unknown route, body too large)."""
+    match exc.status_code:
+        case 404:
+            return RouteNotFound(exc.detail)
+        case 405:
+            return MethodNotAllowed(exc.detail)
+        case 413:
+            return BodyTooLarge(None, None, exc.detail)
+        case 400:
+            return _body_problem(request, exc)
+        case _:  # Litestar raises nothing else on our routes: a bug if it does
+            return Crashed()
+
+
+def _missing_body(request: Request[Any, Any, Any]) -> bool:
+    return request.headers.get("content-length", "0") == "0" and not request.headers.get(
         "transfer-encoding"
     )
+
+
+def _body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> MalformedBody:
+    missing = _missing_body(request)
     if not isinstance(exc, ValidationException) or not isinstance(exc.extra, list):
-        return BodyProblem(exc.detail, None, missing)
+        return MalformedBody(exc.detail, None, missing)
     first = exc.extra[0] if exc.extra else {}
     key = str(first.get("key", "")) if isinstance(first, dict) else ""
     message = str(first.get("message", exc.detail)) if isinstance(first, dict) else exc.detail
     path = "" if key == "data" else key
     field = path.split("[", 1)[0].split(".", 1)[0] or None
     where = f" - at `$.{path}`" if path else ""
-    return BodyProblem(f"{message}{where}", field, missing)
-
-
-def retry_headers(err: EmbedError) -> dict[str, str] | None:
-    """Retry-After on a refusal for load: clients (openai-python among them) wait that long
-    before their retry instead of hammering a busy server."""
-    return {"Retry-After": str(err.retry_after_s)} if isinstance(err, Overloaded) else None
+    return MalformedBody(f"{message}{where}", field, missing)

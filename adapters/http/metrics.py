@@ -1,8 +1,8 @@
 """Prometheus metrics, in a registry each app owns, served at `GET /metrics`.
 
 Counters and histograms are fed as work happens: every embed request through the access log's
-observer, every forward pass through the Batcher's. Gauges (queue depth, models loaded) are read
-from the model registry when scraped, and the embeddings cache's counters from the cache.
+observer, every forward pass through the Batcher's. Gauges (queue depth, models loaded) and the
+embeddings cache's counters are read from the front door when scraped.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from adapters.http.access_log import embed_observer
-from application.catalogue import Catalogue
-from application.embedding_cache import EmbeddingCache
-from application.lifecycle import ModelRegistry
+from application.front_door import FrontDoor
 from domain.errors import EmbedError
 from domain.requests import EmbeddingResult
 
@@ -38,7 +36,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._catalogue: Catalogue | None = None
+        self._door: FrontDoor | None = None
         self._requests = Counter(
             "embedserve_requests",
             "Embedding requests answered, by dialect, endpoint, model and HTTP status.",
@@ -64,14 +62,11 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch(self, registry: ModelRegistry, catalogue: Catalogue) -> None:
-        """Reports the registry's models when scraped; names models as the catalogue does."""
-        self._catalogue = catalogue
-        self.registry.register(_ModelCollector(registry))
-
-    def watch_cache(self, cache: EmbeddingCache) -> None:
-        """Reports the embeddings cache's counters and size when scraped."""
-        self.registry.register(_CacheCollector(cache))
+    def watch(self, door: FrontDoor) -> None:
+        """Reports the loaded models when scraped; names models as the catalogue does."""
+        self._door = door
+        self.registry.register(_ModelCollector(door))
+        self.registry.register(_CacheCollector(door))
 
     def observe_pass(self, rows: int) -> None:
         self._batch_rows.observe(rows)
@@ -92,8 +87,8 @@ class Metrics:
             self._tokens.labels(name).inc(result.prompt_tokens)
 
     def _model_label(self, requested: str) -> str:
-        spec = self._catalogue.resolve(requested) if self._catalogue is not None else None
-        return spec.qualified_name if spec is not None else _UNKNOWN_MODEL
+        name = self._door.canonical_name(requested) if self._door is not None else None
+        return name or _UNKNOWN_MODEL
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """Points the access log's observer at this app's metrics while it serves a request."""
@@ -110,37 +105,40 @@ class Metrics:
     def handler(self) -> HTTPRouteHandler:
         @get(METRICS_PATH, include_in_schema=False, sync_to_thread=False)
         def metrics() -> Response[bytes]:
-            # on the event loop, where the model registry is safe to read
+            # on the event loop, where the loaded models are safe to read
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
         return metrics
 
 
 class _ModelCollector(Collector):
-    def __init__(self, registry: ModelRegistry) -> None:
-        self._registry = registry
+    def __init__(self, door: FrontDoor) -> None:
+        self._door = door
 
     def collect(self) -> Iterator[Metric]:
-        loaded = self._registry.loaded()
+        loaded = self._door.resident()
         depth = GaugeMetricFamily(
             "embedserve_queue_depth",
             "Inputs queued or being embedded, by loaded model.",
             labels=["model"],
         )
         for model in loaded:
-            depth.add_metric([model.spec.qualified_name], model.batcher.waiting)
+            depth.add_metric([model.spec.qualified_name], model.queue_depth)
         yield depth
         yield GaugeMetricFamily("embedserve_models_loaded", "Models loaded now.", len(loaded))
 
 
 class _CacheCollector(Collector):
-    """The cache counts for itself; a scrape reads them, so serving a hit touches no metric."""
+    """The cache counts for itself; a scrape reads them, so serving a hit touches no metric.
+    Without a cache (--cache-size 0) there is nothing to report."""
 
-    def __init__(self, cache: EmbeddingCache) -> None:
-        self._cache = cache
+    def __init__(self, door: FrontDoor) -> None:
+        self._door = door
 
     def collect(self) -> Iterator[Metric]:
-        stats = self._cache.stats
+        stats = self._door.cache_stats()
+        if stats is None:
+            return
         for name, documentation, value in (
             ("hits", "Inputs whose vector came from the embeddings cache.", stats.hits),
             ("misses", "Inputs the embeddings cache did not hold.", stats.misses),

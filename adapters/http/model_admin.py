@@ -22,9 +22,10 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 from msgspec import Struct, json
 
-from adapters.http.ollama import ErrorBody, error_response, ollama_error
-from application.model_admin import ModelAdmin, NotRemovable, Pulled
-from domain.errors import ModelNotFound, ModelUnavailable
+from adapters.http.errors import Crashed
+from adapters.http.ollama import ErrorBody, error_response, ollama_body
+from application.front_door import FrontDoor, Pulled, Removed
+from domain.errors import InvalidInput, ModelNotFound, ModelUnavailable
 from domain.models import ModelSpec
 from domain.ports import FileProgress
 
@@ -47,7 +48,7 @@ class DeleteRequest(Struct):
     name: str = ""
 
 
-class ProgressLine(Struct, omit_defaults=True):
+class ProgressLine(Struct, omit_defaults=True, kw_only=True):
     status: str
     digest: str = ""
     total: int = 0
@@ -84,17 +85,10 @@ def _line(value: ProgressLine | ErrorBody) -> bytes:
     return _encode(value) + b"\n"
 
 
-def _pull_error(err: ModelNotFound | ModelUnavailable) -> tuple[int, ErrorBody]:
-    if isinstance(err, ModelNotFound):
-        return 404, ErrorBody(f"pull model manifest: {err.message}")
-    return ollama_error(err)
+_MODEL_REQUIRED = InvalidInput("model is required", param="model")
 
 
-def _unknown(requested: str) -> Response[ErrorBody]:
-    return error_response(404, ErrorBody(f"model '{requested}' not found"))
-
-
-async def _progress_lines(admin: ModelAdmin, spec: ModelSpec) -> AsyncIterator[bytes]:
+async def _progress_lines(door: FrontDoor, spec: ModelSpec) -> AsyncIterator[bytes]:
     """The download runs in a thread; its reports cross to the event loop through a queue.
     A client that goes away stops the lines, not the download, which the next pull would need."""
     loop = asyncio.get_running_loop()
@@ -106,30 +100,37 @@ async def _progress_lines(admin: ModelAdmin, spec: ModelSpec) -> AsyncIterator[b
     def pull() -> None:
         outcome: _Outcome = _Crashed()
         try:
-            outcome = admin.pull(spec, report)
+            outcome = door.pull(spec, report)
         except Exception:
             log.exception("pull_crashed", model=spec.qualified_name)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, outcome)
 
-    yield _line(ProgressLine("pulling manifest"))
+    yield _line(ProgressLine(status="pulling manifest"))
     running = loop.run_in_executor(None, pull)
     while not isinstance(item := await queue.get(), Pulled | ModelNotFound | ModelUnavailable):
         if isinstance(item, _Crashed):
-            yield _line(ErrorBody("internal error; the server log has the details"))
+            yield _line(ollama_body(Crashed()))
             return
-        yield _line(ProgressLine(f"pulling {item.file}", item.digest, item.total, item.completed))
+        yield _line(
+            ProgressLine(
+                status=f"pulling {item.file}",
+                digest=item.digest,
+                total=item.total,
+                completed=item.completed,
+            )
+        )
     await running
     if not isinstance(item, Pulled):
-        yield _line(_pull_error(item)[1])
+        yield _line(ollama_body(item, "pull"))
         return
     if not item.carried:
-        yield _line(ProgressLine("verifying sha256 digest"))
-        yield _line(ProgressLine("writing manifest"))
-    yield _line(ProgressLine("success"))
+        yield _line(ProgressLine(status="verifying sha256 digest"))
+        yield _line(ProgressLine(status="writing manifest"))
+    yield _line(ProgressLine(status="success"))
 
 
-def _pull_handler(admin: ModelAdmin) -> HTTPRouteHandler:
+def _pull_handler(door: FrontDoor) -> HTTPRouteHandler:
     @post(
         "/api/pull",
         status_code=200,
@@ -151,21 +152,21 @@ def _pull_handler(admin: ModelAdmin) -> HTTPRouteHandler:
     async def pull(data: JSONBody[PullRequest]) -> Response[Any]:
         requested = data.model or data.name
         if not requested.strip():
-            return error_response(400, ErrorBody("model is required"))
-        spec = admin.resolve(requested)
+            return error_response(_MODEL_REQUIRED)
+        spec = door.find(requested)
         if isinstance(spec, ModelNotFound):
-            return error_response(*_pull_error(spec))
+            return error_response(spec, "pull")
         if data.stream is not False:
-            return Stream(_progress_lines(admin, spec), media_type=NDJSON)
-        pulled = await asyncio.to_thread(admin.pull, spec)
+            return Stream(_progress_lines(door, spec), media_type=NDJSON)
+        pulled = await asyncio.to_thread(door.pull, spec)
         if not isinstance(pulled, Pulled):
-            return error_response(*_pull_error(pulled))
-        return Response(ProgressLine("success"), media_type=MediaType.JSON)
+            return error_response(pulled, "pull")
+        return Response(ProgressLine(status="success"), media_type=MediaType.JSON)
 
     return pull
 
 
-def _delete_handler(admin: ModelAdmin) -> HTTPRouteHandler:
+def _delete_handler(door: FrontDoor) -> HTTPRouteHandler:
     @delete(
         "/api/delete",
         status_code=200,
@@ -177,20 +178,17 @@ def _delete_handler(admin: ModelAdmin) -> HTTPRouteHandler:
     async def delete_model(data: JSONBody[DeleteRequest]) -> Response[Any]:
         requested = data.model or data.name
         if not requested.strip():
-            return error_response(400, ErrorBody("model is required"))
-        spec = admin.resolve(requested)
-        if isinstance(spec, ModelNotFound):
-            return _unknown(requested)
-        removed = await admin.delete(spec, requested)
+            return error_response(_MODEL_REQUIRED)
+        removed = await door.delete(requested)
         if isinstance(removed, ModelNotFound):
-            return _unknown(requested)
-        if isinstance(removed, NotRemovable):
-            return error_response(400, ErrorBody(removed.message))
-        log.info("model_deleted", model=spec.qualified_name, unloaded=removed.unloaded)
+            return error_response(ModelNotFound(requested), "look up")
+        if not isinstance(removed, Removed):
+            return error_response(removed)
+        log.info("model_deleted", model=removed.spec.qualified_name, unloaded=removed.unloaded)
         return Response(content=b"", status_code=200, media_type=MediaType.JSON)
 
     return delete_model
 
 
-def handlers(admin: ModelAdmin) -> list[HTTPRouteHandler]:
-    return [_pull_handler(admin), _delete_handler(admin)]
+def handlers(door: FrontDoor) -> list[HTTPRouteHandler]:
+    return [_pull_handler(door), _delete_handler(door)]

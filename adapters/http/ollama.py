@@ -3,12 +3,10 @@ and the liveness text at / (shared/WIRE.md §1, §5, §8)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, assert_never
 
-import numpy as np
 from litestar import MediaType, Request, Response, Router, get, head, post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
@@ -17,34 +15,57 @@ from litestar.params import JSONBody
 from msgspec import Meta, Struct
 
 from adapters.http.access_log import log_embed
-from adapters.http.errors import body_problem, retry_headers
+from adapters.http.errors import (
+    BodyTooLarge,
+    Crashed,
+    HttpError,
+    MalformedBody,
+    MethodNotAllowed,
+    NotReady,
+    OriginRefused,
+    RouteNotFound,
+    ShuttingDown,
+    Unauthorized,
+    from_http_exception,
+    headers_of,
+    status_of,
+)
 from adapters.http.go_duration import parse_go_duration
-from adapters.http.inventory import FolderFacts, Inventory
-from application.embedding import EmbeddingService
-from application.lifecycle import ModelRegistry
+from application.front_door import FrontDoor, ModelEntry
 from domain.errors import (
-    EmbedError,
     FamilyNotSupported,
     InputTooLong,
     InvalidDimensions,
     InvalidInput,
     ModelNotFound,
     ModelUnavailable,
+    NotRemovable,
     Overloaded,
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
 )
 from domain.models import ModelSpec
+from domain.ports import FolderFacts
 from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, Truncation
 
-__all__ = ["OLLAMA_API_VERSION", "ErrorBody", "build_router", "error_response", "ollama_error"]
+__all__ = [
+    "OLLAMA_API_VERSION",
+    "ErrorBody",
+    "Operation",
+    "build_router",
+    "error_response",
+    "ollama_body",
+]
 
 # The Ollama release whose API this server implements; clients compare it as dotted integers.
 OLLAMA_API_VERSION = "0.12.0"
 _FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 _NEVER = "0001-01-01T00:00:00Z"  # Go's zero time, which Ollama writes for a time never set
-_ROUTE_ERRORS = {404: "404 page not found", 405: "405 method not allowed"}  # gin's texts
+# Ollama words "not found" by what was asked: to run a model (embed), to look one up (show,
+# delete), or to pull one (routes.go, server/images.go)
+Operation = Literal["run", "look up", "pull"]
+_MODEL_REQUIRED = InvalidInput("model is required", param="model")
 
 
 class EmbedRequest(Struct):
@@ -155,31 +176,49 @@ class VersionResponse(Struct):
     embedserve: str
 
 
-class ErrorBody(Struct):
+class ErrorBody(Struct, kw_only=True):
     error: str
 
 
-def ollama_error(err: EmbedError) -> tuple[int, ErrorBody]:
+def ollama_body(err: HttpError, operation: Operation = "run") -> ErrorBody:  # noqa: PLR0911 - by case
+    """The error as Ollama words it; its status is `status_of`'s."""
     match err:
+        case ModelNotFound(name=name) if operation == "look up" or not name.strip():
+            return ErrorBody(error=f"model '{name}' not found")
+        case ModelNotFound() if operation == "pull":
+            return ErrorBody(error=f"pull model manifest: {err.message}")
         case ModelNotFound(name=name, reason=reason):
             detail = f" ({reason})" if reason else ""
-            return 404, ErrorBody(f'model "{name}" not found, try pulling it first{detail}')
-        case ModelUnavailable():
-            return 503, ErrorBody(err.message)
+            return ErrorBody(error=f'model "{name}" not found, try pulling it first{detail}')
         case InputTooLong():
-            return 400, ErrorBody("the input length exceeds the context length")
-        case InvalidInput(message=message):
-            return 400, ErrorBody(message)
-        case Overloaded():
-            return 503, ErrorBody(err.message)
+            return ErrorBody(error="the input length exceeds the context length")
+        case MalformedBody(missing_body=True):
+            return ErrorBody(error="missing request body")
+        case MalformedBody(field="input" | "prompt"):
+            return ErrorBody(error="invalid input type")
+        case RouteNotFound():
+            return ErrorBody(error="404 page not found")  # gin's texts
+        case MethodNotAllowed():
+            return ErrorBody(error="405 method not allowed")
         case (
-            FamilyNotSupported()
+            ModelUnavailable()
+            | FamilyNotSupported()
+            | NotRemovable()
+            | InvalidInput()
             | TooManyInputs()
             | TooManyTokens()
             | InvalidDimensions()
             | TokenIdOutOfRange()
+            | Overloaded()
+            | MalformedBody()
+            | Unauthorized()
+            | OriginRefused()
+            | BodyTooLarge()
+            | ShuttingDown()
+            | NotReady()
+            | Crashed()
         ):
-            return 400, ErrorBody(err.message)
+            return ErrorBody(error=err.message)
         case _:
             assert_never(err)
 
@@ -192,24 +231,18 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def error_response(
-    status: int, body: ErrorBody, headers: dict[str, str] | None = None
-) -> Response[Any]:
-    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+def error_response(err: HttpError, operation: Operation = "run") -> Response[Any]:
+    return Response(
+        ollama_body(err, operation),
+        status_code=status_of(err),
+        media_type=MediaType.JSON,
+        headers=headers_of(err),
+    )
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     """Litestar's own refusals (bad JSON, wrong types, unknown route, body too large)."""
-    if exc.status_code != 400:  # noqa: PLR2004 - only a 400 is about the body's content
-        return error_response(
-            exc.status_code, ErrorBody(_ROUTE_ERRORS.get(exc.status_code, exc.detail))
-        )
-    problem = body_problem(request, exc)
-    if problem.missing_body:
-        return error_response(400, ErrorBody("missing request body"))
-    if problem.field in {"input", "prompt"}:
-        return error_response(400, ErrorBody("invalid input type"))
-    return error_response(400, ErrorBody(problem.message))
+    return error_response(from_http_exception(request, exc))
 
 
 def _keep_alive(raw: float | str | None) -> float | InvalidInput | None:
@@ -226,16 +259,16 @@ def _parameter_size(count: int) -> str:
     return str(count)
 
 
-def _engine_facts(registry: ModelRegistry, spec: ModelSpec) -> dict[str, Any]:
+def _engine_facts(entry: ModelEntry) -> dict[str, Any]:
     """What runs a loaded model, and its parity gate, under embedserve's own keys."""
-    loaded = next((m for m in registry.loaded() if m.spec == spec), None)
-    if loaded is None:
+    running = entry.running
+    if running is None:
         return {}
-    facts: dict[str, Any] = {"embedserve.engine": loaded.engine}
-    facts["embedserve.precision"] = loaded.precision
-    if loaded.parity is not None:
-        facts["embedserve.parity.max_abs_diff"] = loaded.parity.max_abs_diff
-        facts["embedserve.parity.min_cosine"] = loaded.parity.min_cosine
+    facts: dict[str, Any] = {"embedserve.engine": running.engine}
+    facts["embedserve.precision"] = running.precision
+    if running.parity is not None:
+        facts["embedserve.parity.max_abs_diff"] = running.parity.max_abs_diff
+        facts["embedserve.parity.min_cosine"] = running.parity.min_cosine
     return facts
 
 
@@ -263,52 +296,24 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def _truncation(value: bool | Literal["chunk"] | None, default: Truncation) -> Truncation:  # noqa: FBT001 - the wire's flag
-    if value is None:
-        return default
-    return Truncation.of(value) if isinstance(value, bool) else Truncation.CHUNK
-
-
-def _embedding_handlers(service: EmbeddingService, truncate: Truncation) -> list[HTTPRouteHandler]:  # noqa: C901 - counts its two closures
-    def unload(request: EmbeddingRequest) -> EmbeddingResult | ModelNotFound:
-        """Nothing to embed and keep_alive 0: Ollama's way to unload a model. It goes once its
-        requests in flight finish (a preloaded one stays); one not loaded is not loaded first."""
-        spec = service.catalogue.resolve(request.model)
-        if spec is None:
-            return ModelNotFound(request.model)
-        service.registry.unload(spec, reason="keep_alive", keep_pinned=True)
-        return EmbeddingResult(
-            model=spec.qualified_name,
-            vectors=np.zeros((0, spec.dimensions), dtype=np.float32),
-            token_counts=(),
-            load_ns=0,
-            total_ns=0,  # Ollama's answer carries no metrics
-            batches=0,
-        )
-
+def _embedding_handlers(door: FrontDoor, truncate: Truncation) -> list[HTTPRouteHandler]:  # noqa: C901 - counts its closures
     async def run(
         request: EmbeddingRequest, started: int, path: str
     ) -> EmbeddingResult | Response[Any]:
         """The result, or the error response already made; either way, the access log line."""
-        if not request.inputs and request.keep_alive_s == 0:
-            result: EmbeddingResult | EmbedError = unload(request)
-        else:
-            result = await service.embed(request)
-        if isinstance(result, EmbeddingResult):
-            log_embed("ollama", path, request.model, result=result, status=200, started=started)
-            return result
-        status, body = ollama_error(result)
+        result = await door.embed(request)
+        status = 200 if isinstance(result, EmbeddingResult) else status_of(result)
         log_embed("ollama", path, request.model, result=result, status=status, started=started)
-        return error_response(status, body, retry_headers(result))
+        return result if isinstance(result, EmbeddingResult) else error_response(result)
 
     @post("/api/embed", status_code=200, responses=_errors(400, 404, 413, 503))
     async def embed(data: JSONBody[EmbedRequest]) -> Response[EmbedResponse | ErrorBody]:
         started = time.perf_counter_ns()
         if not data.model.strip():
-            return error_response(404, ErrorBody(f"model '{data.model}' not found"))
+            return error_response(ModelNotFound(data.model))
         keep_alive = _keep_alive(data.keep_alive)
         if isinstance(keep_alive, InvalidInput):
-            return error_response(*ollama_error(keep_alive))
+            return error_response(keep_alive)
         if isinstance(data.input, str):
             inputs = [data.input] if data.input else []  # "" only loads the model, as in Ollama
         else:
@@ -317,7 +322,7 @@ def _embedding_handlers(service: EmbeddingService, truncate: Truncation) -> list
             model=data.model,
             inputs=inputs,
             dimensions=data.dimensions if data.dimensions and data.dimensions > 0 else None,
-            truncate=_truncation(data.truncate, truncate),
+            truncate=truncate if data.truncate is None else Truncation.of(data.truncate),
             normalization=Normalization.ALWAYS,
             keep_alive_s=keep_alive,
             lenient_dimensions=True,
@@ -341,10 +346,10 @@ def _embedding_handlers(service: EmbeddingService, truncate: Truncation) -> list
     ) -> Response[LegacyEmbeddingsResponse | ErrorBody]:
         started = time.perf_counter_ns()
         if not data.model.strip():
-            return error_response(400, ErrorBody("model is required"))
+            return error_response(_MODEL_REQUIRED)
         keep_alive = _keep_alive(data.keep_alive)
         if isinstance(keep_alive, InvalidInput):
-            return error_response(*ollama_error(keep_alive))
+            return error_response(keep_alive)
         request = EmbeddingRequest(
             model=data.model,
             inputs=[data.prompt] if data.prompt else [],  # empty: load the model, embed nothing
@@ -360,17 +365,15 @@ def _embedding_handlers(service: EmbeddingService, truncate: Truncation) -> list
     return [embed, embeddings]
 
 
-def _model_handlers(
-    service: EmbeddingService, registry: ModelRegistry, inventory: Inventory
-) -> list[HTTPRouteHandler]:
+def _model_handlers(door: FrontDoor) -> list[HTTPRouteHandler]:
     @get("/api/tags")
     async def tags() -> TagsResponse:
         """Every catalogue model under its own name and its aliases, Ollama's library names and
         configured ones (LangChain matches those). One not downloaded yet has size 0, no digest
         and Go's zero time: the first request for it downloads it."""
         listed: list[ListedModel] = []
-        for spec, facts in await asyncio.to_thread(inventory.everything):
-            aliases = service.catalogue.aliases(spec)
+        for entry in await door.models():
+            spec, facts = entry.spec, entry.disk
             listed.extend(
                 ListedModel(
                     name=tagged,
@@ -380,7 +383,7 @@ def _model_handlers(
                     digest=facts.digest if facts else "",
                     details=_details(spec, facts),
                 )
-                for tagged in (spec.qualified_name, *(a.qualified_name for a in aliases))
+                for tagged in (spec.qualified_name, *(a.qualified_name for a in entry.aliases))
             )
         return TagsResponse(models=listed)
 
@@ -392,11 +395,11 @@ def _model_handlers(
     async def show(data: JSONBody[ShowRequest]) -> Response[ShowResponse | ErrorBody]:
         requested = data.model or data.name
         if not requested.strip():
-            return error_response(400, ErrorBody("model is required"))
-        spec = service.catalogue.resolve(requested)
-        if spec is None:
-            return error_response(404, ErrorBody(f"model '{requested}' not found"))
-        facts = await asyncio.to_thread(inventory.facts, spec)  # hashes weights once
+            return error_response(_MODEL_REQUIRED)
+        entry = await door.model(requested)  # hashes weights once
+        if isinstance(entry, ModelNotFound):
+            return error_response(entry, "look up")
+        spec, facts = entry.spec, entry.disk
         arch = spec.family.value
         info: dict[str, Any] = {
             "general.architecture": arch,
@@ -408,7 +411,7 @@ def _model_handlers(
         }
         if facts:
             info["general.parameter_count"] = facts.parameters
-        info.update(_engine_facts(registry, spec))
+        info.update(_engine_facts(entry))
         return Response(
             ShowResponse(
                 license="",
@@ -427,25 +430,27 @@ def _model_handlers(
         """The models in memory, the longest left to live first, as Ollama lists them. A model
         in use expires its keep-alive after now; a preloaded one, or one kept with a negative
         keep-alive, in the year 9999."""
-        loaded = [(model, _expiry(model.expires_at)) for model in registry.loaded()]
-        loaded.sort(key=lambda item: item[1], reverse=True)
-        running = []
-        for model, expires in loaded:
-            spec = model.spec
-            facts = await asyncio.to_thread(inventory.facts, spec)
-            running.append(
+        running = [
+            (entry, entry.running, _expiry(entry.running.expires_at))
+            for entry in await door.running()
+            if entry.running is not None
+        ]
+        running.sort(key=lambda item: item[2], reverse=True)
+        return ProcessResponse(
+            models=[
                 RunningModel(
-                    name=spec.qualified_name,
-                    model=spec.qualified_name,
+                    name=entry.spec.qualified_name,
+                    model=entry.spec.qualified_name,
                     size=model.size_bytes,
-                    digest=facts.digest if facts else "",
-                    details=_details(spec, facts),
+                    digest=entry.disk.digest if entry.disk else "",
+                    details=_details(entry.spec, entry.disk),
                     expires_at=_iso(expires),
                     size_vram=0,
-                    context_length=model.tokenizer.max_tokens,
+                    context_length=model.context_length,
                 )
-            )
-        return ProcessResponse(models=running)
+                for entry, model, expires in running
+            ]
+        )
 
     return [tags, tags_head, show, ps]
 
@@ -470,20 +475,13 @@ def _probe_handlers(version: str) -> list[HTTPRouteHandler]:
     return [api_version, api_version_head, root, root_head]
 
 
-def build_router(
-    service: EmbeddingService,
-    registry: ModelRegistry,
-    inventory: Inventory,
-    version: str,
-    *,
-    truncate: Truncation = Truncation.CUT,
-) -> Router:
+def build_router(door: FrontDoor, version: str, *, truncate: Truncation) -> Router:
     """`truncate`: what /api/embed does when a request does not say."""
     return Router(
         "/",
         route_handlers=[
-            *_embedding_handlers(service, truncate),
-            *_model_handlers(service, registry, inventory),
+            *_embedding_handlers(door, truncate),
+            *_model_handlers(door),
             *_probe_handlers(version),
         ],
         exception_handlers={HTTPException: http_error},

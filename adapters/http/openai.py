@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from typing import Annotated, Any, Literal, assert_never
@@ -14,9 +13,22 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 
 from adapters.http.access_log import log_embed
-from adapters.http.errors import body_problem, retry_headers
-from adapters.http.inventory import Inventory
-from application.embedding import EmbeddingService
+from adapters.http.errors import (
+    BodyTooLarge,
+    Crashed,
+    HttpError,
+    MalformedBody,
+    MethodNotAllowed,
+    NotReady,
+    OriginRefused,
+    RouteNotFound,
+    ShuttingDown,
+    Unauthorized,
+    from_http_exception,
+    headers_of,
+    status_of,
+)
+from application.front_door import FrontDoor, ModelEntry
 from domain.errors import (
     EmbedError,
     FamilyNotSupported,
@@ -25,12 +37,12 @@ from domain.errors import (
     InvalidInput,
     ModelNotFound,
     ModelUnavailable,
+    NotRemovable,
     Overloaded,
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
 )
-from domain.models import ModelSpec
 from domain.ops import Array
 from domain.requests import (
     EmbeddingRequest,
@@ -40,7 +52,7 @@ from domain.requests import (
     Truncation,
 )
 
-__all__ = ["ErrorBody", "build_router", "error_response", "openai_error"]
+__all__ = ["ErrorBody", "build_router", "error_response", "openai_body"]
 
 TokenArray = Annotated[list[int], Meta(min_length=1)]
 
@@ -92,7 +104,7 @@ class EmbeddingsResponse(Struct):
     object: Literal["list"] = "list"
 
 
-class Parity(Struct):
+class Parity(Struct, kw_only=True):
     max_abs_diff: float  # per component, scaled by max(1, max |reference|)
     min_cosine: float
     passed: bool
@@ -124,7 +136,7 @@ class ModelList(Struct):
     object: Literal["list"] = "list"
 
 
-class ErrorDetail(Struct):
+class ErrorDetail(Struct, kw_only=True):
     message: str
     type: str
     param: str | None
@@ -149,59 +161,69 @@ def _envelope(
     param: str | None = None,
     code: str | None = None,
 ) -> ErrorBody:
-    return ErrorBody(ErrorDetail(message=message, type=kind, param=param, code=code))
+    return ErrorBody(error=ErrorDetail(message=message, type=kind, param=param, code=code))
 
 
-def openai_error(err: EmbedError) -> tuple[int, ErrorBody]:  # noqa: PLR0911 - one per error
+def openai_body(err: HttpError) -> ErrorBody:  # noqa: C901, PLR0911, PLR0912 - one case per error
+    """The error in OpenAI's envelope; its status is `status_of`'s."""
     match err:
         case ModelNotFound(name=name, reason=reason):
             detail = f": {reason}" if reason else ""
             message = f"The model `{name}` does not exist{detail}"
-            return 404, _envelope(message, param="model", code="model_not_found")
+            return _envelope(message, param="model", code="model_not_found")
         case ModelUnavailable():
-            return 503, _envelope(err.message, "api_error", param="model", code="model_unavailable")
+            return _envelope(err.message, "api_error", param="model", code="model_unavailable")
         case FamilyNotSupported():
-            return 400, _envelope(err.message, param="model", code="model_not_supported")
+            return _envelope(err.message, param="model", code="model_not_supported")
+        case NotRemovable():
+            return _envelope(err.message, param="model")
         case InputTooLong(tokens=tokens, limit=limit, index=index):
             message = (
                 f"This model's maximum context length is {limit} tokens, however input {index} "
                 f"has {tokens} tokens. Please reduce the length of the input, or let the server "
                 "truncate it."
             )
-            return 400, _envelope(message, param="input")
+            return _envelope(message, param="input")
         case TooManyTokens():
-            return 400, _envelope(
+            return _envelope(
                 err.message, "max_tokens_per_request", param="input", code="max_tokens_per_request"
             )
         case InvalidDimensions():
-            return 400, _envelope(err.message, param="dimensions")
+            return _envelope(err.message, param="dimensions")
         case InvalidInput(param=param):
-            return 400, _envelope(err.message, param=param)
+            return _envelope(err.message, param=param)
         case TooManyInputs() | TokenIdOutOfRange():
-            return 400, _envelope(err.message, param="input")
+            return _envelope(err.message, param="input")
         case Overloaded():
-            return 503, _envelope(err.message, "server_error", code="server_overloaded")
+            return _envelope(err.message, "server_error", code="server_overloaded")
+        case Unauthorized():
+            return _envelope(err.message, code="invalid_api_key")
+        case MalformedBody(missing_body=True):
+            return _envelope("We could not parse the JSON body of your request: the body is empty.")
+        case MalformedBody(field=field):
+            return _envelope(err.message, param=field)
+        case OriginRefused() | BodyTooLarge() | RouteNotFound() | MethodNotAllowed():
+            return _envelope(err.message)
+        case ShuttingDown():
+            return _envelope(err.message, "server_error", code="server_shutting_down")
+        case Crashed() | NotReady():
+            return _envelope(err.message, "api_error")
         case _:
             assert_never(err)
 
 
-def error_response(
-    status: int, body: ErrorBody, headers: dict[str, str] | None = None
-) -> Response[Any]:
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+def error_response(err: HttpError) -> Response[Any]:
+    return Response(
+        openai_body(err),
+        status_code=status_of(err),
+        media_type="application/json",
+        headers=headers_of(err),
+    )
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     """Litestar's own refusals (bad JSON, wrong types, unknown route, body too large)."""
-    if exc.status_code != 400:  # noqa: PLR2004 - only a 400 is about the body's content
-        return error_response(exc.status_code, _envelope(exc.detail))
-    problem = body_problem(request, exc)
-    message = (
-        "We could not parse the JSON body of your request: the body is empty."
-        if (problem.missing_body)
-        else problem.message
-    )
-    return error_response(400, _envelope(message, param=problem.field))
+    return error_response(from_http_exception(request, exc))
 
 
 def _to_inputs(raw: str | list[str | int | list[int]]) -> list[str | TokenIds] | InvalidInput:
@@ -236,49 +258,41 @@ def from_domain(
     return EmbeddingsResponse(data=data, model=requested_model, usage=usage)
 
 
-def _engine_info(service: EmbeddingService, spec: ModelSpec) -> EngineInfo | None:
-    loaded = next((m for m in service.registry.loaded() if m.spec == spec), None)
-    if loaded is None:
+def _engine_info(entry: ModelEntry) -> EngineInfo | None:
+    running = entry.running
+    if running is None:
         return None
-    parity = loaded.parity
+    parity = running.parity
     return EngineInfo(
-        name=loaded.engine,
-        precision=loaded.precision,
+        name=running.engine,
+        precision=running.precision,
         parity=None
         if parity is None
-        else Parity(parity.max_abs_diff, parity.min_cosine, passed=parity.passed),
+        else Parity(
+            max_abs_diff=parity.max_abs_diff, min_cosine=parity.min_cosine, passed=parity.passed
+        ),
     )
 
 
-def _model_entry(
-    spec: ModelSpec, created: int, engine: EngineInfo | None = None, alias: str | None = None
-) -> Model:
+def _model(entry: ModelEntry, alias: str | None = None) -> Model:
     """An alias gets an entry of its own: its name as the id, its model's facts."""
+    spec = entry.spec
     model_id = spec.name if spec.tag == "latest" else spec.qualified_name
     return Model(
         id=alias or model_id,
-        created=created,
+        created=int(entry.disk.modified.timestamp()) if entry.disk else 0,
         owned_by=spec.repo_id.split("/", 1)[0],
         family=spec.family.value,
         dimensions=spec.dimensions,
         max_tokens=spec.max_tokens,
         inputs=list(spec.input_kinds),
-        engine=engine,
+        engine=_engine_info(entry),
     )
 
 
-def _truncation(value: bool | Literal["chunk"] | None, default: Truncation) -> Truncation:  # noqa: FBT001 - the wire's flag
-    if value is None:
-        return default
-    return Truncation.of(value) if isinstance(value, bool) else Truncation.CHUNK
-
-
-def build_router(
-    service: EmbeddingService, inventory: Inventory, *, truncate: Truncation | bool
-) -> Router:
-    """`truncate`: what a request that does not say gets; `Truncation.REFUSE` (or False)
-    refuses over-long inputs as OpenAI's own API does."""
-    default = Truncation.of(truncate)
+def build_router(door: FrontDoor, *, truncate: Truncation) -> Router:
+    """`truncate`: what a request that does not say gets; `Truncation.REFUSE` refuses over-long
+    inputs as OpenAI's own API does."""
 
     @post("/embeddings", status_code=200, responses=_errors(400, 404, 413, 503))
     async def create_embeddings(
@@ -293,46 +307,39 @@ def build_router(
                 model=data.model,
                 inputs=inputs,
                 dimensions=data.dimensions,
-                truncate=_truncation(data.truncate, default),
+                truncate=truncate if data.truncate is None else Truncation.of(data.truncate),
                 normalization=Normalization.MODEL,
             )
-            result = await service.embed(request)
+            result = await door.embed(request)
         if isinstance(result, EmbeddingResult):
             response = from_domain(result, data.model, data.encoding_format)
             log_embed(
                 "openai", "/v1/embeddings", data.model, result=result, status=200, started=started
             )
             return Response(response)
-        status, body = openai_error(result)
+        status = status_of(result)
         log_embed(
             "openai", "/v1/embeddings", data.model, result=result, status=status, started=started
         )
-        return error_response(status, body, retry_headers(result))
+        return error_response(result)
 
     @get("/models")
     async def list_models() -> ModelList:
         """Every catalogue model, each followed by its configured aliases (`--alias`); Ollama's
         library names stay on /api/tags, where Ollama's clients look for them."""
-        catalogue = service.catalogue
-        specs = catalogue.specs
-        created = await asyncio.to_thread(lambda: [inventory.created(s) for s in specs])
         listed: list[Model] = []
-        for spec, when in zip(specs, created, strict=True):
-            engine = _engine_info(service, spec)
-            names = [None, *(a.name for a in catalogue.aliases(spec) if a.configured)]
-            listed += [_model_entry(spec, when, engine, alias=name) for name in names]
+        for entry in await door.models():
+            names = [None, *(a.name for a in entry.aliases if a.configured)]
+            listed += [_model(entry, alias=name) for name in names]
         return ModelList(data=listed)
 
     @get("/models/{model_id:path}", responses=_errors(404))
     async def retrieve_model(model_id: FromPath[str]) -> Response[Model | ErrorBody]:
-        spec = service.catalogue.resolve(model_id.lstrip("/"))
-        if spec is None:
-            status, body = openai_error(ModelNotFound(model_id.lstrip("/")))
-            return error_response(status, body)
-        created = await asyncio.to_thread(inventory.created, spec)
-        alias = service.catalogue.alias(model_id.lstrip("/"))
-        name = alias.name if alias is not None and alias.configured else None
-        return Response(_model_entry(spec, created, _engine_info(service, spec), alias=name))
+        entry = await door.model(model_id.lstrip("/"))
+        if isinstance(entry, ModelNotFound):
+            return error_response(entry)
+        named = entry.named
+        return Response(_model(entry, alias=named.name if named and named.configured else None))
 
     return Router(
         "/v1",

@@ -37,13 +37,13 @@ from typing import Any
 from tokenizers import AddedToken, Regex, models, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as HFTokenizerFile
 
-from adapters.model_folder import (
+from adapters.tokenizers.word_level import NO_LIMIT
+from adapters.weights.model_folder import (
     max_seq_length,
     model2vec_max_length,
     read_json,
     static_embedding_module,
 )
-from adapters.tokenizers.word_level import NO_LIMIT
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ports import Encoded, Tokenizer

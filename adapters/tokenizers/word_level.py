@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from adapters.word_vectors import read_words
+from adapters.weights.word_vectors import read_words
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ports import Encoded, Tokenizer

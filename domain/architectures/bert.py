@@ -101,6 +101,14 @@ class BertModel:
     weights: BertWeights
     head: SentenceHead
 
+    @property
+    def dimensions(self) -> int:
+        return self.config.hidden_size * len(self.head.pooling)  # pooling modes concatenate
+
+    @property
+    def max_tokens(self) -> int:
+        return self.config.max_position_embeddings
+
 
 # --- forward pass, in order -------------------------------------------------------------------
 

@@ -169,6 +169,14 @@ class ClipModel:
     text: ClipTextWeights
     vision: ClipVisionWeights | None  # None: the checkpoint carries the text tower alone
 
+    @property
+    def dimensions(self) -> int:
+        return self.config.projection_dim  # both towers project into one space
+
+    @property
+    def max_tokens(self) -> int:
+        return self.config.max_tokens
+
 
 # --- forward pass, in order -------------------------------------------------------------------
 

@@ -69,6 +69,14 @@ class RobertaModel:
     weights: BertWeights
     head: SentenceHead
 
+    @property
+    def dimensions(self) -> int:
+        return self.config.encoder.hidden_size * len(self.head.pooling)  # modes concatenate
+
+    @property
+    def max_tokens(self) -> int:
+        return self.config.max_tokens
+
 
 # --- forward pass, in order -------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters import gensim_pickle
-from adapters.gensim_pickle import read_gensim_vocabulary
+from adapters.weights import gensim_pickle
+from adapters.weights.gensim_pickle import read_gensim_vocabulary
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.probe_answers import NpyProbeAnswers
+from adapters.engines.probe_answers import NpyProbeAnswers
 from domain.ops import Array, IdArray
 
 _PROBE: list[tuple[IdArray, IdArray]] = [

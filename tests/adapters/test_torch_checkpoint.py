@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pytest
 
-from adapters.torch_checkpoint import read_torch_checkpoint
+from adapters.weights.torch_checkpoint import read_torch_checkpoint
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -302,7 +302,7 @@ def test_the_malicious_pickles_run_under_torch_load(tmp_path: Path, how: Payload
 
 def test_a_pickle_cannot_alter_the_reader_it_is_given(tmp_path: Path) -> None:
     """BUILD on an allowed global (setting its attributes and defaults) is refused, not applied."""
-    from adapters import torch_checkpoint
+    from adapters.weights import torch_checkpoint
 
     state = b"(}X\x03\x00\x00\x00zzzK\x01s}X\x0c\x00\x00\x00__defaults__(K\x07tst"
     data = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n" + state + b"b."

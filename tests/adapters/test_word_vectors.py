@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from adapters.engines.numpy_ref import NumpyEngine
-from adapters.gensim_pickle import _DataUnpickler, read_gensim_vocabulary
 from adapters.tokenizers.by_family import load_tokenizer
-from adapters.word_vectors import read_word_vectors, read_words
+from adapters.weights.gensim_pickle import _DataUnpickler, read_gensim_vocabulary
+from adapters.weights.word_vectors import read_word_vectors, read_words
 from application.catalogue import CATALOGUE
 from domain.errors import ModelUnavailable
 from domain.families import FILES_NEEDED

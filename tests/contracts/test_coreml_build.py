@@ -37,7 +37,7 @@ from coremltools.converters.mil.mil import types  # type: ignore[import-untyped]
 from adapters.engines.coreml_engine import MAX_BATCH, CoreMLEngine, build_coreml_package
 from adapters.engines.mil_ops import OPSET, MilOps, ct
 from adapters.engines.numpy_ref import NumpyEngine, NumpyOps
-from adapters.model_folder import read_bert, read_clip, read_roberta
+from adapters.weights.model_folder import read_bert, read_clip, read_roberta
 from domain.architectures.bert import BertEmbeddings, bert_sentence_embedding
 from domain.architectures.clip import ClipModel, clip_image_embedding, clip_text_embedding
 from domain.architectures.roberta import RobertaModel, roberta_sentence_embedding

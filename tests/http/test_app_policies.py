@@ -15,13 +15,15 @@ from litestar import Litestar
 
 from adapters.bootstrap import Settings, build_app
 from adapters.http.app import create_app
-from adapters.http.inventory import Inventory
+from adapters.stores.inventory import Inventory
 from application.batching import BatchSettings
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
+from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
+from application.model_admin import ModelAdmin
 from domain.ops import Array, IdArray
-from tests.fakes import FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
+from tests.fakes import FakeDownloads, FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
 from tests.http.conftest import BASE
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -61,8 +63,13 @@ def crashing_app(tmp_path: Path) -> Litestar:
     engine = FakeEngine()
     engine.encoder = _CrashingEncoder()  # type: ignore[assignment]
     registry = ModelRegistry(store, engine, fake_tokenizer_loader, ThreadPoolExecutor(1))
+    return create_app(_door(catalogue, registry, store, tmp_path), version="0")
+
+
+def _door(catalogue: Catalogue, registry: ModelRegistry, store: FakeStore, home: Path) -> FrontDoor:
+    admin = ModelAdmin(catalogue, FakeDownloads(home / "hub"), [], registry)
     service = EmbeddingService(catalogue, registry, None)
-    return create_app(service, registry, Inventory(catalogue, store), version="0")
+    return FrontDoor(catalogue, registry, service, admin, Inventory(store))
 
 
 async def _client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
@@ -187,12 +194,7 @@ async def test_a_full_queue_is_a_503_with_retry_after_in_the_dialect(
         ThreadPoolExecutor(1),
         batching=BatchSettings(queue_limit=2),
     )
-    app = create_app(
-        EmbeddingService(catalogue, registry, None),
-        registry,
-        Inventory(catalogue, store),
-        version="0",
-    )
+    app = create_app(_door(catalogue, registry, store, tmp_path), version="0")
     async for client in _client(app):
         body = {"model": "all-minilm", "input": ["a", "b"]}
         first = asyncio.create_task(client.post(path, json=body))

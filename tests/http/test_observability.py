@@ -16,12 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.bootstrap import Settings, build_app
 from adapters.cli import _parser
 from adapters.http.app import create_app
-from adapters.http.inventory import Inventory
 from adapters.http.metrics import Metrics
-from application.catalogue import CATALOGUE, Catalogue
+from adapters.stores.inventory import Inventory
+from application.catalogue import CATALOGUE, DEFAULT_MODEL, Catalogue
 from application.embedding import EmbeddingService
+from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
-from tests.fakes import FakeEngine, FakeStore, fake_tokenizer_loader
+from application.model_admin import ModelAdmin
+from tests.fakes import FakeDownloads, FakeEngine, FakeStore, fake_tokenizer_loader
 from tests.http.conftest import BASE
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -55,14 +57,16 @@ def _fake_app(tmp_path: Path, preload: tuple[str, ...] = ()) -> Litestar:
         on_pass=metrics.observe_pass,
     )
     specs = [spec for name in preload if (spec := catalogue.resolve(name)) is not None]
-    return create_app(
-        EmbeddingService(catalogue, registry, None),
+    door = FrontDoor(
+        catalogue,
         registry,
-        Inventory(catalogue, store),
-        version="0",
-        metrics=metrics,
+        EmbeddingService(catalogue, registry, None),
+        ModelAdmin(catalogue, FakeDownloads(tmp_path / "hub"), [], registry),
+        Inventory(store),
+        ready_model=specs[0] if specs else catalogue.resolve(DEFAULT_MODEL),
         preload=specs,
     )
+    return create_app(door, version="0", metrics=metrics)
 
 
 async def _sample(client: httpx.AsyncClient, name: str, **labels: str) -> float:

@@ -14,11 +14,13 @@ import pytest
 from litestar import Litestar
 
 from adapters.http.app import create_app
-from adapters.http.inventory import Inventory
+from adapters.stores.inventory import Inventory
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
+from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
-from tests.fakes import FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
+from application.model_admin import ModelAdmin
+from tests.fakes import FakeDownloads, FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
 from tests.http.conftest import BASE
 
 MODEL = "all-minilm"
@@ -273,8 +275,10 @@ def _app_on(encoder: FakeEncoder, folder: Path) -> Litestar:
     engine = FakeEngine()
     engine.encoder = encoder
     registry = ModelRegistry(store, engine, fake_tokenizer_loader, ThreadPoolExecutor(1))
+    admin = ModelAdmin(catalogue, FakeDownloads(folder / "hub"), [], registry)
     service = EmbeddingService(catalogue, registry, None)
-    return create_app(service, registry, Inventory(catalogue, store), version="0")
+    door = FrontDoor(catalogue, registry, service, admin, Inventory(store))
+    return create_app(door, version="0")
 
 
 async def test_version_answers_while_a_big_batch_is_embedded(tmp_path: Path) -> None:

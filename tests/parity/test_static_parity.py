@@ -30,7 +30,7 @@ from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
 from domain.errors import InputTooLong, ModelUnavailable
 from domain.models import Family
-from domain.requests import EmbeddingRequest, EmbeddingResult
+from domain.requests import EmbeddingRequest, EmbeddingResult, Truncation
 from tests.corpus import VARIED_TEXTS
 from tests.fakes import FakeDecoder, FakeStore
 from tests.model_factory import reference_model
@@ -280,7 +280,9 @@ async def test_a_cut_text_is_refused_when_truncation_is_off(compared: Compared) 
     assert all(len(compared.ours_encoded[n].ids) <= limit for n in range(len(TEXTS)))
     service = _service(compared.case, compared.folder)
     text = TEXTS[cut[0]]
-    refused = await service.embed(EmbeddingRequest(compared.case.model, [text], truncate=False))
+    refused = await service.embed(
+        EmbeddingRequest(compared.case.model, [text], truncate=Truncation.REFUSE)
+    )
     assert isinstance(refused, InputTooLong)
     assert refused.tokens == compared.ours_encoded[cut[0]].full_length
     assert refused.tokens > len(compared.ours_encoded[cut[0]].ids)

@@ -91,11 +91,11 @@ def test_pooled_vector_has_unit_length() -> None:
     assert np.linalg.norm(pooled) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_truncation_reads_ollamas_flag() -> None:
-    """true cuts, false refuses; a mode passes through."""
+def test_truncation_reads_the_wire_field() -> None:
+    """Ollama's flag: true cuts, false refuses; and embedserve's "chunk"."""
     assert Truncation.of(True) is Truncation.CUT  # noqa: FBT003 - the flag under test
     assert Truncation.of(False) is Truncation.REFUSE  # noqa: FBT003 - the flag under test
-    assert Truncation.of(Truncation.CHUNK) is Truncation.CHUNK
+    assert Truncation.of("chunk") is Truncation.CHUNK
 
 
 # --- the pipeline, against the fakes: FakeEncoder's row is [sum of ids, tokens, 3, 4] ---------

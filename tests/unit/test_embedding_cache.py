@@ -8,7 +8,7 @@ from application.embedding import EmbeddingService
 from application.embedding_cache import ENTRY_OVERHEAD, CacheStats, EmbeddingCache, parse_size
 from application.lifecycle import ModelRegistry
 from domain.errors import InputTooLong
-from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, TokenIds
+from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, TokenIds, Truncation
 from tests.fakes import FakeDecoder, FakeEngine
 
 MODEL = "m:latest@fake/fp32"
@@ -155,7 +155,7 @@ async def test_a_repeated_request_is_answered_without_a_forward_pass(
 
 
 async def test_hits_and_misses_mixed_in_one_request_keep_input_order(
-    cached: EmbeddingService, engine: FakeEngine, cache: EmbeddingCache
+    cached: EmbeddingService, registry: ModelRegistry, engine: FakeEngine, cache: EmbeddingCache
 ) -> None:
     """Only the misses reach the engine, each distinct one once; rows stay where they were."""
     _ok(await cached.embed(EmbeddingRequest("all-minilm", ["bb", "dddd"])))
@@ -163,7 +163,7 @@ async def test_hits_and_misses_mixed_in_one_request_keep_input_order(
     texts = ["a", "dddd", "ccc", "a", "bb"]
     result = _ok(await cached.embed(EmbeddingRequest("all-minilm", texts)))
     passes = list(engine.encoder.batches)
-    plain = EmbeddingService(cached.catalogue, cached.registry, FakeDecoder())
+    plain = EmbeddingService(Catalogue(CATALOGUE), registry, FakeDecoder())
     uncached = _ok(await plain.embed(EmbeddingRequest("all-minilm", texts)))
     assert result.vectors.tobytes() == uncached.vectors.tobytes()
     assert result.token_counts == uncached.token_counts
@@ -203,5 +203,5 @@ async def test_a_cached_cut_input_is_still_refused_when_truncation_is_off(
     """A row cached from a truncated input answers no request that refuses truncation."""
     long = "a " * 20
     _ok(await cached.embed(EmbeddingRequest("all-minilm", [long])))
-    refused = await cached.embed(EmbeddingRequest("all-minilm", [long], truncate=False))
+    refused = await cached.embed(EmbeddingRequest("all-minilm", [long], truncate=Truncation.REFUSE))
     assert isinstance(refused, InputTooLong)

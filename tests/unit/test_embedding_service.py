@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from application.embedding import EmbeddingService, Limits
+from application.lifecycle import ModelRegistry
 from domain.errors import (
     FamilyNotSupported,
     InputTooLong,
@@ -13,7 +14,7 @@ from domain.errors import (
     TooManyInputs,
     TooManyTokens,
 )
-from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, TokenIds
+from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, TokenIds, Truncation
 from tests.fakes import BOS, EOS, FakeStore
 
 
@@ -62,8 +63,8 @@ async def test_long_input_is_cut_at_the_limit_keeping_special_tokens(
 
 
 async def test_long_input_without_truncation_is_input_too_long(service: EmbeddingService) -> None:
-    """truncate=False refuses the input, naming which one and its full length."""
-    request = EmbeddingRequest("all-minilm", ["ok", "a " * 20], truncate=False)
+    """Truncation.REFUSE refuses the input, naming which one and its full length."""
+    request = EmbeddingRequest("all-minilm", ["ok", "a " * 20], truncate=Truncation.REFUSE)
     assert await service.embed(request) == InputTooLong(index=1, tokens=22, limit=8)
 
 
@@ -152,9 +153,9 @@ async def test_model_vocabulary_ids_are_wrapped_in_special_tokens(registry: obje
 
 
 async def test_empty_input_list_loads_the_model_and_embeds_nothing(
-    service: EmbeddingService,
+    service: EmbeddingService, registry: ModelRegistry
 ) -> None:
     """Ollama's preload idiom: no inputs, a loaded model, an empty result."""
     result = _ok(await service.embed(EmbeddingRequest("all-minilm", [])))
     assert result.vectors.shape == (0, 4)
-    assert [m.spec.name for m in service.registry.loaded()] == ["all-MiniLM-L6-v2"]
+    assert [m.spec.name for m in registry.resident()] == ["all-MiniLM-L6-v2"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from structlog.testing import LogCapture
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 import application.lifecycle
 from application.catalogue import CATALOGUE
@@ -26,13 +27,13 @@ MINILM_SPEC: ModelSpec = CATALOGUE[0]
 
 
 @contextlib.contextmanager
-def capture_logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """The registry's log lines. structlog's own capture_logs misses a module logger that an app
-    built earlier in the session has cached (cache_logger_on_first_use), so the registry's
-    logger is swapped for a capturing one instead."""
+def capture_logs(*before: Processor) -> Iterator[list[MutableMapping[str, Any]]]:
+    """The registry's log lines, each seen by the processors `before` first. structlog's own
+    capture_logs misses a module logger that an app built earlier in the session has cached
+    (cache_logger_on_first_use), so the registry's logger is swapped for a capturing one."""
     capture = LogCapture()
     original = application.lifecycle.log
-    application.lifecycle.log = structlog.wrap_logger(None, processors=[capture])
+    application.lifecycle.log = structlog.wrap_logger(None, processors=[*before, capture])
     try:
         yield capture.entries
     finally:
@@ -82,7 +83,12 @@ async def _request(
 
 
 def _names(registry: ModelRegistry) -> list[str]:
-    return sorted(m.spec.name for m in registry.loaded())
+    return sorted(m.spec.name for m in registry.resident())
+
+
+def _specs(registry: ModelRegistry) -> list[ModelSpec]:
+    """The models listed as loaded, least recently used first."""
+    return [m.spec for m in registry.resident()]
 
 
 async def test_concurrent_first_requests_share_one_load(
@@ -110,11 +116,22 @@ async def test_an_idle_model_is_unloaded_when_its_keep_alive_runs_out(
     """keep_alive seconds after its request, it leaves the loaded list, and loads again on use."""
     await _request(registry, MINILM_SPEC, keep_alive_s=60)
     clock.now += 59
-    assert len(registry.loaded()) == 1
+    assert len(registry.resident()) == 1
     clock.now += 2
-    assert registry.loaded() == []
+    assert _specs(registry) == []
     await _request(registry, MINILM_SPEC)
     assert len(engine.loads) == 2
+
+
+async def test_a_query_unloads_nothing(registry: ModelRegistry, clock: Clock) -> None:
+    """A model past its keep-alive is no longer listed, but only a command unloads it."""
+    await _request(registry, MINILM_SPEC, keep_alive_s=60)
+    clock.now += 61
+    with capture_logs() as logs:
+        assert _specs(registry) == []
+        assert logs == []
+        assert registry.unload_expired() is None
+    assert [(e["event"], e["reason"]) for e in logs] == [("model_unloaded", "keep_alive")]
 
 
 async def test_keep_alive_counts_from_when_the_last_request_finished(
@@ -124,12 +141,12 @@ async def test_keep_alive_counts_from_when_the_last_request_finished(
     model = await _use(registry, MINILM_SPEC, keep_alive_s=60)
     clock.now += 600
     assert registry.unload_expired() is None
-    assert registry.loaded() == [model]
+    assert _specs(registry) == [model.spec]
     registry.release(model)
     clock.now += 59
-    assert registry.loaded() == [model]
+    assert _specs(registry) == [model.spec]
     clock.now += 2
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_without_keep_alive_the_servers_default_applies(
@@ -138,9 +155,9 @@ async def test_without_keep_alive_the_servers_default_applies(
     """A request that names no keep_alive gets the default (5 minutes), as in Ollama."""
     await _request(registry, MINILM_SPEC)
     clock.now += 299
-    assert len(registry.loaded()) == 1
+    assert len(registry.resident()) == 1
     clock.now += 2
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_the_latest_requests_keep_alive_is_the_models(
@@ -150,7 +167,7 @@ async def test_the_latest_requests_keep_alive_is_the_models(
     await _request(registry, MINILM_SPEC, keep_alive_s=3600)
     await _request(registry, MINILM_SPEC, keep_alive_s=10)
     clock.now += 11
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_zero_keep_alive_unloads_the_model_right_after_the_request(
@@ -158,10 +175,10 @@ async def test_zero_keep_alive_unloads_the_model_right_after_the_request(
 ) -> None:
     """keep_alive 0: the model is gone as soon as the request that says so finishes."""
     model = await _use(registry, MINILM_SPEC, keep_alive_s=0)
-    assert registry.loaded() == [model]
+    assert _specs(registry) == [model.spec]
     with capture_logs() as logs:
         registry.release(model)
-    assert registry.loaded() == []
+    assert _specs(registry) == []
     assert {"event": "model_unloaded", "reason": "keep_alive"}.items() <= logs[-1].items()
 
 
@@ -171,7 +188,7 @@ async def test_an_embedding_request_gives_its_model_back(
     """The pipeline releases the model when the request is done: keep_alive 0 then unloads it."""
     request = EmbeddingRequest(model="all-minilm", inputs=["a b"], keep_alive_s=0)
     assert isinstance(await service.embed(request), EmbeddingResult)
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_zero_keep_alive_waits_for_the_models_last_user(registry: ModelRegistry) -> None:
@@ -179,9 +196,9 @@ async def test_zero_keep_alive_waits_for_the_models_last_user(registry: ModelReg
     that one finishes."""
     other = await _use(registry, MINILM_SPEC)
     await _request(registry, MINILM_SPEC, keep_alive_s=0)
-    assert registry.loaded() == [other]
+    assert _specs(registry) == [other.spec]
     registry.release(other)
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_negative_keep_alive_keeps_a_model_forever(
@@ -190,18 +207,18 @@ async def test_negative_keep_alive_keeps_a_model_forever(
     """keep_alive < 0 means no expiry, as in Ollama."""
     await _request(registry, MINILM_SPEC, keep_alive_s=-1)
     clock.now += 10**9
-    assert [m.expires_at for m in registry.loaded()] == [None]
+    assert [m.expires_at for m in registry.resident()] == [None]
 
 
 async def test_expires_at_says_when_the_model_goes(registry: ModelRegistry, clock: Clock) -> None:
     """Idle: the release plus its keep-alive. In use: at least its keep-alive from now."""
     model = await _use(registry, MINILM_SPEC, keep_alive_s=60)
     clock.now += 10
-    assert [m.expires_at for m in registry.loaded()] == [clock.now + 60]
+    assert [m.expires_at for m in registry.resident()] == [clock.now + 60]
     registry.release(model)
     released = clock.now
     clock.now += 30
-    assert [m.expires_at for m in registry.loaded()] == [released + 60]
+    assert [m.expires_at for m in registry.resident()] == [released + 60]
 
 
 async def test_unload_expired_says_how_long_until_the_next_expiry(
@@ -224,19 +241,26 @@ async def test_the_background_task_unloads_idle_models_with_no_request(
 ) -> None:
     """Once started, the task wakes when the schedule changes and unloads what has expired,
     without anyone consulting the registry."""
+    unloaded = asyncio.Event()
+
+    def signal(_: WrappedLogger, __: str, line: EventDict) -> EventDict:
+        if line["event"] == "model_unloaded":
+            unloaded.set()
+        return line
+
     registry.start_unloading_idle()
     try:
         model = await _use(registry, MINILM_SPEC, keep_alive_s=60)
         clock.now += 61
-        with capture_logs() as logs:
+        with capture_logs(signal) as logs:
             registry.release(model)  # the keep-alive starts: the task wakes to reschedule
             clock.now += 61
-            for _ in range(5):
-                await asyncio.sleep(0)
+            # the task, woken by the release, finds the keep-alive run out; nothing else asks
+            await asyncio.wait_for(unloaded.wait(), timeout=10)
         assert [e["event"] for e in logs] == ["model_unloaded"]
     finally:
         await registry.stop_unloading_idle()
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_a_preloaded_model_ignores_keep_alive(registry: ModelRegistry, clock: Clock) -> None:
@@ -244,7 +268,7 @@ async def test_a_preloaded_model_ignores_keep_alive(registry: ModelRegistry, clo
     assert await registry.preload(MINILM_SPEC) is None
     await _request(registry, MINILM_SPEC, keep_alive_s=0)
     clock.now += 10**6
-    assert [m.expires_at for m in registry.loaded()] == [None]
+    assert [m.expires_at for m in registry.resident()] == [None]
 
 
 async def test_the_least_recently_used_model_makes_room(tmp_path: Path, clock: Clock) -> None:
@@ -281,9 +305,9 @@ async def test_a_model_evicted_while_in_use_stays_until_its_last_user_is_done(
     held = await _use(registry, A)
     newer = await _use(registry, B)
     assert _names(registry) == ["all-MiniLM-L6-v2", "gte-base"]
-    assert [m.expires_at for m in registry.loaded() if m is held] == [clock.now]
+    assert [m.expires_at for m in registry.resident() if m.spec == held.spec] == [clock.now]
     registry.release(held)
-    assert registry.loaded() == [newer]
+    assert _specs(registry) == [newer.spec]
 
 
 async def test_the_memory_limit_counts_the_models_sizes(tmp_path: Path, clock: Clock) -> None:
@@ -323,15 +347,30 @@ async def test_a_model_that_fits_only_without_the_preloaded_ones_is_refused(
     assert _names(registry) == ["all-MiniLM-L6-v2"]
 
 
+async def test_a_refused_model_unloads_no_other(tmp_path: Path, clock: Clock) -> None:
+    """A model too big to fit beside the preloaded ones is refused before any other model is
+    unloaded to make room for it."""
+    sizes = {A: 400, B: 700, C: 100}
+    registry = _registry(tmp_path, clock, sizes, max_memory_bytes=1000)
+    assert await registry.preload(A) is None
+    await _request(registry, C)
+    with capture_logs() as logs:
+        refused = await registry.acquire(B)
+    assert isinstance(refused, ModelUnavailable)
+    assert "max_memory" in refused.message
+    assert _names(registry) == ["all-MiniLM-L6-v2", "bert-base-uncased"]
+    assert [e for e in logs if e["event"] == "model_unloaded"] == []
+
+
 async def test_unload_lets_a_model_go_after_its_requests(registry: ModelRegistry) -> None:
     """unload() frees an idle model at once and one in use when its last user is done; it
     says False for a model that was not loaded."""
     assert registry.unload(MINILM_SPEC) is False
     held = await _use(registry, MINILM_SPEC)
     assert registry.unload(MINILM_SPEC) is True
-    assert registry.loaded() == [held]
+    assert _specs(registry) == [held.spec]
     registry.release(held)
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_unload_can_spare_a_preloaded_model(registry: ModelRegistry) -> None:
@@ -339,9 +378,9 @@ async def test_unload_can_spare_a_preloaded_model(registry: ModelRegistry) -> No
     (a delete) unloads it too."""
     assert await registry.preload(MINILM_SPEC) is None
     assert registry.unload(MINILM_SPEC, keep_pinned=True) is False
-    assert len(registry.loaded()) == 1
+    assert len(registry.resident()) == 1
     assert registry.unload(MINILM_SPEC) is True
-    assert registry.loaded() == []
+    assert _specs(registry) == []
 
 
 async def test_unload_during_a_load_unloads_the_model_once_it_is_in(
@@ -354,7 +393,7 @@ async def test_unload_during_a_load_unloads_the_model_once_it_is_in(
     assert registry.unload(MINILM_SPEC) is True
     acquired = await pending
     assert isinstance(acquired, tuple)
-    assert registry.loaded() == []
+    assert _specs(registry) == []
     registry.release(acquired[0])  # an untracked model: nothing to do, and no error
 
 

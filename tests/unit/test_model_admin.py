@@ -6,40 +6,13 @@ from pathlib import Path
 
 from application.catalogue import CATALOGUE, Catalogue
 from application.model_admin import ModelAdmin, NotRemovable, Pulled, Removed
-from domain.errors import ModelNotFound, ModelUnavailable
+from domain.errors import ModelNotFound
 from domain.models import ModelSpec
-from domain.ports import FileProgress, OnProgress
-from tests.fakes import FakeStore
+from domain.ports import FileProgress
+from tests.fakes import FakeDownloads, FakeStore
 
 M2V = "minishlab/M2V_base_output"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-class FakeDownloads:
-    """Downloads by making the folder, and tells of one file on the way."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def locate(self, spec: ModelSpec) -> Path | None:
-        folder = self.root / spec.repo_id
-        return folder if folder.is_dir() else None
-
-    def fetch(
-        self, spec: ModelSpec, progress: OnProgress | None = None
-    ) -> Path | ModelNotFound | ModelUnavailable:
-        if progress is not None:
-            progress(FileProgress("model.safetensors", "sha256:00", 10, 10))
-        folder = self.root / spec.repo_id
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def remove(self, spec: ModelSpec) -> bool:
-        folder = self.locate(spec)
-        if folder is None:
-            return False
-        folder.rmdir()
-        return True
 
 
 class FakeLoaded:

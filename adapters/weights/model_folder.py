@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
-from adapters.torch_checkpoint import read_torch_checkpoint
+from adapters.weights.torch_checkpoint import read_torch_checkpoint
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
 from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
 from domain.architectures.roberta import (
@@ -28,6 +28,8 @@ from domain.sentence_head import SentenceHead
 
 __all__ = [
     "MODEL2VEC_DEFAULT_MAX_LENGTH",
+    "bert_width",
+    "clip_width",
     "max_seq_length",
     "model2vec_max_length",
     "read_bert",
@@ -39,6 +41,7 @@ __all__ = [
     "read_sentence_head",
     "read_static",
     "read_weights",
+    "roberta_width",
     "static_embedding_module",
 ]
 
@@ -179,6 +182,23 @@ def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
+
+
+# --- the vectors' width from the configs alone: a cached graph's, with no weight read ----------
+
+
+def bert_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = BertConfig.from_json(read_json(folder / "config.json")).hidden_size
+    return hidden * len(read_sentence_head(folder, default_pooling).pooling)  # modes concatenate
+
+
+def roberta_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = RobertaConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
+    return hidden * len(read_sentence_head(folder, default_pooling).pooling)
+
+
+def clip_width(folder: Path, _default_pooling: PoolingMode) -> int:
+    return ClipConfig.from_json(read_json(folder / "config.json")).projection_dim
 
 
 # --- static token embeddings: Model2Vec and sentence-transformers StaticEmbedding ---------------

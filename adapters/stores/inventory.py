@@ -1,4 +1,4 @@
-"""Facts about the catalogue models on disk that the model-listing endpoints report."""
+"""Facts about models on disk (size, digest, parameters) that the model listings report."""
 
 from __future__ import annotations
 
@@ -6,23 +6,13 @@ import hashlib
 import json
 import math
 import struct
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from application.catalogue import Catalogue
 from domain.models import ModelSpec
-from domain.ports import ModelStore
+from domain.ports import FolderFacts, ModelStore
 
-__all__ = ["FolderFacts", "Inventory", "parameter_count"]
-
-
-@dataclass(frozen=True, slots=True)
-class FolderFacts:
-    size: int  # bytes on disk
-    modified: datetime
-    digest: str  # sha256 of the weights file: the same weights, the same digest
-    parameters: int
+__all__ = ["Inventory", "parameter_count"]
 
 
 def parameter_count(weights: Path) -> int:
@@ -53,13 +43,12 @@ def _facts(folder: Path) -> FolderFacts:
 
 
 class Inventory:
-    """Which catalogue models are on disk, and what they weigh. Facts are cached per folder.
+    """What the models in a store weigh on disk (a ModelFacts). Facts are cached per folder.
 
     Hashing weights takes a while the first time: callers on an event loop use a thread.
     """
 
-    def __init__(self, catalogue: Catalogue, store: ModelStore) -> None:
-        self._catalogue = catalogue
+    def __init__(self, store: ModelStore) -> None:
         self._store = store
         self._cache: dict[tuple[Path, float], FolderFacts] = {}
 
@@ -71,11 +60,3 @@ class Inventory:
         if key not in self._cache:
             self._cache[key] = _facts(folder)
         return self._cache[key]
-
-    def everything(self) -> list[tuple[ModelSpec, FolderFacts | None]]:
-        """Every catalogue model; facts for those on disk."""
-        return [(spec, self.facts(spec)) for spec in self._catalogue.specs]
-
-    def created(self, spec: ModelSpec) -> int:
-        facts = self.facts(spec)
-        return int(facts.modified.timestamp()) if facts else 0

@@ -2,9 +2,9 @@
 
 An answer depends on the model's files, the probe's token ids and the code the reference runs:
 the file name hashes all three (files by path, size and modification time; the code by the
-contents of the domain package and the numpy engine's modules), so an edited model, another
-tokenizer or a changed forward pass is a miss and the reference runs again. Writes go to a
-temporary file renamed into place: a reader sees a whole answer or none.
+contents of the domain package, the numpy engine's modules and the family table), so an edited
+model, another tokenizer or a changed forward pass is a miss and the reference runs again.
+Writes go to a temporary file renamed into place: a reader sees a whole answer or none.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 import adapters.engines.numpy_ref
-import adapters.model_folder
-import adapters.torch_checkpoint
+import adapters.families
+import adapters.weights.model_folder
+import adapters.weights.torch_checkpoint
 import domain
 from domain.ops import Array, IdArray
 
@@ -36,7 +37,12 @@ def _reference_code() -> bytes:
     sources = sorted(Path(domain.__file__).parent.rglob("*.py"))
     sources += [
         Path(m.__file__ or "")
-        for m in (adapters.engines.numpy_ref, adapters.model_folder, adapters.torch_checkpoint)
+        for m in (
+            adapters.engines.numpy_ref,
+            adapters.families,  # which reader and forward pass a family's answer comes from
+            adapters.weights.model_folder,
+            adapters.weights.torch_checkpoint,
+        )
     ]
     for path in sources:
         digest.update(path.name.encode())

@@ -1,0 +1,1 @@
+"""Reading a model's files into domain terms: weights, configs, vocabularies, image settings."""
