@@ -131,7 +131,7 @@ class Batcher:
             self._worker = asyncio.create_task(self._drain())
         return await job.future
 
-    async def embed_images(self, pixels: Array) -> Array:
+    async def embed_images(self, pixels: Array) -> BatchRun:
         """[N,C,S,S] -> [N,D], a few images per forward pass. Images share one shape, so there
         is no padding to save by sorting; requests are not merged."""
         images = self._encoder.images
@@ -144,7 +144,7 @@ class Batcher:
             await loop.run_in_executor(self._executor, images.embed, pixels[n : n + per_pass])
             for n in range(0, len(pixels), per_pass)
         ]
-        return np.concatenate(parts)
+        return BatchRun(np.concatenate(parts), batches=len(parts))
 
     async def _drain(self) -> None:
         while self._pending:

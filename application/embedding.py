@@ -86,8 +86,10 @@ class EmbeddingService:
         vectors, batches = _pool(run.vectors, prepared.encoded, prepared.windows), run.batches
         if prepared.image_slots:
             images = await model.batcher.embed_images(prepared.pixels)
-            vectors = _interleave(vectors, prepared.text_slots, images, prepared.image_slots)
-            batches += 1
+            vectors = _interleave(
+                vectors, prepared.text_slots, images.vectors, prepared.image_slots
+            )
+            batches += images.batches
         if dimensions is not None:
             vectors = truncate_dimensions(vectors, dimensions)
         elif req.normalization is Normalization.ALWAYS:

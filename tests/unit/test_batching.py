@@ -112,9 +112,10 @@ async def test_images_run_at_most_sixteen_a_pass() -> None:
     encoder = FakeImageTextEncoder()
     batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1), BatchSettings(max_batch=64))
     pixels = np.arange(40, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 2, 2))
-    vectors = await batcher.embed_images(pixels)
+    run = await batcher.embed_images(pixels)
     assert encoder.images.batches == [16, 16, 8]
-    assert vectors[:, 0].tolist() == list(range(40))
+    assert run.vectors[:, 0].tolist() == list(range(40))
+    assert run.batches == 3  # what the request's log line counts
 
 
 async def test_a_smaller_row_cap_also_caps_image_passes() -> None:
