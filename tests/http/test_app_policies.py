@@ -21,6 +21,7 @@ from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
 from domain.ops import Array, IdArray
+from domain.requests import Truncation
 from tests.fakes import FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
 from tests.http.conftest import BASE
 
@@ -51,7 +52,8 @@ class _EnteringEncoder(FakeEncoder):
 @pytest.fixture(scope="module")
 def strict_app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
     home = tmp_path_factory.mktemp("strict")
-    return build_app(Settings(home=home, offline=True, truncate=False, log_format="json"))
+    settings = Settings(home=home, offline=True, truncate=Truncation.REFUSE, log_format="json")
+    return build_app(settings)
 
 
 @pytest.fixture

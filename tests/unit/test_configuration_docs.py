@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from adapters.cli import _parser as parser
+from adapters.cli import build_parser as parser
 
 _ENV = re.compile(r"EMBEDSERVE_[A-Z_]+")
 
