@@ -96,7 +96,9 @@ def _declared(option: Option[Any], *, secret: bool = False) -> Any:
     metadata = {"option": option}
     if callable(option.default):
         make = option.default
-        return field(default_factory=lambda: option.read(make()), metadata=metadata)
+        return field(
+            default_factory=lambda: option.read(make()), metadata=metadata, repr=not secret
+        )
     return field(default=option.read(option.default), metadata=metadata, repr=not secret)
 
 
@@ -111,7 +113,8 @@ def settings_list(option: Option[T], *, secret: bool = False) -> tuple[T, ...]:
 
 
 def required(option: Option[T]) -> T:
-    """A field every Settings names; the command line falls back to the option's default."""
+    """A field without a default: code that builds Settings itself must say it (where models
+    live), while read_settings falls back to the option's default."""
     return field(metadata={"option": option})
 
 
@@ -618,6 +621,7 @@ def read_settings(
 
 
 def _from_environment(option: Option[Any], environ: Mapping[str, str]) -> Any:
+    """The variable's value, else its shortcut's, else the default."""
     text, env = environ.get(option.env) or None, option.env
     shortcut = option.shortcut
     if text is None and shortcut and _truthy(environ.get(shortcut.env, "")):
