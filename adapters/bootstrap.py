@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from importlib.metadata import version
-from pathlib import Path
-from typing import Literal
 
 from litestar import Litestar
-from platformdirs import user_data_dir
 
 from adapters.engines.engine_memory import JsonChoiceMemory
 from adapters.engines.numpy_ref import NumpyEngine
@@ -20,86 +14,25 @@ from adapters.engines.probe_answers import NpyProbeAnswers
 from adapters.families import GRAPH_FAMILIES
 from adapters.http.app import create_app
 from adapters.http.metrics import Metrics
-from adapters.observability import LogFormat, configure_logging
+from adapters.observability import configure_logging
+from adapters.settings import Settings
 from adapters.stores.hf_hub import HubStore
 from adapters.stores.installed_package import InstalledPackageStore
 from adapters.stores.inventory import Inventory
 from adapters.tokenizers.by_family import load_tokenizer
 from adapters.tokenizers.cl100k import Cl100kDecoder
-from application.batching import BatchSettings
 from application.catalogue import CATALOGUE, DEFAULT_MODEL, AliasRefused, Catalogue
 from application.embedding import EmbeddingService
 from application.embedding_cache import EmbeddingCache
-from application.engine_choice import AUTO, Candidate, EngineSelector, Precision
+from application.engine_choice import Candidate, EngineSelector, Precision
 from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
 from application.stores import FirstFound
-from domain.chunking import DEFAULT_OVERLAP
 from domain.models import ModelSpec
 from domain.ports import InferenceEngine
-from domain.requests import Truncation
 
-__all__ = [
-    "ENGINES",
-    "Settings",
-    "build_app",
-    "build_front_door",
-    "build_model_admin",
-    "default_engine",
-    "default_home",
-]
-
-_TRUTHY = {"1", "true", "yes", "on"}
-ENGINES = (AUTO, "numpy", "onnxruntime", "openvino", "coreml")
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("EMBEDSERVE_HOME") or user_data_dir("embedserve"))
-
-
-def default_engine() -> str:
-    """CoreML on a Mac (it runs on the GPU and Neural Engine too); elsewhere the fastest."""
-    return "coreml" if sys.platform == "darwin" else AUTO
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    home: Path
-    token_ids: Literal["openai", "model"] = "openai"
-    # over-long inputs of requests that do not say; a bool reads as Ollama's flag
-    truncate: Truncation | bool = Truncation.CUT
-    chunk_overlap: int = DEFAULT_OVERLAP  # tokens consecutive windows share (truncate "chunk")
-    keep_alive_s: float = 300.0
-    max_loaded_models: int | None = None  # None: no limit
-    max_memory_bytes: int | None = None  # of the loaded models' files; None: no limit
-    offline: bool = False
-    hf_endpoint: str | None = None
-    log_format: LogFormat = "auto"
-    engine: str = field(default_factory=default_engine)
-    precision: Precision = "fp32"
-    model_precision: Mapping[str, Precision] = field(default_factory=dict)  # by model name
-    threads: int | None = None  # per forward pass; None: the runtime's choice (every core)
-    onnx_providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    openvino_device: str = "CPU"
-    coreml_compute_units: str = "all"
-    batching: BatchSettings = field(default_factory=BatchSettings)
-    max_concurrent_batches: int = 1
-    preload: tuple[str, ...] = ()  # model names loaded at start-up and kept for good
-    aliases: tuple[tuple[str, str], ...] = ()  # (alias, catalogue name), e.g. OpenAI's names
-    cache_bytes: int = 0  # the embeddings cache's budget; 0: no cache
-    api_keys: tuple[str, ...] = field(default=(), repr=False)  # none: open; never printed
-    origins: tuple[str, ...] = ()  # browser origins allowed besides Ollama's defaults
-    max_body_bytes: int = 16 * 1024 * 1024
-
-    @classmethod
-    def from_environment(cls, home: Path | None = None) -> Settings:
-        """Defaults overridden by HF_HUB_OFFLINE and HF_ENDPOINT, as huggingface_hub reads them."""
-        return cls(
-            home=home or default_home(),
-            offline=os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUTHY,
-            hf_endpoint=os.environ.get("HF_ENDPOINT") or None,
-        )
+__all__ = ["Settings", "build_app", "build_front_door", "build_model_admin"]
 
 
 def build_app(settings: Settings) -> Litestar:
@@ -108,9 +41,7 @@ def build_app(settings: Settings) -> Litestar:
     return create_app(
         build_front_door(settings, metrics),
         version=version("embedserve"),
-        truncate=Truncation.of(settings.truncate)
-        if isinstance(settings.truncate, bool)
-        else settings.truncate,
+        truncate=settings.truncate,
         metrics=metrics,
         api_keys=settings.api_keys,
         origins=settings.origins,

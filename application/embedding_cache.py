@@ -12,7 +12,6 @@ It lives on the event loop: no locks, and nothing calls it from a worker thread.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,29 +20,12 @@ import numpy as np
 
 from domain.ops import Array
 
-__all__ = ["ENTRY_OVERHEAD", "CacheStats", "EmbeddingCache", "parse_size"]
+__all__ = ["ENTRY_OVERHEAD", "CacheStats", "EmbeddingCache"]
 
 # What an entry costs beyond its vector and its packed ids: the bytes objects' headers (~2 x 33),
 # the key tuple (~56), the OrderedDict's node and hash slot (~100). Rounded up: the budget is
 # the process's memory, and an undercount would let the cache outgrow it.
 ENTRY_OVERHEAD = 256
-
-_ABSURD = 2.0**63  # past any machine's memory, and past what an int64 gauge can show
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int | None:
-    """Bytes from `256MiB`, `1.5GB`, `64k` or `1048576`; None if it is not a size.
-
-    KB/MB/GB are powers of 1000 and KiB/MiB/GiB of 1024, as the units say.
-    """
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        return None
-    number, prefix, binary = match.groups()
-    power = "kmgt".index(prefix.lower()) + 1 if prefix else 0
-    size = float(number) * (1024 if binary else 1000) ** power
-    return int(size) if size < _ABSURD else None
 
 
 @dataclass(frozen=True, slots=True)

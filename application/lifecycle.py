@@ -22,7 +22,7 @@ import structlog
 from application.batching import BatchSettings
 from application.engine_choice import EngineSelector, ParityCheck, Precision
 from application.loading import LoadedModel, LoadError, ModelLoader
-from application.residency import ResidencyPolicy, Unload
+from application.residency import DEFAULT_KEEP_ALIVE_S, ResidencyPolicy, Unload
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ports import InferenceEngine, ModelStore, TokenizerLoader
@@ -76,7 +76,7 @@ class ModelRegistry:
         load_tokenizer: TokenizerLoader,
         executor: Executor,
         *,
-        default_keep_alive_s: float = 300.0,
+        default_keep_alive_s: float = DEFAULT_KEEP_ALIVE_S,
         max_loaded_models: int | None = None,
         max_memory_bytes: int | None = None,
         batching: BatchSettings = _DEFAULT_BATCHING,

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 
-__all__ = ["ResidencyPolicy", "Unload"]
+__all__ = ["DEFAULT_KEEP_ALIVE_S", "ResidencyPolicy", "Unload"]
+
+DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama's 5m, counted from the last release
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,7 @@ class ResidencyPolicy:
     def __init__(
         self,
         *,
-        default_keep_alive_s: float = 300.0,
+        default_keep_alive_s: float = DEFAULT_KEEP_ALIVE_S,
         max_loaded_models: int | None = None,
         max_memory_bytes: int | None = None,
     ) -> None:

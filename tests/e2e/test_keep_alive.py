@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.cli import _parser
+from adapters.cli import build_parser
+from adapters.cli.options import settings_from
 from tests.hub_standin import HubStandIn
 from tests.model_factory_word2vec import random_vectors, write_word2vec_text
 from tests.server_process import running_server
@@ -161,14 +162,15 @@ def test_the_limits_are_read_from_flags_and_the_environment(
 ) -> None:
     """--max-loaded-models and --max-memory, or their EMBEDSERVE_* variables; 0 is no limit."""
     serve = ["serve"]
-    assert _parser().parse_args(serve).max_loaded_models == 0
-    assert _parser().parse_args(serve).max_memory == 0
-    given = _parser().parse_args([*serve, "--max-loaded-models", "2", "--max-memory", "4GiB"])
-    assert (given.max_loaded_models, given.max_memory) == (2, 4 * 2**30)
+    unset = settings_from(build_parser().parse_args(serve), {})
+    assert (unset.max_loaded_models, unset.max_memory_bytes) == (None, None)
+    flags = [*serve, "--max-loaded-models", "2", "--max-memory", "4GiB"]
+    given = settings_from(build_parser().parse_args(flags))
+    assert (given.max_loaded_models, given.max_memory_bytes) == (2, 4 * 2**30)
     monkeypatch.setenv("EMBEDSERVE_MAX_LOADED_MODELS", "3")
     monkeypatch.setenv("EMBEDSERVE_MAX_MEMORY", "500MB")
-    from_env = _parser().parse_args(serve)
-    assert (from_env.max_loaded_models, from_env.max_memory) == (3, 500 * 10**6)
+    from_env = settings_from(build_parser().parse_args(serve))
+    assert (from_env.max_loaded_models, from_env.max_memory_bytes) == (3, 500 * 10**6)
 
 
 @pytest.mark.parametrize("flag", ["--max-loaded-models", "--max-memory"])
@@ -177,5 +179,5 @@ def test_a_limit_that_is_not_a_size_stops_start_up(
 ) -> None:
     """A bad value exits with usage and says what it expected."""
     with pytest.raises(SystemExit):
-        _parser().parse_args(["serve", flag, "lots"])
+        build_parser().parse_args(["serve", flag, "lots"])
     assert "0 for no limit" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from litestar import Litestar
 from adapters.bootstrap import Settings, build_app
 
 BASE = "http://embedserve.test"
+MAX_BODY = 16 << 20  # apps built by hand take the server's default body limit
 
 
 @pytest.fixture(scope="session")

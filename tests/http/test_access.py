@@ -15,7 +15,8 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from adapters.bootstrap import Settings, build_app
-from adapters.cli import _api_keys, _parser
+from adapters.cli import build_parser
+from adapters.cli.options import settings_from
 from adapters.http.access import OPEN_PATHS, cors_config
 
 BASE = "http://embedserve.test"
@@ -312,11 +313,10 @@ def test_cli_reads_keys_from_flags_and_a_file(tmp_path: Path) -> None:
     """--api-key repeats, --api-key-file adds one key a line, skipping comments and blanks."""
     key_file = tmp_path / "keys"
     key_file.write_text("# ops team\nfile-key\n\n  other-key  \n", encoding="utf-8")
-    parser = _parser()
-    args = parser.parse_args(
+    args = build_parser().parse_args(
         ["serve", "--api-key", "a", "--api-key", "b", "--api-key-file", str(key_file)]
     )
-    assert _api_keys(args.api_key, args.api_key_file, parser) == (
+    assert settings_from(args, {}).api_keys == (
         "a",
         "b",
         "file-key",
@@ -327,5 +327,5 @@ def test_cli_reads_keys_from_flags_and_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("given", "expected"), [("16MiB", 16 * 1024 * 1024), ("1KB", 1000)])
 def test_cli_reads_a_body_size_with_units(given: str, expected: int) -> None:
     """--max-body-size takes bytes or units: MiB are powers of 1024, KB of 1000."""
-    args = _parser().parse_args(["serve", "--max-body-size", given])
-    assert args.max_body_size == expected
+    args = build_parser().parse_args(["serve", "--max-body-size", given])
+    assert settings_from(args, {}).max_body_bytes == expected

@@ -23,8 +23,9 @@ from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
 from domain.ops import Array, IdArray
+from domain.requests import Truncation
 from tests.fakes import FakeDownloads, FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
-from tests.http.conftest import BASE
+from tests.http.conftest import BASE, MAX_BODY
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -53,7 +54,8 @@ class _EnteringEncoder(FakeEncoder):
 @pytest.fixture(scope="module")
 def strict_app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
     home = tmp_path_factory.mktemp("strict")
-    return build_app(Settings(home=home, offline=True, truncate=False, log_format="json"))
+    settings = Settings(home=home, offline=True, truncate=Truncation.REFUSE, log_format="json")
+    return build_app(settings)
 
 
 @pytest.fixture
@@ -63,7 +65,12 @@ def crashing_app(tmp_path: Path) -> Litestar:
     engine = FakeEngine()
     engine.encoder = _CrashingEncoder()  # type: ignore[assignment]
     registry = ModelRegistry(store, engine, fake_tokenizer_loader, ThreadPoolExecutor(1))
-    return create_app(_door(catalogue, registry, store, tmp_path), version="0")
+    return create_app(
+        _door(catalogue, registry, store, tmp_path),
+        version="0",
+        truncate=Truncation.CUT,
+        max_body_bytes=MAX_BODY,
+    )
 
 
 def _door(catalogue: Catalogue, registry: ModelRegistry, store: FakeStore, home: Path) -> FrontDoor:
@@ -194,7 +201,12 @@ async def test_a_full_queue_is_a_503_with_retry_after_in_the_dialect(
         ThreadPoolExecutor(1),
         batching=BatchSettings(queue_limit=2),
     )
-    app = create_app(_door(catalogue, registry, store, tmp_path), version="0")
+    app = create_app(
+        _door(catalogue, registry, store, tmp_path),
+        version="0",
+        truncate=Truncation.CUT,
+        max_body_bytes=MAX_BODY,
+    )
     async for client in _client(app):
         body = {"model": "all-minilm", "input": ["a", "b"]}
         first = asyncio.create_task(client.post(path, json=body))

@@ -14,7 +14,8 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bootstrap import Settings, build_app
-from adapters.cli import _parser
+from adapters.cli import build_parser
+from adapters.cli.options import settings_from
 from adapters.http.app import create_app
 from adapters.http.metrics import Metrics
 from adapters.stores.inventory import Inventory
@@ -23,8 +24,9 @@ from application.embedding import EmbeddingService
 from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
+from domain.requests import Truncation
 from tests.fakes import FakeDownloads, FakeEngine, FakeStore, fake_tokenizer_loader
-from tests.http.conftest import BASE
+from tests.http.conftest import BASE, MAX_BODY
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_NAME = "all-MiniLM-L6-v2:latest"
@@ -66,7 +68,9 @@ def _fake_app(tmp_path: Path, preload: tuple[str, ...] = ()) -> Litestar:
         ready_model=specs[0] if specs else catalogue.resolve(DEFAULT_MODEL),
         preload=specs,
     )
-    return create_app(door, version="0", metrics=metrics)
+    return create_app(
+        door, version="0", metrics=metrics, truncate=Truncation.CUT, max_body_bytes=MAX_BODY
+    )
 
 
 async def _sample(client: httpx.AsyncClient, name: str, **labels: str) -> float:
@@ -211,15 +215,15 @@ async def test_a_preloaded_model_outlives_a_zero_keep_alive(tmp_path: Path) -> N
 
 def test_preload_is_read_from_the_command_line() -> None:
     """--preload takes one or more model names."""
-    args = _parser().parse_args(["serve", "--preload", "all-minilm", "gte-base"])
-    assert args.preload == ["all-minilm", "gte-base"]
+    args = build_parser().parse_args(["serve", "--preload", "all-minilm", "gte-base"])
+    assert settings_from(args, {}).preload == ("all-minilm", "gte-base")
 
 
 def test_preload_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """EMBEDSERVE_PRELOAD is a comma-separated list; without it nothing is preloaded."""
-    assert _parser().parse_args(["serve"]).preload == []
+    assert settings_from(build_parser().parse_args(["serve"]), {}).preload == ()
     monkeypatch.setenv("EMBEDSERVE_PRELOAD", "all-minilm, gte-base")
-    assert _parser().parse_args(["serve"]).preload == ["all-minilm", "gte-base"]
+    assert settings_from(build_parser().parse_args(["serve"])).preload == ("all-minilm", "gte-base")
 
 
 def test_an_unknown_preload_model_stops_start_up(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
-from adapters.cli import _parser as parser
+from adapters.cli import build_parser as parser
+from adapters.settings import OPTIONS
 
 _ENV = re.compile(r"EMBEDSERVE_[A-Z_]+")
 
@@ -29,13 +30,18 @@ def _options() -> dict[str, str]:
     return found
 
 
-def _readme_rows() -> dict[str, str]:
+def _readme_table() -> list[list[str]]:
     text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| `--")]
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+
+
+def _readme_rows() -> dict[str, str]:
     rows: dict[str, str] = {}
-    for line in section.splitlines():
-        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
-        if line.startswith("| `--") and len(cells) > 1:
+    for row in _readme_table():
+        cells = [c.strip("`") for c in row]
+        if len(cells) > 1:
             rows[cells[0].split()[0]] = cells[1]
     return rows
 
@@ -48,3 +54,14 @@ def test_every_option_reads_an_environment_variable() -> None:
 
 def test_the_readme_table_lists_every_option_with_its_variable() -> None:
     assert _readme_rows() == _options()
+
+
+def test_the_readme_shows_each_written_default_as_declared() -> None:
+    """A default the table writes as a value (`5m`, `16MiB`) is the declared one, as written."""
+    declared = {o.flag: o.default for o in OPTIONS.values() if isinstance(o.default, str)}
+    checked = set()
+    for flag, _env, default, *_ in _readme_table():
+        if default.startswith("`") and flag.strip("`") in declared:
+            assert default.split("`")[1] == declared[flag.strip("`")], flag
+            checked.add(flag.strip("`"))
+    assert {"--keep-alive", "--max-body-size", "--max-batch-tokens", "--queue-limit"} <= checked

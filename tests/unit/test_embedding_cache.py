@@ -5,7 +5,7 @@ import pytest
 
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
-from application.embedding_cache import ENTRY_OVERHEAD, CacheStats, EmbeddingCache, parse_size
+from application.embedding_cache import ENTRY_OVERHEAD, CacheStats, EmbeddingCache
 from application.lifecycle import ModelRegistry
 from domain.errors import InputTooLong
 from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, TokenIds, Truncation
@@ -22,31 +22,6 @@ def _row(value: float) -> np.ndarray:
 
 def _cost(ids: tuple[int, ...] = IDS) -> int:
     return 4 * _D + 4 * len(ids) + ENTRY_OVERHEAD
-
-
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("0", 0),
-        ("1048576", 1 << 20),
-        ("256MiB", 256 << 20),
-        ("256 mib", 256 << 20),
-        ("1GB", 10**9),
-        ("1.5GiB", 3 << 29),
-        ("64k", 64_000),
-        ("64KiB", 65_536),
-        ("100B", 100),
-    ],
-)
-def test_sizes_read_as_their_units_say(text: str, size: int) -> None:
-    """KB/MB/GB count in 1000s, KiB/MiB/GiB in 1024s, a bare number in bytes."""
-    assert parse_size(text) == size
-
-
-@pytest.mark.parametrize("text", ["", "MiB", "-1", "12 apples", "1iB", "9" * 400])
-def test_what_is_not_a_size_is_none(text: str) -> None:
-    """A size the server cannot use is refused rather than guessed."""
-    assert parse_size(text) is None
 
 
 def test_a_hit_gives_back_the_same_bytes_it_was_given() -> None:

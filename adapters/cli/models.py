@@ -7,24 +7,17 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from adapters.bootstrap import (
-    ENGINES,
-    Settings,
-    build_front_door,
-    build_model_admin,
-    default_engine,
-    default_home,
-)
+from adapters.bootstrap import build_front_door, build_model_admin
+from adapters.cli.options import add_options
 from adapters.observability import configure_logging
+from adapters.settings import Settings
 from application.loading import folder_size
 from application.model_admin import ModelAdmin, NotRemovable, Pulled
 from domain.errors import ModelNotFound
@@ -34,27 +27,12 @@ from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
 if TYPE_CHECKING:
     from domain.ops import Array
 
-__all__ = ["COMMANDS", "add_commands", "run"]
+__all__ = ["add_commands", "run"]
 
-COMMANDS = frozenset({"pull", "list", "ls", "rm", "embed"})
 _PS_TIMEOUT_S = 1.0  # `list` asks a running server what it has loaded; none answers fast
 _BAR = 24
 _SHOWN = 4  # vector components shown at each end
 _KILO = 1000
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"EMBEDSERVE_{name}", default)
-
-
-def _home(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help="base directory; models live in <home>/Embeddings (EMBEDSERVE_HOME; "
-        f"default {default_home()})",
-    )
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,7 +44,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "whole. Honours HF_ENDPOINT and HF_HUB_OFFLINE.",
     )
     pull.add_argument("model", help="a catalogue name, alias or repo id, e.g. all-minilm")
-    _home(pull)
+    add_options(pull, ["home"])
 
     listing = commands.add_parser(
         "list",
@@ -75,14 +53,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="The models on disk: name, family, dimensions, size, and whether a server "
         "running at --host/--port has them loaded (- when no server answers).",
     )
-    _home(listing)
     listing.add_argument(
         "--all", action="store_true", help="the whole catalogue, not only what is on disk"
     )
-    listing.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="EMBEDSERVE_HOST")
-    listing.add_argument(
-        "--port", type=int, default=int(_env("PORT", "11434")), help="EMBEDSERVE_PORT"
-    )
+    add_options(listing, ["home", "host", "port"])
 
     rm = commands.add_parser(
         "rm",
@@ -91,7 +65,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "loaded copy in memory until it unloads it (DELETE /api/delete does both).",
     )
     rm.add_argument("models", nargs="+", metavar="model")
-    _home(rm)
+    add_options(rm, ["home"])
 
     embed = commands.add_parser(
         "embed",
@@ -109,32 +83,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "auto: vectors for one text, the matrix for more",
     )
     embed.add_argument("--dimensions", type=int, default=None, help="Matryoshka: keep the first N")
-    embed.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default=_env("ENGINE", default_engine()),
-        help=f"as for serve (EMBEDSERVE_ENGINE, default {default_engine()})",
-    )
-    _home(embed)
+    add_options(embed, ["engine", "home"])
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """`settings` hold what each command offers options for, and the Hub's variables."""
     configure_logging("console", level=logging.WARNING)  # stdout is for results
-    base = Settings.from_environment(args.home)
     if args.command == "embed":
-        settings = Settings(
-            home=base.home,
-            offline=base.offline,
-            hf_endpoint=base.hf_endpoint,
-            engine=args.engine,
-        )
         return _embed(settings, args.model, args.texts, args.show, args.dimensions)
-    admin = build_model_admin(base)
+    admin = build_model_admin(settings)
     if args.command == "pull":
         return _pull(admin, args.model, sys.stderr)
     if args.command == "rm":
         return max(_remove(admin, name) for name in args.models)
-    return _list(admin, args.host, args.port, show_all=args.all)
+    return _list(admin, settings.host, settings.port, show_all=args.all)
 
 
 # pull

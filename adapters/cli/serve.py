@@ -1,0 +1,52 @@
+"""`embedserve serve`: the HTTP server, with an option for every declared setting."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+import structlog
+import uvicorn
+
+from adapters.bootstrap import build_app
+from adapters.cli.options import add_options
+from adapters.settings import OPTIONS, Settings
+
+__all__ = ["add_command", "run"]
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP server",
+        description="Serve embeddings over the OpenAI and Ollama APIs. Every option also reads "
+        "an EMBEDSERVE_* environment variable, named in its help.",
+    )
+    add_options(serve, (name for name, option in OPTIONS.items() if option.flag is not None))
+
+
+def run(settings: Settings, parser: argparse.ArgumentParser) -> int:
+    try:
+        app = build_app(settings)
+    except ValueError as exc:  # a setting refused at start (an alias, a preload): say which
+        parser.error(str(exc))
+    structlog.get_logger("embedserve").info(
+        "server_starting",
+        url=f"http://{settings.host}:{settings.port}",
+        home=str(settings.home),
+        api_keys=len(settings.api_keys),  # how many, never which
+    )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for whatever
+    # handler was there before it: with Python's default one the process would die of the
+    # signal (status 143) after a clean shutdown. This one lets main return 0.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        # uvicorn hints an int, but hands it to asyncio.wait_for, which takes fractions too
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,  # type: ignore[arg-type]
+    )
+    return 0
