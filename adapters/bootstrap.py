@@ -32,7 +32,7 @@ from application.stores import FirstFound
 from domain.models import ModelSpec
 from domain.ports import InferenceEngine
 
-__all__ = ["Settings", "build_app", "build_front_door", "build_model_admin"]
+__all__ = ["Settings", "build_app", "build_front_door"]
 
 
 def build_app(settings: Settings) -> Litestar:
@@ -62,14 +62,9 @@ def _hub_store(settings: Settings) -> HubStore:
     )
 
 
-def build_model_admin(settings: Settings) -> ModelAdmin:
-    """Pull, list and remove without a server (the CLI): nothing is loaded, so none unloads."""
-    return ModelAdmin(_catalogue(settings), _hub_store(settings), [InstalledPackageStore()])
-
-
 def build_front_door(settings: Settings, metrics: Metrics | None = None) -> FrontDoor:
     """The application, wired as the settings say: for the server, and in process for the CLI
-    (`embedserve embed`), so both embed alike. `metrics` count its forward passes."""
+    (pull, list, rm, embed), so both act alike. `metrics` count its forward passes."""
     catalogue = _catalogue(settings)
     carried, downloads = InstalledPackageStore(), _hub_store(settings)
     store = FirstFound([carried, downloads])

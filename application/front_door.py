@@ -118,6 +118,11 @@ class FrontDoor:
         """Blocks until the model is on disk: callers on an event loop use a thread."""
         return self._admin.pull(spec, progress)
 
+    def stored(self) -> list[tuple[ModelSpec, int | None]]:
+        """Every catalogue model with its bytes on disk (None: not there), without hashing.
+        Walks folders: callers on an event loop use a thread."""
+        return self._admin.stored()
+
     async def delete(self, name: str) -> Removed | NotRemovable | ModelNotFound:
         """Unloads the model, then deletes its files."""
         spec = self._admin.resolve(name)

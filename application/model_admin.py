@@ -17,6 +17,7 @@ from typing import Protocol
 import structlog
 
 from application.catalogue import Catalogue
+from application.loading import folder_size
 from domain.errors import ModelNotFound, ModelUnavailable, NotRemovable
 from domain.models import ModelSpec
 from domain.ports import Downloads, ModelStore, OnProgress
@@ -55,13 +56,13 @@ class ModelAdmin:
         carried: Sequence[ModelStore] = (),
         loaded: Unloader | None = None,
     ) -> None:
-        self.catalogue = catalogue
+        self._catalogue = catalogue
         self._downloads = downloads
         self._carried = carried
         self._loaded = loaded
 
     def resolve(self, name: str) -> ModelSpec | ModelNotFound:
-        spec = self.catalogue.resolve(name)
+        spec = self._catalogue.resolve(name)
         return ModelNotFound(name, "it is not in the catalogue") if spec is None else spec
 
     def carrier(self, spec: ModelSpec) -> Path | None:
@@ -71,6 +72,15 @@ class ModelAdmin:
     def present(self, spec: ModelSpec) -> Path | None:
         """Where the model is on disk, carried or downloaded; None if it is in neither."""
         return self.carrier(spec) or self._downloads.locate(spec)
+
+    def stored(self) -> list[tuple[ModelSpec, int | None]]:
+        """Every catalogue model with the bytes its folder holds; None where it is not on disk.
+        Walks folders: callers on an event loop use a thread."""
+        stored: list[tuple[ModelSpec, int | None]] = []
+        for spec in self._catalogue.specs:
+            folder = self.present(spec)
+            stored.append((spec, None if folder is None else folder_size(folder)))
+        return stored
 
     def pull(
         self, spec: ModelSpec, progress: OnProgress | None = None
@@ -111,7 +121,7 @@ class ModelAdmin:
             return refused
         unloaded = False
         if self._loaded is not None:
-            for other in self.catalogue.specs:  # M2V_base_output is read two ways from one folder
+            for other in self._catalogue.specs:  # M2V_base_output is read two ways from one folder
                 if other.repo_id == spec.repo_id:
                     unloaded = self._loaded.unload(other, reason="deleted") or unloaded
         removed = await asyncio.to_thread(self.remove, spec, name)

@@ -14,13 +14,12 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from adapters.bootstrap import build_front_door, build_model_admin
+from adapters.bootstrap import build_front_door
 from adapters.cli.options import add_options
 from adapters.observability import configure_logging
 from adapters.settings import Settings
-from application.loading import folder_size
-from application.model_admin import ModelAdmin, NotRemovable, Pulled
-from domain.errors import ModelNotFound
+from application.front_door import FrontDoor, Pulled
+from domain.errors import ModelNotFound, NotRemovable
 from domain.ports import FileProgress
 from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
 
@@ -91,12 +90,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging("console", level=logging.WARNING)  # stdout is for results
     if args.command == "embed":
         return _embed(settings, args.model, args.texts, args.show, args.dimensions)
-    admin = build_model_admin(settings)
+    door = build_front_door(settings)  # nothing is loaded: rm deletes files only
     if args.command == "pull":
-        return _pull(admin, args.model, sys.stderr)
+        return _pull(door, args.model, sys.stderr)
     if args.command == "rm":
-        return max(_remove(admin, name) for name in args.models)
-    return _list(admin, settings.host, settings.port, show_all=args.all)
+        return max(_remove(door, name) for name in args.models)
+    return _list(door, settings.host, settings.port, show_all=args.all)
 
 
 # pull
@@ -133,12 +132,12 @@ class _Bars:
         self._out.flush()
 
 
-def _pull(admin: ModelAdmin, name: str, out: IO[str]) -> int:
-    spec = admin.resolve(name)
+def _pull(door: FrontDoor, name: str, out: IO[str]) -> int:
+    spec = door.find(name)
     if isinstance(spec, ModelNotFound):
         return _fail(spec.message)
     out.write("pulling manifest\n")
-    pulled = admin.pull(spec, _Bars(out))
+    pulled = door.pull(spec, _Bars(out))
     if not isinstance(pulled, Pulled):
         return _fail(pulled.message)
     if pulled.carried:
@@ -152,11 +151,8 @@ def _pull(admin: ModelAdmin, name: str, out: IO[str]) -> int:
 # rm
 
 
-def _remove(admin: ModelAdmin, name: str) -> int:
-    spec = admin.resolve(name)
-    if isinstance(spec, ModelNotFound):
-        return _fail(f"model '{name}' not found")
-    removed = admin.remove(spec, name)
+def _remove(door: FrontDoor, name: str) -> int:
+    removed = asyncio.run(door.delete(name))
     if isinstance(removed, ModelNotFound):
         return _fail(f"model '{name}' not found")
     if isinstance(removed, NotRemovable):
@@ -181,12 +177,11 @@ def _loaded_on_server(host: str, port: int) -> set[str] | None:
     return {str(m.get("model") or m.get("name")) for m in models if isinstance(m, dict)}
 
 
-def _list(admin: ModelAdmin, host: str, port: int, *, show_all: bool) -> int:
+def _list(door: FrontDoor, host: str, port: int, *, show_all: bool) -> int:
     loaded = _loaded_on_server(host, port)
     rows = [("NAME", "FAMILY", "DIMENSIONS", "SIZE", "LOADED")]
-    for spec in admin.catalogue.specs:
-        folder = admin.present(spec)
-        if folder is None and not show_all:
+    for spec, size in door.stored():
+        if size is None and not show_all:
             continue
         is_loaded = "-" if loaded is None else "yes" if spec.qualified_name in loaded else "no"
         rows.append(
@@ -194,7 +189,7 @@ def _list(admin: ModelAdmin, host: str, port: int, *, show_all: bool) -> int:
                 spec.qualified_name,
                 spec.family.value,
                 str(spec.dimensions),
-                _size(folder_size(folder)) if folder else "-",
+                "-" if size is None else _size(size),
                 is_loaded,
             )
         )
@@ -209,11 +204,11 @@ def _list(admin: ModelAdmin, host: str, port: int, *, show_all: bool) -> int:
 
 
 def _embed(settings: Settings, model: str, texts: list[str], show: str, dims: int | None) -> int:
-    service = build_front_door(settings)
+    door = build_front_door(settings)
     request = EmbeddingRequest(
         model=model, inputs=texts, dimensions=dims, normalization=Normalization.ALWAYS
     )
-    result = asyncio.run(service.embed(request))
+    result = asyncio.run(door.embed(request))
     if not isinstance(result, EmbeddingResult):
         return _fail(result.message)
     vectors = result.vectors
