@@ -13,6 +13,8 @@ it needs; for the .npy layouts `read_words` checks the table's row count from it
 words pass splits the lines but converts no value (a fraction of the table's pass), and sharing
 one pass would mean parking the whole table (~1 GB for glove-twitter-200) in a cache between the
 tokenizer's load and the engine's. Each pass holds its result and a block of text, not the file.
+Both results are kept beside the text file (adapters/weights/table_cache.py), so only the first
+load of a model parses it; later ones memory-map the table.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # pyarrow costs ~0.3 s and ~50 MB at import: taken only when 
     import pyarrow as pa
 
 from adapters.weights.gensim_pickle import read_gensim_vocabulary
+from adapters.weights.table_cache import cached_table, cached_words, keep_table, keep_words
 from domain.architectures.word2vec import Word2VecModel
 from domain.ops import Array
 
@@ -224,12 +227,30 @@ def _checked(words: list[str], table: Path) -> list[str]:
     return words
 
 
+def _text_words_once(path: Path) -> list[str]:
+    header = _text_header(path)
+    words = cached_words(path, header.count)
+    if words is None:
+        words = _read_text_words(path)
+        keep_words(path, words)
+    return words
+
+
+def _text_vectors_once(path: Path) -> Array:
+    header = _text_header(path)
+    table = cached_table(path, header.count, header.dim)
+    if table is None:
+        table = _read_text_vectors(path)
+        keep_table(path, table)
+    return table
+
+
 def read_words(folder: Path) -> list[str]:
     """The vocabulary: word i is the word of row i."""
     layout = _layout(folder)
     match layout.kind:
         case "text":
-            return _read_text_words(layout.words)
+            return _text_words_once(layout.words)
         case "gensim":
             return _checked(read_gensim_vocabulary(layout.words), layout.vectors)
         case "kumo":
@@ -243,7 +264,7 @@ def read_word_vectors(folder: Path) -> Array:
     """The [words, dim] float32 table, C-contiguous (kumo stores it fortran-order)."""
     layout = _layout(folder)
     if layout.kind == "text":
-        return _read_text_vectors(layout.vectors)
+        return _text_vectors_once(layout.vectors)
     table = np.load(layout.vectors, allow_pickle=False)
     if table.ndim != 2:  # noqa: PLR2004 - a [words, dim] table
         msg = f"{layout.vectors.name} holds an array of shape {table.shape}"

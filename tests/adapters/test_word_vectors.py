@@ -241,3 +241,74 @@ def test_a_count_larger_than_the_file_could_hold_is_refused_before_allocating(
     path.write_bytes(path.read_bytes().replace(b"1 2\n", b"1000000000000 2\n", 1))
     with pytest.raises(ValueError, match="announces 1000000000000 words of 2 values, more than"):
         read_word_vectors(tmp_path)
+
+
+def _copies(folder: Path) -> list[str]:
+    kept = folder / ".embedserve"
+    return sorted(p.suffix for p in kept.iterdir()) if kept.is_dir() else []
+
+
+def test_word2vec_text_is_parsed_once_then_its_table_is_mapped(tmp_path: Path) -> None:
+    """The first load parses and keeps table and words; the next maps the same table."""
+    vectors = random_vectors(len(WORDS), 25, seed=3)
+    path = write_word2vec_text(tmp_path, WORDS, vectors, "glove-twitter-25.txt")
+    words, direct = _direct_parse(path)
+    first = read_word_vectors(tmp_path)
+    assert not isinstance(first, np.memmap)
+    assert read_words(tmp_path) == words
+    assert _copies(tmp_path) == [".npy", ".txt"]
+    again = read_word_vectors(tmp_path)
+    assert isinstance(again, np.memmap)
+    assert again.tobytes() == first.tobytes() == direct.tobytes()
+    assert read_words(tmp_path) == words
+
+
+def test_a_changed_text_file_is_parsed_again(tmp_path: Path) -> None:
+    """The copies are named by the file's size and time: new contents are never served stale."""
+    write_word2vec_text(tmp_path, WORDS, random_vectors(len(WORDS), 25, seed=4), "g.txt")
+    read_word_vectors(tmp_path)
+    read_words(tmp_path)
+    path = write_word2vec_text(tmp_path, WORDS[:3], random_vectors(3, 25, seed=5), "g.txt")
+    words, direct = _direct_parse(path)
+    assert read_word_vectors(tmp_path).tobytes() == direct.tobytes()
+    assert read_words(tmp_path) == words
+    assert _copies(tmp_path) == [".npy", ".txt"]  # the earlier version's copies are gone
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other shape", "not npy"])
+def test_a_damaged_copy_is_ignored_and_written_anew(tmp_path: Path, damage: str) -> None:
+    """A kept table that does not read back as the text's [count, dim] float32 is never used."""
+    path = write_word2vec_text(tmp_path, WORDS, random_vectors(len(WORDS), 25, seed=6), "g.txt")
+    _, direct = _direct_parse(path)
+    read_word_vectors(tmp_path)
+    (copy,) = (tmp_path / ".embedserve").glob("*.npy")
+    if damage == "truncated":
+        copy.write_bytes(copy.read_bytes()[:200])
+    elif damage == "other shape":
+        np.save(copy, np.zeros((len(WORDS), 24), np.float32))
+    else:
+        copy.write_bytes(b"not a table")
+    assert read_word_vectors(tmp_path).tobytes() == direct.tobytes()
+    mapped = read_word_vectors(tmp_path)
+    assert isinstance(mapped, np.memmap)
+    assert mapped.tobytes() == direct.tobytes()
+
+
+def test_a_damaged_word_list_is_ignored(tmp_path: Path) -> None:
+    """A kept word list of the wrong length is parsed again from the text."""
+    path = write_word2vec_text(tmp_path, WORDS, random_vectors(len(WORDS), 25, seed=7), "g.txt")
+    words, _ = _direct_parse(path)
+    read_words(tmp_path)
+    (copy,) = (tmp_path / ".embedserve").glob("*.txt")
+    copy.write_text("the\nonly", encoding="utf-8")
+    assert read_words(tmp_path) == words
+
+
+def test_a_folder_that_cannot_keep_copies_is_parsed_every_time(tmp_path: Path) -> None:
+    """Where the copies cannot be written (here `.embedserve` is a file), loading still works."""
+    path = write_word2vec_text(tmp_path, WORDS, random_vectors(len(WORDS), 25, seed=8), "g.txt")
+    words, direct = _direct_parse(path)
+    (tmp_path / ".embedserve").write_bytes(b"")
+    for _ in range(2):
+        assert read_word_vectors(tmp_path).tobytes() == direct.tobytes()
+        assert read_words(tmp_path) == words
