@@ -291,10 +291,12 @@ class Run:
 
 
 def _files(folder: Path) -> dict[str, bytes]:
+    """What was downloaded into the folder: the copies a load keeps beside a word2vec text
+    (`.embedserve/`, adapters/weights/table_cache.py) are the server's, not the repo's."""
     return {
         path.relative_to(folder).as_posix(): path.read_bytes()
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        if path.is_file() and ".embedserve" not in path.relative_to(folder).parts
     }
 
 
