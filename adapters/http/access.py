@@ -257,7 +257,7 @@ class AccessPolicy:
         if self._hosts is None or not given.strip():
             return None
         name = _host_name(given)
-        if _is_loopback_address(name) or self._hosts.fullmatch(name):
+        if self._hosts.fullmatch(name) or _is_loopback_address(name):
             return None
         if self._hosts.fullmatch(given.strip().lower()):  # a pattern with its port
             return None

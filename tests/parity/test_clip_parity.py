@@ -313,7 +313,7 @@ async def test_openai_api_embeds_texts_and_images_together(served: tuple[Path, A
 async def test_ollama_api_embeds_texts_and_images_together(served: tuple[Path, Any]) -> None:
     folder, app = served
     items, expected = _expected(folder)
-    client = ollama.AsyncClient(host="http://t", transport=httpx.ASGITransport(app=app))
+    client = ollama.AsyncClient(host="http://localhost", transport=httpx.ASGITransport(app=app))
     result = await client.embed(model=SPEC.name, input=items)
     normalised = expected / np.linalg.norm(expected, axis=1, keepdims=True)
     assert_close(np.array(result.embeddings, dtype=np.float32), normalised)
