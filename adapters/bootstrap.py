@@ -46,6 +46,8 @@ def build_app(settings: Settings) -> Litestar:
         api_keys=settings.api_keys,
         origins=settings.origins,
         max_body_bytes=settings.max_body_bytes,
+        host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
     )
 
 

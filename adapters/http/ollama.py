@@ -18,6 +18,7 @@ from adapters.http.access_log import log_embed
 from adapters.http.errors import (
     BodyTooLarge,
     Crashed,
+    HostRefused,
     HttpError,
     MalformedBody,
     MethodNotAllowed,
@@ -28,6 +29,7 @@ from adapters.http.errors import (
     Unauthorized,
     from_http_exception,
     headers_of,
+    public,
     status_of,
 )
 from adapters.http.go_duration import parse_go_duration
@@ -182,6 +184,7 @@ class ErrorBody(Struct, kw_only=True):
 
 def ollama_body(err: HttpError, operation: Operation = "run") -> ErrorBody:  # noqa: PLR0911 - by case
     """The error as Ollama words it; its status is `status_of`'s."""
+    err = public(err)
     match err:
         case ModelNotFound(name=name) if operation == "look up" or not name.strip():
             return ErrorBody(error=f"model '{name}' not found")
@@ -213,6 +216,7 @@ def ollama_body(err: HttpError, operation: Operation = "run") -> ErrorBody:  # n
             | MalformedBody()
             | Unauthorized()
             | OriginRefused()
+            | HostRefused()
             | BodyTooLarge()
             | ShuttingDown()
             | NotReady()

@@ -16,6 +16,7 @@ from adapters.http.access_log import log_embed
 from adapters.http.errors import (
     BodyTooLarge,
     Crashed,
+    HostRefused,
     HttpError,
     MalformedBody,
     MethodNotAllowed,
@@ -26,6 +27,7 @@ from adapters.http.errors import (
     Unauthorized,
     from_http_exception,
     headers_of,
+    public,
     status_of,
 )
 from application.front_door import FrontDoor, ModelEntry
@@ -166,6 +168,7 @@ def _envelope(
 
 def openai_body(err: HttpError) -> ErrorBody:  # noqa: C901, PLR0911, PLR0912 - one case per error
     """The error in OpenAI's envelope; its status is `status_of`'s."""
+    err = public(err)
     match err:
         case ModelNotFound(name=name, reason=reason):
             detail = f": {reason}" if reason else ""
@@ -202,7 +205,9 @@ def openai_body(err: HttpError) -> ErrorBody:  # noqa: C901, PLR0911, PLR0912 - 
             return _envelope("We could not parse the JSON body of your request: the body is empty.")
         case MalformedBody(field=field):
             return _envelope(err.message, param=field)
-        case OriginRefused() | BodyTooLarge() | RouteNotFound() | MethodNotAllowed():
+        case (
+            OriginRefused() | HostRefused() | BodyTooLarge() | RouteNotFound() | MethodNotAllowed()
+        ):
             return _envelope(err.message)
         case ShuttingDown():
             return _envelope(err.message, "server_error", code="server_shutting_down")

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import ollama
@@ -233,6 +234,28 @@ def test_delete_of_a_model_an_installed_package_carries_is_refused(server: Serve
 
     assert response.status_code == 400
     assert "installed Python package" in response.json()["error"]
+
+
+def test_a_delete_from_a_rebound_domain_is_refused_and_the_model_stays(server: Server) -> None:
+    """The DNS-rebinding request of issue 13, as curl sends it (`curl -X DELETE -H 'Host:
+    evil.example:PORT' -H 'Origin: http://evil.example:PORT' URL/api/delete -d '{...}'`): a
+    403 in Ollama's envelope, and the model's folder is left as it was."""
+    pull_lines(server.url, {"model": "potion-base-2M"})
+    assert server.folder("potion-base-2M").is_dir()
+    rebound = f"evil.example:{urlsplit(server.url).port}"
+    headers = {
+        "Host": rebound,
+        "Origin": f"http://{rebound}",
+        "Content-Type": "application/x-www-form-urlencoded",  # what curl -d says it sends
+    }
+    body = b'{"model":"potion-base-2M"}'
+
+    response = httpx.request("DELETE", f"{server.url}/api/delete", content=body, headers=headers)
+
+    assert response.status_code == 403
+    assert "--allowed-hosts" in response.json()["error"]
+    assert (server.folder("potion-base-2M") / WEIGHTS).is_file()
+    assert tagged(server.url, "potion-base-2M")["size"] > 0
 
 
 # the console script

@@ -14,8 +14,11 @@ from litestar import Litestar
 
 from adapters.bootstrap import Settings, build_app
 
-BASE = "http://embedserve.test"
+# A name of this machine (*.localhost): an app that listens on a loopback address, as the server
+# does by default, answers to it and refuses other names (DNS rebinding).
+BASE = "http://embedserve.localhost"
 MAX_BODY = 16 << 20  # apps built by hand take the server's default body limit
+HOST = "127.0.0.1"  # and listen where the server does by default
 
 
 @pytest.fixture(scope="session")

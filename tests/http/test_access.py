@@ -17,9 +17,10 @@ from litestar.routes import HTTPRoute
 from adapters.bootstrap import Settings, build_app
 from adapters.cli import build_parser
 from adapters.cli.options import settings_from
-from adapters.http.access import OPEN_PATHS, cors_config
+from adapters.http.access import LOCAL_HOSTS, OPEN_PATHS, answered_hosts, cors_config
+from adapters.settings import SettingError
 
-BASE = "http://embedserve.test"
+BASE = "http://embedserve.localhost"  # answered on loopback, as conftest says
 KEYS = ("first-key-0123456789", "second-key-abcdefghij")
 ALLOWED = "https://app.example"
 LIMIT = 4096
@@ -244,12 +245,160 @@ async def test_a_request_from_another_origin_is_403_in_the_dialect(
     assert "--origins" in message
 
 
-async def test_a_page_served_by_the_server_itself_is_not_refused(
+async def test_an_origin_naming_the_host_is_refused_like_any_other(
     http: httpx.AsyncClient,
 ) -> None:
-    """An Origin naming the host the request was sent to is the same origin, not a cross one."""
+    """An Origin equal to the Host the request was sent to earns no trust: a page on a domain
+    rebound to this machine sends exactly that, and this server serves no pages of its own."""
     response = await http.get("/api/tags", headers={"Origin": BASE} | _bearer())
+    assert response.status_code == 403
+    assert "--origins" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "openai_envelope"), [("/api/embed", False), ("/v1/embeddings", True)]
+)
+async def test_a_preflight_from_another_origin_is_403_in_the_dialect(
+    http: httpx.AsyncClient, path: str, *, openai_envelope: bool
+) -> None:
+    """As Ollama answers a preflight it refuses: 403, in the caller's JSON envelope, saying
+    which setting allows the origin (Litestar alone answers a plain-text 400)."""
+    response = await http.options(
+        path, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    message = error["message"] if openai_envelope else error
+    assert "'https://evil.example'" in message
+    assert "--origins" in message
+
+
+# The Host a request names (DNS rebinding)
+
+REBOUND = "evil.example:11434"
+
+
+def _host_app(tmp_path: Path, host: str = "127.0.0.1", allowed: tuple[str, ...] = ()) -> Litestar:
+    settings = Settings(
+        home=tmp_path, offline=True, log_format="json", host=host, allowed_hosts=allowed
+    )
+    return build_app(settings)
+
+
+async def _get(app: Litestar, path: str, host: str, **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        return await client.get(path, headers={"Host": host} | headers)
+
+
+@pytest.mark.parametrize(("path", "openai_envelope"), [("/api/tags", False), ("/v1/models", True)])
+async def test_a_host_not_of_this_machine_is_403_in_the_dialect(
+    http: httpx.AsyncClient, path: str, *, openai_envelope: bool
+) -> None:
+    """On a loopback address a Host that is not this machine's is refused, key or not: what a
+    page on a domain rebound to 127.0.0.1 sends, as Ollama refuses it."""
+    response = await http.get(path, headers={"Host": REBOUND} | _bearer())
+    assert response.status_code == 403
+    error = response.json()["error"]
+    message = error["message"] if openai_envelope else error
+    assert REBOUND in message
+    assert "--allowed-hosts" in message
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "localhost:11434",
+        "LocalHost:8080",
+        "127.0.0.1:11434",
+        "127.0.0.2",
+        "[::1]:11434",
+        "embedserve.localhost:11434",
+    ],
+)
+async def test_this_machines_names_are_answered(http: httpx.AsyncClient, host: str) -> None:
+    """localhost, *.localhost and loopback addresses, with any port or none."""
+    response = await http.get("/api/tags", headers={"Host": host} | _bearer())
     assert response.status_code == 200
+
+
+async def test_a_probe_from_a_refused_host_is_refused_too(http: httpx.AsyncClient) -> None:
+    """The Host is checked before anything answers: open routes, unknown ones and preflights
+    from an allowed origin alike."""
+    assert (await http.get("/health", headers={"Host": REBOUND})).status_code == 403
+    assert (await http.get("/no/such/route", headers={"Host": REBOUND})).status_code == 403
+    preflight = await http.options(
+        "/api/embed",
+        headers={
+            "Host": REBOUND,
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
+    assert preflight.status_code == 403
+
+
+async def test_allowed_hosts_adds_names_with_wildcards(tmp_path: Path) -> None:
+    """--allowed-hosts adds names, `*` a wildcard, with any port; others are still refused."""
+    app = _host_app(tmp_path, allowed=("*.example.internal", "box.lan"))
+    assert (await _get(app, "/api/tags", "box.lan:11434")).status_code == 200
+    assert (await _get(app, "/api/tags", "a.b.example.internal")).status_code == 200
+    assert (await _get(app, "/api/tags", "example.internal.evil.example")).status_code == 403
+    assert (await _get(app, "/api/tags", REBOUND)).status_code == 403
+
+
+async def test_a_lone_star_in_allowed_hosts_answers_any_host(tmp_path: Path) -> None:
+    """`--allowed-hosts '*'` turns the check off, for a server behind a proxy that sets Host."""
+    app = _host_app(tmp_path, allowed=("*",))
+    assert (await _get(app, "/api/tags", REBOUND)).status_code == 200
+
+
+@pytest.mark.parametrize("bound", ["0.0.0.0", "::", "192.168.1.20"])  # noqa: S104 - bound in name
+async def test_any_host_is_answered_off_loopback(tmp_path: Path, bound: str) -> None:
+    """Listening on all addresses or a LAN one, any Host is answered, as Ollama does: whoever
+    can reach the server there can call it by its address anyway."""
+    app = _host_app(tmp_path, host=bound)
+    assert (await _get(app, "/api/tags", REBOUND)).status_code == 200
+
+
+async def test_the_address_listened_on_is_answered(tmp_path: Path) -> None:
+    """--host names a loopback address by another spelling: that spelling is answered too."""
+    app = _host_app(tmp_path, host="127.0.0.1")
+    assert (await _get(app, "/api/tags", "127.0.0.1")).status_code == 200
+    app = _host_app(tmp_path, host="::1")
+    assert (await _get(app, "/api/tags", "[::1]:11434")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("bound", "extra", "expected"),
+    [
+        ("127.0.0.1", (), (*LOCAL_HOSTS, "127.0.0.1")),
+        ("::1", ("Box.LAN",), (*LOCAL_HOSTS, "[::1]", "box.lan")),
+        ("localhost", (), (*LOCAL_HOSTS, "localhost")),
+        ("0.0.0.0", ("box.lan",), None),  # noqa: S104 - an address listened on, in a table
+        ("10.1.2.3", (), None),
+        ("127.0.0.1", ("*",), None),
+    ],
+)
+def test_the_hosts_answered_follow_the_address_listened_on(
+    bound: str, extra: tuple[str, ...], expected: tuple[str, ...] | None
+) -> None:
+    """Loopback: this machine's names, the address and the extra ones; elsewhere: any."""
+    assert answered_hosts(bound, extra) == expected
+
+
+def test_cli_reads_allowed_hosts_repeated_and_from_the_variable() -> None:
+    """--allowed-hosts repeats; EMBEDSERVE_ALLOWED_HOSTS is comma-separated; a URL is refused."""
+    args = build_parser().parse_args(
+        ["serve", "--allowed-hosts", "box.lan", "--allowed-hosts", "*.example.internal"]
+    )
+    assert settings_from(args, {}).allowed_hosts == ("box.lan", "*.example.internal")
+    plain = build_parser().parse_args(["serve"])
+    environ = {"EMBEDSERVE_ALLOWED_HOSTS": "a.lan, B.lan"}
+    assert settings_from(plain, environ).allowed_hosts == ("a.lan", "b.lan")
+    with pytest.raises(SettingError, match="not a host name"):
+        settings_from(plain, {"EMBEDSERVE_ALLOWED_HOSTS": "http://a.lan/"})
 
 
 def test_origins_take_wildcards_and_a_lone_star() -> None:

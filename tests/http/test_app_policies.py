@@ -25,7 +25,7 @@ from application.model_admin import ModelAdmin
 from domain.ops import Array, IdArray
 from domain.requests import Truncation
 from tests.fakes import FakeDownloads, FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
-from tests.http.conftest import BASE, MAX_BODY
+from tests.http.conftest import BASE, HOST, MAX_BODY
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -70,6 +70,7 @@ def crashing_app(tmp_path: Path) -> Litestar:
         version="0",
         truncate=Truncation.CUT,
         max_body_bytes=MAX_BODY,
+        host=HOST,
     )
 
 
@@ -206,6 +207,7 @@ async def test_a_full_queue_is_a_503_with_retry_after_in_the_dialect(
         version="0",
         truncate=Truncation.CUT,
         max_body_bytes=MAX_BODY,
+        host=HOST,
     )
     async for client in _client(app):
         body = {"model": "all-minilm", "input": ["a", "b"]}

@@ -26,7 +26,7 @@ from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
 from domain.requests import Truncation
 from tests.fakes import FakeDownloads, FakeEngine, FakeStore, fake_tokenizer_loader
-from tests.http.conftest import BASE, MAX_BODY
+from tests.http.conftest import BASE, HOST, MAX_BODY
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_NAME = "all-MiniLM-L6-v2:latest"
@@ -69,7 +69,12 @@ def _fake_app(tmp_path: Path, preload: tuple[str, ...] = ()) -> Litestar:
         preload=specs,
     )
     return create_app(
-        door, version="0", metrics=metrics, truncate=Truncation.CUT, max_body_bytes=MAX_BODY
+        door,
+        version="0",
+        metrics=metrics,
+        truncate=Truncation.CUT,
+        max_body_bytes=MAX_BODY,
+        host=HOST,
     )
 
 

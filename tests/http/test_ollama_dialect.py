@@ -22,7 +22,7 @@ from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
 from domain.requests import Truncation
 from tests.fakes import FakeDownloads, FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
-from tests.http.conftest import BASE, MAX_BODY
+from tests.http.conftest import BASE, HOST, MAX_BODY
 
 MODEL = "all-minilm"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -279,7 +279,9 @@ def _app_on(encoder: FakeEncoder, folder: Path) -> Litestar:
     admin = ModelAdmin(catalogue, FakeDownloads(folder / "hub"), [], registry)
     service = EmbeddingService(catalogue, registry, None)
     door = FrontDoor(catalogue, registry, service, admin, Inventory(store))
-    return create_app(door, version="0", truncate=Truncation.CUT, max_body_bytes=MAX_BODY)
+    return create_app(
+        door, version="0", truncate=Truncation.CUT, max_body_bytes=MAX_BODY, host=HOST
+    )
 
 
 async def test_version_answers_while_a_big_batch_is_embedded(tmp_path: Path) -> None:

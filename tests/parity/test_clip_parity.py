@@ -293,8 +293,12 @@ def _expected(folder: Path) -> tuple[list[str], np.ndarray]:
 async def test_openai_api_embeds_texts_and_images_together(served: tuple[Path, Any]) -> None:
     folder, app = served
     items, expected = _expected(folder)
-    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t/v1")
-    async with openai.AsyncOpenAI(api_key="x", base_url="http://t/v1", http_client=http) as client:
+    http = httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://localhost/v1"
+    )
+    async with openai.AsyncOpenAI(
+        api_key="x", base_url="http://localhost/v1", http_client=http
+    ) as client:
         floats = await client.embeddings.create(model=SPEC.name, input=items)
         packed = await client.embeddings.create(
             model=SPEC.name, input=items, encoding_format="base64"
@@ -309,7 +313,7 @@ async def test_openai_api_embeds_texts_and_images_together(served: tuple[Path, A
 async def test_ollama_api_embeds_texts_and_images_together(served: tuple[Path, Any]) -> None:
     folder, app = served
     items, expected = _expected(folder)
-    client = ollama.AsyncClient(host="http://t", transport=httpx.ASGITransport(app=app))
+    client = ollama.AsyncClient(host="http://localhost", transport=httpx.ASGITransport(app=app))
     result = await client.embed(model=SPEC.name, input=items)
     normalised = expected / np.linalg.norm(expected, axis=1, keepdims=True)
     assert_close(np.array(result.embeddings, dtype=np.float32), normalised)
@@ -319,7 +323,7 @@ async def test_an_undecodable_image_is_a_400_in_both_dialects(served: tuple[Path
     _, app = served
     bad = data_url(b"GIF89a but not really")
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
     ) as http:
         v1 = await http.post("/v1/embeddings", json={"model": SPEC.name, "input": ["x", bad]})
         api = await http.post("/api/embed", json={"model": SPEC.name, "input": ["x", bad]})
