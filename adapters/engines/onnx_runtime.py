@@ -57,6 +57,14 @@ class OnnxRuntimeEngine:
         self._threads = threads
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        return self._load(spec, folder, fresh=False)
+
+    def rebuild(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        """As `load`, with the graphs recorded again from the weights (application.engine_choice
+        asks when a cached graph fails the parity gate)."""
+        return self._load(spec, folder, fresh=True)
+
+    def _load(self, spec: ModelSpec, folder: Path, *, fresh: bool) -> Encoder | ModelUnavailable:
         missing = [p for p in self._providers if p not in ort.get_available_providers()]
         if missing:
             return ModelUnavailable(
@@ -72,6 +80,7 @@ class OnnxRuntimeEngine:
                 attention=_ATTENTION,
                 compile_graph=self._session,
                 unreadable=_UNREADABLE,
+                fresh=fresh,
             )
             fallen_back = [p for p in self._providers if p not in graphs.text.get_providers()]
             if fallen_back:  # e.g. CUDA listed, but its libraries failed to load

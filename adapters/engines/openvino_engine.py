@@ -63,6 +63,14 @@ class OpenVinoEngine:
         return "openvino" if self._precision == "fp32" else f"openvino-{self._precision}"
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        return self._load(spec, folder, fresh=False)
+
+    def rebuild(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        """As `load`, with the graphs recorded again from the weights (application.engine_choice
+        asks when a cached graph fails the parity gate)."""
+        return self._load(spec, folder, fresh=True)
+
+    def _load(self, spec: ModelSpec, folder: Path, *, fresh: bool) -> Encoder | ModelUnavailable:
         refused = self._refusal()
         if refused is not None:
             return ModelUnavailable(spec.qualified_name, refused)
@@ -74,6 +82,7 @@ class OpenVinoEngine:
                 attention=_ATTENTION,
                 compile_graph=self._compile,
                 unreadable=_UNREADABLE,
+                fresh=fresh,
             )
             return graph_encoder(folder, graphs, _runner, _width(graphs.text))
         except (OSError, ValueError, KeyError, TypeError, SafetensorError, RuntimeError) as exc:
