@@ -7,11 +7,11 @@ this engine, never silently replaced by another.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort  # type: ignore[import-untyped]  # no stubs, no py.typed
 from safetensors import SafetensorError
 
 from adapters.engines.graph_cache import GraphCache
@@ -26,6 +26,12 @@ from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ops import Array
 from domain.ports import Encoder
+
+# ONNX Runtime (1.2x on Linux) writes a device id and a telemetry database under
+# ~/.cache/Microsoft/DeveloperTools when it is imported, unless this is set first: the server
+# writes only under --home. setdefault: whoever sets it themselves decides.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort  # type: ignore[import-untyped]
 
 __all__ = ["OnnxRuntimeEngine"]
 

@@ -9,13 +9,13 @@ One stream with a latency hint: the server runs one forward pass at a time (docs
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import openvino as ov  # type: ignore[import-untyped]  # no stubs, no py.typed
 from safetensors import SafetensorError
 
 from adapters.engines.graph_cache import GraphCache
@@ -30,6 +30,15 @@ from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ops import Array
 from domain.ports import Encoder
+
+# `import openvino` imports its model converter (openvino.tools.ovc) if it can, and the
+# converter's import starts OpenVINO's telemetry: it writes ~/intel/openvino_ga_cid and
+# ~/intel/stats, and sends an "import" event. The server only reads ONNX files, which the
+# runtime does without the converter, and writes only under --home: the converter is kept out
+# (openvino/__init__.py skips it on ImportError, which a None in sys.modules raises).
+if "openvino.tools.ovc" not in sys.modules:
+    sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]  # a blocked import
+import openvino as ov  # type: ignore[import-untyped]
 
 __all__ = ["OpenVinoEngine", "Precision"]
 
