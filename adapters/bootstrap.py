@@ -10,6 +10,7 @@ from litestar import Litestar
 
 from adapters.engines.engine_memory import JsonChoiceMemory
 from adapters.engines.numpy_ref import NumpyEngine
+from adapters.engines.partial_writes import sweep_stale
 from adapters.engines.probe_answers import NpyProbeAnswers
 from adapters.families import GRAPH_FAMILIES
 from adapters.http.app import create_app
@@ -112,6 +113,7 @@ def build_front_door(settings: Settings, metrics: Metrics | None = None) -> Fron
 def _engines(settings: Settings) -> EngineSelector:
     """The numpy reference and the fast engines, each imported only when first used."""
     cache = settings.home / "Embeddings" / ".graphs"
+    sweep_stale(cache)  # what writers killed mid-write left behind
     threads = settings.threads
 
     def onnxruntime() -> InferenceEngine:

@@ -11,6 +11,12 @@ The reference's answer to the probe may be remembered too (ProbeAnswers, keyed b
 files and the reference's code): a later load with a remembered engine then neither loads the
 model on the reference nor runs it, which is most of a warm start's time and memory. The gate
 itself still runs at every load, against that answer.
+
+What comes from disk can be readable and still wrong (a cached graph or a remembered answer
+edited, or from a bug since fixed). So a gate that fails is tried again on fresh ones: the
+reference runs again if its answer was remembered, and an engine that caches what it builds
+(`Rebuilds`) builds it again from the model's files. Only a fresh failure rules the engine out,
+with a warning: its choice is remembered, and a remembered slow engine costs for good.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import structlog
@@ -40,6 +46,7 @@ __all__ = [
     "ParityCheck",
     "Precision",
     "ProbeAnswers",
+    "Rebuilds",
     "Tolerance",
     "parity_of",
 ]
@@ -144,6 +151,16 @@ class ProbeAnswers(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
+class Rebuilds(Protocol):
+    """An engine that keeps what it builds from a model's files (a recorded graph) across
+    loads, and can build it again from the files alone."""
+
+    def rebuild(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        """As `load`, trusting nothing kept by an earlier process: built again and kept."""
+        ...
+
+
 def parity_of(ours: Array, reference: Array) -> tuple[float, float]:
     """(max abs diff scaled by max(1, max |reference|), min cosine), rows compared pairwise."""
     scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
@@ -197,6 +214,7 @@ class _Trial:
         self._answers = answers
         self._reference: Encoder | ModelUnavailable | None = None
         self._expected: Array | None = None
+        self.recalled = False  # the expected answer came from disk, not from the reference now
 
     def reference(self) -> Encoder | ModelUnavailable:
         if self._reference is None:
@@ -206,14 +224,18 @@ class _Trial:
     def expected(self) -> Array | ModelUnavailable:
         if self._expected is None and self._answers is not None:
             self._expected = self._answers.recall(self.folder, self.probe)
-        if self._expected is None:
-            reference = self.reference()
-            if isinstance(reference, ModelUnavailable):
-                return reference
-            # the reference's run is the yardstick, and warms it up for its own timing
-            self._expected = _run(reference, self.probe)
-            if self._answers is not None:
-                self._answers.remember(self.folder, self.probe, self._expected)
+            self.recalled = self._expected is not None
+        return self._expected if self._expected is not None else self.fresh_expected()
+
+    def fresh_expected(self) -> Array | ModelUnavailable:
+        """The reference's answer computed now, and kept (replacing a remembered one)."""
+        reference = self.reference()
+        if isinstance(reference, ModelUnavailable):
+            return reference
+        # the reference's run is the yardstick, and warms it up for its own timing
+        self._expected, self.recalled = _run(reference, self.probe), False
+        if self._answers is not None:
+            self._answers.remember(self.folder, self.probe, self._expected)
         return self._expected
 
 
@@ -349,17 +371,20 @@ class EngineSelector:
         expected = trial.expected()
         if isinstance(expected, ModelUnavailable):
             return expected
-        loaded = self._load(candidate, trial.spec, trial.folder)
+        engine = self._make(candidate, trial.spec)
+        if isinstance(engine, ModelUnavailable):
+            _log_unavailable(candidate, trial, engine)
+            return None
+        loaded = engine.load(trial.spec, trial.folder)
         if isinstance(loaded, ModelUnavailable):
-            log.info(
-                "engine_unavailable",
-                model=trial.spec.qualified_name,
-                engine=candidate.name,
-                precision=candidate.precision,
-                reason=loaded.reason,
-            )
+            _log_unavailable(candidate, trial, loaded)
             return None
         check = self._gate(candidate, loaded, trial, expected, timed=timed)
+        if not check.passed:
+            again = self._gate_afresh(candidate, engine, loaded, trial, check, timed=timed)
+            if isinstance(again, ModelUnavailable):
+                return again
+            loaded, check = again
         trial.checks.append(check)
         log.info(
             "engine_parity",
@@ -371,11 +396,49 @@ class EngineSelector:
             passed=check.passed,
             texts_per_s=check.texts_per_s,
         )
+        if not check.passed:
+            log.warning(
+                "engine_failed_parity",
+                model=trial.spec.qualified_name,
+                engine=check.engine,
+                precision=check.precision,
+                max_abs_diff=check.max_abs_diff,
+                min_cosine=check.min_cosine,
+                reason="its vectors drift from the reference engine's: not used for this model",
+            )
         return _Contender(candidate.name, candidate.precision, loaded, check)
 
-    def _load(
-        self, candidate: Candidate, spec: ModelSpec, folder: Path
-    ) -> Encoder | ModelUnavailable:
+    def _gate_afresh(  # noqa: PLR0913 - the failed gate's parts, and whether to time
+        self,
+        candidate: Candidate,
+        engine: InferenceEngine,
+        encoder: Encoder,
+        trial: _Trial,
+        failed: ParityCheck,
+        *,
+        timed: bool,
+    ) -> tuple[Encoder, ParityCheck] | ModelUnavailable:
+        """A failed gate tried again on fresh ones of what came from disk: the reference's
+        answer, then the engine's cached build. The last gate run is the verdict."""
+        check = failed
+        if trial.recalled:
+            log.info(
+                "probe_answer_recomputed", model=trial.spec.qualified_name, engine=check.engine
+            )
+            expected = trial.fresh_expected()
+            if isinstance(expected, ModelUnavailable):
+                return expected
+            check = self._gate(candidate, encoder, trial, expected, timed=timed)
+        if not check.passed and isinstance(engine, Rebuilds):
+            log.info("engine_rebuilt", model=trial.spec.qualified_name, engine=check.engine)
+            rebuilt = engine.rebuild(trial.spec, trial.folder)
+            expected = trial.expected()
+            if isinstance(rebuilt, ModelUnavailable) or isinstance(expected, ModelUnavailable):
+                return encoder, check  # nothing fresh to gate: the failed gate stands
+            encoder, check = rebuilt, self._gate(candidate, rebuilt, trial, expected, timed=timed)
+        return encoder, check
+
+    def _make(self, candidate: Candidate, spec: ModelSpec) -> InferenceEngine | ModelUnavailable:
         made = f"{candidate.name}|{candidate.precision}"
         engine = self._made.get(made)
         if engine is None:
@@ -384,7 +447,7 @@ class EngineSelector:
             except (ImportError, OSError, RuntimeError) as exc:  # a runtime missing or broken
                 return ModelUnavailable(spec.qualified_name, f"{candidate.name}: {exc}")
             self._made[made] = engine
-        return engine.load(spec, folder)
+        return engine
 
     def _gate(
         self, candidate: Candidate, encoder: Encoder, trial: _Trial, expected: Array, *, timed: bool
@@ -396,6 +459,16 @@ class EngineSelector:
         )
         speed = self._speed_of(encoder, trial.probe) if passed and timed else None
         return ParityCheck(candidate.name, candidate.precision, diff, cosine, passed, speed)
+
+
+def _log_unavailable(candidate: Candidate, trial: _Trial, why: ModelUnavailable) -> None:
+    log.info(
+        "engine_unavailable",
+        model=trial.spec.qualified_name,
+        engine=candidate.name,
+        precision=candidate.precision,
+        reason=why.reason,
+    )
 
 
 def _in_order(candidates: list[Candidate], precision: Precision) -> list[Candidate]:

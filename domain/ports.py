@@ -48,7 +48,8 @@ class FolderFacts:
     size: int  # bytes on disk
     modified: datetime
     digest: str  # sha256 of the weights file: the same weights, the same digest
-    parameters: int
+    parameters: int  # 0 where the weights cannot be read
+    damaged: str | None = None  # why the weights cannot be read; None: they can
 
 
 class ModelFacts(Protocol):

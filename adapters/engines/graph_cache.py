@@ -21,6 +21,7 @@ from typing import TypeVar
 import onnx
 
 from adapters.engines.onnx_graph import initializer_bytes
+from adapters.engines.partial_writes import PREFIX
 
 __all__ = ["PROTOBUF_LIMIT", "GraphCache", "GraphKey"]
 
@@ -28,7 +29,6 @@ R = TypeVar("R")
 
 # protobuf refuses messages past 2 GiB: larger graphs keep their weights in a file beside them
 PROTOBUF_LIMIT = 2**31 - 2**24  # with room for the nodes themselves
-_TEMP_PREFIX = ".partial-"
 
 
 class GraphKey:
@@ -66,21 +66,29 @@ class GraphCache:
     def __init__(self, root: Path, *, inline_limit: int = PROTOBUF_LIMIT) -> None:
         self._root = root
         self._inline_limit = inline_limit  # weights past this many bytes go to a .data file
+        # graphs this instance recorded, by file identity: fresh, whatever an earlier process left
+        self._recorded: dict[Path, tuple[int, int, int]] = {}
 
     def path(self, key: GraphKey, kind: str) -> Path:
         return self._root / f"{key.digest}-{kind}.onnx"
 
-    def open(
+    def open(  # noqa: PLR0913 - the graph's name, its two hooks, and trust in the cache
         self,
         key: GraphKey,
         kind: str,
         build: Callable[[], onnx.ModelProto],
         read: Callable[[Path], R],
         unreadable: tuple[type[Exception], ...],
+        *,
+        fresh: bool = False,
     ) -> R:
-        """`read` the cached graph, recording (and writing) it first if absent or unreadable."""
+        """`read` the cached graph, recording (and writing) it first if absent or unreadable.
+
+        `fresh`: trust only a graph this instance recorded itself; any other is recorded again
+        from the weights (a cached graph can be readable and still wrong).
+        """
         path = self.path(key, kind)
-        if path.is_file():
+        if path.is_file() and (not fresh or self._recorded.get(path) == _identity(path)):
             try:
                 return read(path)
             except unreadable:
@@ -91,7 +99,7 @@ class GraphCache:
     def write(self, path: Path, model: onnx.ModelProto) -> None:
         """Write atomically: into a temporary folder beside `path`, then renamed into place."""
         self._root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=self._root))
+        staging = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self._root))
         try:
             staged = staging / path.name
             data = path.with_name(path.name + ".data")
@@ -111,8 +119,14 @@ class GraphCache:
                 onnx.save_model(model, staged)
             _durable(staged)
             staged.replace(path)
+            self._recorded[path] = _identity(path)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _durable(path: Path) -> None:

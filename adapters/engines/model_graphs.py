@@ -93,7 +93,7 @@ def graph_encoder(
     return GraphEncoder(dimensions, runner(graphs.text), images)
 
 
-def load_graphs(  # noqa: PLR0913 - the cache, and the runtime's two hooks
+def load_graphs(  # noqa: PLR0913 - the cache, the runtime's two hooks, and trust in the cache
     spec: ModelSpec,
     folder: Path,
     cache: GraphCache,
@@ -101,8 +101,10 @@ def load_graphs(  # noqa: PLR0913 - the cache, and the runtime's two hooks
     attention: AttentionKind,
     compile_graph: Callable[[Path], C],
     unreadable: tuple[type[Exception], ...],
+    fresh: bool = False,
 ) -> LoadedGraphs[C]:
-    """The model's graphs, compiled; recorded from the folder first where the cache lacks them.
+    """The model's graphs, compiled; recorded from the folder first where the cache lacks them
+    (or, `fresh`, where this process did not record them itself).
 
     Raises what reading a bad folder raises (OSError, ValueError, KeyError, ...); the engines
     turn those into ModelUnavailable.
@@ -116,13 +118,13 @@ def load_graphs(  # noqa: PLR0913 - the cache, and the runtime's two hooks
         raise ValueError(msg)
     key = _key(spec, folder, attention)
     recorder = _Recorder(spec, folder, attention)
-    text = cache.open(key, "text", recorder.text, compile_graph, unreadable)
+    text = cache.open(key, "text", recorder.text, compile_graph, unreadable, fresh=fresh)
     if FAMILIES[spec.family].image_forward is None:
         return LoadedGraphs(text, None, None)
     clip = ClipConfig.from_json(read_json(folder / "config.json"))
     if not _has_vision_tower(weights):
         return LoadedGraphs(text, None, clip)
-    vision = cache.open(key, "vision", recorder.vision, compile_graph, unreadable)
+    vision = cache.open(key, "vision", recorder.vision, compile_graph, unreadable, fresh=fresh)
     return LoadedGraphs(text, vision, clip)
 
 

@@ -7,11 +7,11 @@ this engine, never silently replaced by another.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort  # type: ignore[import-untyped]  # no stubs, no py.typed
 from safetensors import SafetensorError
 
 from adapters.engines.graph_cache import GraphCache
@@ -26,6 +26,12 @@ from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ops import Array
 from domain.ports import Encoder
+
+# ONNX Runtime (1.2x on Linux) writes a device id and a telemetry database under
+# ~/.cache/Microsoft/DeveloperTools when it is imported, unless this is set first: the server
+# writes only under --home. setdefault: whoever sets it themselves decides.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort  # type: ignore[import-untyped]
 
 __all__ = ["OnnxRuntimeEngine"]
 
@@ -57,6 +63,14 @@ class OnnxRuntimeEngine:
         self._threads = threads
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        return self._load(spec, folder, fresh=False)
+
+    def rebuild(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        """As `load`, with the graphs recorded again from the weights (application.engine_choice
+        asks when a cached graph fails the parity gate)."""
+        return self._load(spec, folder, fresh=True)
+
+    def _load(self, spec: ModelSpec, folder: Path, *, fresh: bool) -> Encoder | ModelUnavailable:
         missing = [p for p in self._providers if p not in ort.get_available_providers()]
         if missing:
             return ModelUnavailable(
@@ -72,6 +86,7 @@ class OnnxRuntimeEngine:
                 attention=_ATTENTION,
                 compile_graph=self._session,
                 unreadable=_UNREADABLE,
+                fresh=fresh,
             )
             fallen_back = [p for p in self._providers if p not in graphs.text.get_providers()]
             if fallen_back:  # e.g. CUDA listed, but its libraries failed to load

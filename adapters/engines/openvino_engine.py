@@ -9,13 +9,13 @@ One stream with a latency hint: the server runs one forward pass at a time (docs
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import openvino as ov  # type: ignore[import-untyped]  # no stubs, no py.typed
 from safetensors import SafetensorError
 
 from adapters.engines.graph_cache import GraphCache
@@ -30,6 +30,15 @@ from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ops import Array
 from domain.ports import Encoder
+
+# `import openvino` imports its model converter (openvino.tools.ovc) if it can, and the
+# converter's import starts OpenVINO's telemetry: it writes ~/intel/openvino_ga_cid and
+# ~/intel/stats, and sends an "import" event. The server only reads ONNX files, which the
+# runtime does without the converter, and writes only under --home: the converter is kept out
+# (openvino/__init__.py skips it on ImportError, which a None in sys.modules raises).
+if "openvino.tools.ovc" not in sys.modules:
+    sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]  # a blocked import
+import openvino as ov  # type: ignore[import-untyped]
 
 __all__ = ["OpenVinoEngine", "Precision"]
 
@@ -63,6 +72,14 @@ class OpenVinoEngine:
         return "openvino" if self._precision == "fp32" else f"openvino-{self._precision}"
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        return self._load(spec, folder, fresh=False)
+
+    def rebuild(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        """As `load`, with the graphs recorded again from the weights (application.engine_choice
+        asks when a cached graph fails the parity gate)."""
+        return self._load(spec, folder, fresh=True)
+
+    def _load(self, spec: ModelSpec, folder: Path, *, fresh: bool) -> Encoder | ModelUnavailable:
         refused = self._refusal()
         if refused is not None:
             return ModelUnavailable(spec.qualified_name, refused)
@@ -74,6 +91,7 @@ class OpenVinoEngine:
                 attention=_ATTENTION,
                 compile_graph=self._compile,
                 unreadable=_UNREADABLE,
+                fresh=fresh,
             )
             return graph_encoder(folder, graphs, _runner, _width(graphs.text))
         except (OSError, ValueError, KeyError, TypeError, SafetensorError, RuntimeError) as exc:

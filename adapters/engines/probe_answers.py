@@ -23,6 +23,7 @@ import adapters.families
 import adapters.weights.model_folder
 import adapters.weights.torch_checkpoint
 import domain
+from adapters.engines.partial_writes import PREFIX
 from domain.ops import Array, IdArray
 
 __all__ = ["NpyProbeAnswers"]
@@ -84,7 +85,7 @@ class NpyProbeAnswers:
         with contextlib.suppress(OSError):  # a read-only home only costs the next load time
             self._root.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(
-                dir=self._root, prefix=".partial-", suffix=".npy", delete=False
+                dir=self._root, prefix=PREFIX, suffix=".npy", delete=False
             ) as tmp:
                 np.save(tmp, np.ascontiguousarray(answer, dtype=np.float32))
             Path(tmp.name).replace(path)

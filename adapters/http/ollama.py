@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from adapters.http.access_log import log_embed
 from adapters.http.errors import (
@@ -126,6 +126,7 @@ class ModelDetails(Struct):
     embedding_length: int = 0
     context_length: int | None = None  # None: no limit (word vectors)
     inputs: list[str] = []
+    damaged: str | UnsetType = UNSET  # why its weights on disk cannot be read; absent: they can
 
 
 class ListedModel(Struct):
@@ -286,6 +287,7 @@ def _details(spec: ModelSpec, facts: FolderFacts | None) -> ModelDetails:
         embedding_length=spec.dimensions,
         context_length=spec.max_tokens,
         inputs=list(spec.input_kinds),
+        damaged=UNSET if facts is None or facts.damaged is None else facts.damaged,
     )
 
 

@@ -10,7 +10,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from adapters.http.access_log import log_embed
 from adapters.http.errors import (
@@ -130,6 +130,7 @@ class Model(Struct):
     max_tokens: int | None  # None: no limit (word vectors)
     inputs: list[str]  # "text", and "image" where a data URL item is embedded as an image
     engine: EngineInfo | None = None  # while the model is loaded
+    damaged: str | UnsetType = UNSET  # why its weights on disk cannot be read; absent: they can
     object: Literal["model"] = "model"
 
 
@@ -292,6 +293,7 @@ def _model(entry: ModelEntry, alias: str | None = None) -> Model:
         max_tokens=spec.max_tokens,
         inputs=list(spec.input_kinds),
         engine=_engine_info(entry),
+        damaged=UNSET if entry.disk is None or entry.disk.damaged is None else entry.disk.damaged,
     )
 
 

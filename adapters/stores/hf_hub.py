@@ -126,6 +126,8 @@ class HubStore:
             if folder is None:
                 return False
             doomed = self._root / _PARTIAL / f"removing-{uuid.uuid4().hex}"
+            # a folder copied in by hand has no download behind it, so no .partial yet
+            doomed.parent.mkdir(parents=True, exist_ok=True)
             folder.rename(doomed)
             shutil.rmtree(doomed, ignore_errors=True)
             for parent in folder.parents:  # the org folder, once its last model is gone

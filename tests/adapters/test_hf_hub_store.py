@@ -500,3 +500,16 @@ def test_remove_deletes_the_model_folder(store: HubStore, root: Path) -> None:
     assert store.locate(SPEC) is None
     assert not (root / "org").exists()
     assert store.remove(SPEC) is False
+
+
+def test_remove_deletes_a_folder_copied_in_by_hand(root: Path) -> None:
+    """A model folder put there by hand, with no download ever made (so no .partial), removes."""
+    folder = root / REPO
+    for name, data in NEEDED.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    store = HubStore(root, endpoint=unreachable_url())
+
+    assert store.remove(SPEC) is True
+    assert not folder.exists()
+    assert not (root / "org").exists()

@@ -30,9 +30,11 @@ import numpy as np
 import pytest
 
 from adapters.engines.numpy_ref import NumpyEngine
+from adapters.families import GRAPH_FAMILIES
 from adapters.tokenizers.by_family import load_tokenizer
 from application.batching import pad
 from application.catalogue import CATALOGUE
+from application.engine_choice import Candidate, EngineSelector, Rebuilds
 from domain.errors import ModelUnavailable
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import minilm_folder, write_bert_model
@@ -370,6 +372,69 @@ def test_a_truncated_cached_graph_is_recorded_again(
         f.truncate(size // 2)
     _embeds_like_numpy(loaded(make_engine(graph_engine, cache), spec, small_bert), small_bert)
     assert graph.stat().st_size == size
+
+
+def _perturb_graph(graph: Path) -> None:
+    """The cached graph's largest weight scaled in place: a readable graph that is wrong."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(graph))
+    largest = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    scaled = numpy_helper.to_array(largest) * np.float32(1.5)
+    largest.CopyFrom(numpy_helper.from_array(scaled, largest.name))
+    onnx.save(model, str(graph))
+
+
+def _selector_for(graph_engine: str, cache: Path) -> EngineSelector:
+    engine = make_engine(graph_engine, cache)
+    candidate = Candidate(graph_engine, "fp32", GRAPH_FAMILIES, lambda: engine)
+    return EngineSelector(NumpyEngine(), [candidate], forced=graph_engine)
+
+
+def test_a_cached_graph_that_fails_the_gate_is_recorded_again_and_kept(
+    graph_engine: str, small_bert: Path, tmp_path: Path
+) -> None:
+    """A cached graph whose weights were altered loads, fails the parity gate, is recorded again
+    from the model's weights, and the engine passes and runs the model; the cache is repaired."""
+    cache, spec = tmp_path / "cache", CASES[1].spec
+    loaded(make_engine(graph_engine, cache), spec, small_bert)
+    [graph] = _graph_files(cache)
+    _perturb_graph(graph)
+    tokenizer = load_tokenizer(spec, small_bert)
+    assert not isinstance(tokenizer, ModelUnavailable)
+
+    chosen = _selector_for(graph_engine, cache).choose(spec, small_bert, tokenizer)
+
+    assert not isinstance(chosen, ModelUnavailable), chosen
+    assert chosen.engine == graph_engine
+    assert chosen.parity is not None
+    assert chosen.parity.passed
+    _embeds_like_numpy(chosen.encoder, small_bert)
+    _embeds_like_numpy(loaded(make_engine(graph_engine, cache), spec, small_bert), small_bert)
+
+
+def test_a_rebuild_records_again_only_what_another_process_cached(
+    graph_engine: str, small_bert: Path, tmp_path: Path
+) -> None:
+    """`rebuild` trusts a graph its own engine recorded, and records anew one found on disk."""
+    cache, spec = tmp_path / "cache", CASES[1].spec
+    engine = make_engine(graph_engine, cache)
+    assert isinstance(engine, Rebuilds)
+    loaded(engine, spec, small_bert)
+    [graph] = _graph_files(cache)
+    recorded = graph.stat()
+    assert not isinstance(engine.rebuild(spec, small_bert), ModelUnavailable)
+    assert (graph.stat().st_ino, graph.stat().st_mtime_ns) == (
+        recorded.st_ino,
+        recorded.st_mtime_ns,
+    )
+    other = make_engine(graph_engine, cache)
+    assert isinstance(other, Rebuilds)
+    rebuilt = other.rebuild(spec, small_bert)
+    assert not isinstance(rebuilt, ModelUnavailable)
+    _embeds_like_numpy(rebuilt, small_bert)
+    assert graph.stat().st_ino != recorded.st_ino
 
 
 def test_the_cache_holds_only_finished_graphs(graph_engine: str, tmp_path: Path) -> None:

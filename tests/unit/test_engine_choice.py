@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import structlog
+from structlog.testing import LogCapture
 
+import application.engine_choice
 from application.engine_choice import (
     AUTO,
     Candidate,
@@ -284,3 +288,89 @@ def test_a_reference_that_cannot_load_the_model_makes_it_unavailable(tmp_path: P
     (tmp_path / "broken").touch()
     chosen = _selector(_Engine("b", _Skewed(0, 300))).choose(SPEC, tmp_path, FakeTokenizer())
     assert isinstance(chosen, ModelUnavailable)
+
+
+class _Rebuilding(_Engine):
+    """Loads what it cached (`cached`); `rebuild` builds from the files (`fresh`) and keeps it."""
+
+    def __init__(self, name: str, cached: _Skewed, fresh: _Skewed) -> None:
+        super().__init__(name, cached)
+        self.fresh = fresh
+        self.rebuilds = 0
+
+    def rebuild(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        self.rebuilds += 1
+        self.encoder = self.fresh
+        return self.fresh
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
+    """The selector's log lines (its logger may be cached by an app built earlier)."""
+    capture = LogCapture()
+    monkeypatch.setattr(
+        application.engine_choice, "log", structlog.wrap_logger(None, processors=[capture])
+    )
+    return capture.entries
+
+
+def test_a_cached_build_that_fails_the_gate_is_rebuilt_and_kept(
+    logs: list[MutableMapping[str, Any]],
+) -> None:
+    """A fast engine failing its gate on what it cached builds again from the files, passes,
+    and is the one chosen and remembered: not the reference, for good."""
+    memory = _Memory()
+    fast = _Rebuilding("fast", cached=_Skewed(0.5, 300), fresh=_Skewed(0, 300))
+    engine, parity, considered = _choose(_selector(fast, memory=memory))
+    assert engine == "fast"
+    assert parity is not None
+    assert parity.passed
+    assert fast.rebuilds == 1
+    assert [(c.engine, c.passed) for c in considered] == [("fast", True)]
+    assert memory.choices == {"m:latest|fp32": "fast"}
+    assert not [e for e in logs if e["log_level"] == "warning"]
+
+
+def test_an_engine_that_passes_is_never_rebuilt() -> None:
+    fast = _Rebuilding("fast", cached=_Skewed(0, 300), fresh=_Skewed(0, 300))
+    assert _choose(_selector(fast))[0] == "fast"
+    assert fast.rebuilds == 0
+
+
+def test_a_build_that_fails_fresh_is_ruled_out_with_a_warning(
+    logs: list[MutableMapping[str, Any]],
+) -> None:
+    """Only a fresh build failing the gate rules the engine out, and that is a warning."""
+    memory = _Memory()
+    bad = _Rebuilding("bad", cached=_Skewed(0.5, 300), fresh=_Skewed(0.5, 300))
+    engine, _, considered = _choose(_selector(bad, memory=memory))
+    assert engine == "fake"
+    assert bad.rebuilds == 1
+    assert [(c.engine, c.passed) for c in considered] == [("bad", False)]
+    warned = [e for e in logs if e["log_level"] == "warning"]
+    assert [(e["event"], e["engine"]) for e in warned] == [("engine_failed_parity", "bad")]
+
+
+def test_a_forced_engine_failing_on_its_cached_build_is_rebuilt_and_used() -> None:
+    forced = _Rebuilding("forced", cached=_Skewed(0.5, 10), fresh=_Skewed(0, 10))
+    assert _choose(_selector(forced, forced="forced"))[0] == "forced"
+    assert forced.rebuilds == 1
+
+
+def test_a_wrong_remembered_answer_is_computed_again_and_the_engine_kept() -> None:
+    """A remembered reference answer that is readable but wrong fails an honest engine's gate:
+    the reference runs again, its answer replaces the wrong one, and the engine is kept."""
+    memory, answers = _Memory({"m:latest|fp32": "b"}), _Answers()
+    _choose(_selector(_Engine("b", _Skewed(0, 300)), memory=memory, answers=answers))
+    right = answers.kept[FOLDER].copy()
+    answers.kept[FOLDER] = right * np.float32(2) + np.float32(1)
+    warm = FakeEngine()
+    engine, parity, _ = _choose(
+        _selector(_Engine("b", _Skewed(0, 300)), memory=memory, answers=answers, reference=warm)
+    )
+    assert engine == "b"
+    assert parity is not None
+    assert parity.passed
+    assert warm.loads == [SPEC]
+    assert answers.kept[FOLDER].tobytes() == right.tobytes()
+    assert memory.choices == {"m:latest|fp32": "b"}
