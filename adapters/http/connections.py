@@ -89,6 +89,8 @@ class _GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             return
         state = self.conn.their_state
+        if state is not h11.SEND_BODY:
+            self._body_timer = _cancelled(self._body_timer)
         if state is h11.IDLE:  # waiting for a request (the keep-alive timer runs until a byte)
             # Back from an answer it is the newest, the last to be closed for room; a byte of
             # headers does not make it newer, or a trickle would never be closed.
@@ -96,11 +98,8 @@ class _GuardedH11Protocol(H11Protocol):
             return
         self._header_timer = _cancelled(self._header_timer)
         self.waiting.pop(self, None)
-        if state is h11.SEND_BODY:
-            if self._body_timer is None:
-                self._body_timer = self._arm(self.limits.body_timeout_s)
-        else:
-            self._body_timer = _cancelled(self._body_timer)
+        if state is h11.SEND_BODY and self._body_timer is None:
+            self._body_timer = self._arm(self.limits.body_timeout_s)
 
     def _make_room(self) -> bool:
         """Closes the oldest connection not serving a request; False if there is none."""

@@ -55,6 +55,15 @@ def _closed_by_server(conn: socket.socket) -> bool:
     return True
 
 
+def _ask_health(conn: socket.socket) -> None:
+    """One request on the connection, its answer read whole; the connection is kept alive."""
+    conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b'{"status":"ok"}'):
+        answer += conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
 @pytest.mark.parametrize(
     "sent",
     [b"", _REQUEST_LINE, _REQUEST_LINE + b"Content-Type: application/json"],
@@ -81,11 +90,15 @@ def test_a_body_shorter_than_its_content_length_is_dropped_after_the_body_timeou
 def test_an_idle_kept_alive_connection_is_closed_after_the_idle_timeout(url: str) -> None:
     """After its answer, a kept-alive connection that sends nothing more is closed."""
     with _connect(url) as conn:
-        conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        answer = b""
-        while not answer.endswith(b'{"status":"ok"}'):
-            answer += conn.recv(65536)
-        assert answer.startswith(b"HTTP/1.1 200")
+        _ask_health(conn)
+        assert _closed_by_server(conn)
+
+
+def test_a_second_request_that_stops_in_its_headers_is_closed_too(url: str) -> None:
+    """The header timeout also covers the requests after the first on a kept-alive connection."""
+    with _connect(url) as conn:
+        _ask_health(conn)
+        conn.sendall(_REQUEST_LINE)
         assert _closed_by_server(conn)
 
 
