@@ -622,9 +622,10 @@ class Settings:
             default="auto",
             parse=_connections,
             metavar="N",
-            meaning="connections open at once; auto: the process's descriptor limit less a "
-            "reserve for model files. At the cap a new connection closes the oldest one that "
-            "is idle or still sending its headers, or is itself closed if every one is busy",
+            meaning="connections open at once; auto: as many as the process's descriptor "
+            "limit leaves room for, past a reserve for model files and for connections being "
+            "accepted, and at most 10000. At the cap a new connection closes the oldest one "
+            "that is idle or still sending its headers, or is itself closed if every one is busy",
         )
     )
     # huggingface_hub's own variables, read as it reads them

@@ -31,10 +31,11 @@ def run(settings: Settings, parser: argparse.ArgumentParser) -> int:
         app = build_app(settings)
     except ValueError as exc:  # a setting refused at start (an alias, a preload): say which
         parser.error(str(exc))
+    budget = descriptor_budget()
     limits = ConnectionLimits(
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
-        max_connections=settings.max_connections or descriptor_budget(),
+        max_connections=settings.max_connections or budget.connections,
     )
     structlog.get_logger("embedserve").info(
         "server_starting",
@@ -54,9 +55,11 @@ def run(settings: Settings, parser: argparse.ArgumentParser) -> int:
         log_config=None,
         access_log=False,
         http=guarded_protocol(limits),
+        backlog=budget.backlog,  # how many asyncio accepts at a time: see descriptor_budget
         ws="none",  # no route speaks WebSocket, and an upgraded connection escapes the limits
-        timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type] # as below
-        # uvicorn hints an int, but hands it to asyncio.wait_for, which takes fractions too
+        # uvicorn hints ints, but hands these to asyncio.wait_for and loop.call_later, which
+        # take fractions too
         timeout_graceful_shutdown=settings.shutdown_timeout_s,  # type: ignore[arg-type]
+        timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]
     )
     return 0

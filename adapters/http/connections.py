@@ -21,12 +21,18 @@ from typing import Any, ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ConnectionLimits", "descriptor_budget", "guarded_protocol"]
+__all__ = ["ConnectionLimits", "DescriptorBudget", "descriptor_budget", "guarded_protocol"]
 
-# Descriptors kept back from the cap: model files, graph caches, the hub's sockets, the log.
-_RESERVE = 128
+# Descriptors kept back from the cap for model files, graph caches, the hub's sockets, the log.
+_RESERVE = 64
 # What an unlimited descriptor limit counts as: a cap is wanted all the same.
 _UNLIMITED = 65536
+# Past the descriptors, connections cost memory (~10 KB each, idle): a cap however high the
+# descriptor limit (containers often give a million).
+_MOST_CONNECTIONS = 10_000
+# uvicorn's listen backlog, which asyncio also takes as how many connections it accepts in one
+# go: uvicorn's default where the descriptors allow, else an eighth of them.
+_MAX_BACKLOG = 2048
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,11 +42,28 @@ class ConnectionLimits:
     max_connections: int
 
 
-def descriptor_budget() -> int:
-    """Connections that fit under the process's descriptor limit, with a reserve kept back."""
+@dataclass(frozen=True, slots=True)
+class DescriptorBudget:
+    connections: int  # the cap on open connections
+    backlog: int  # uvicorn's listen backlog
+
+
+def descriptor_budget() -> DescriptorBudget:
+    """How many connections fit under the process's descriptor limit, and the backlog to
+    listen with, so that accepting never runs out of descriptors.
+
+    asyncio accepts up to `backlog` connections at a time and a connection closed to make room
+    frees its descriptor two turns of the loop later, so up to three backlogs of connections
+    can be open past the cap: they are kept back, with a reserve for the rest of the server.
+    (Out of descriptors, asyncio 3.11 stops accepting for a second, and logs an error for every
+    connection it tried to accept in that go.) A smaller backlog costs a client of a burst
+    past it a second (its SYN sent again), so it is only as small as the limit demands.
+    """
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = _UNLIMITED if soft == resource.RLIM_INFINITY else soft
-    return max(1, limit - min(_RESERVE, limit // 2))
+    backlog = min(_MAX_BACKLOG, max(1, limit // 8))
+    room = max(1, limit - _RESERVE - 3 * backlog)
+    return DescriptorBudget(connections=min(room, _MOST_CONNECTIONS), backlog=backlog)
 
 
 class _GuardedH11Protocol(H11Protocol):
