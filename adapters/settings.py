@@ -192,6 +192,24 @@ def _grace(text: str) -> float:
     return seconds
 
 
+def _timeout(text: str) -> float:
+    seconds = _duration(text)
+    if seconds <= 0:
+        msg = f"not a timeout: {text!r} (try 10s, 1m, 5; more than 0)"
+        raise ValueError(msg)
+    return seconds
+
+
+def _connections(text: str) -> int | None:
+    """None: as many as the descriptor limit leaves room for (adapters/http/connections.py)."""
+    if text.strip().lower() == "auto":
+        return None
+    if not text.strip().isdigit() or int(text) == 0:
+        msg = f"not a number of connections: {text!r} (1 or more, or auto)"
+        raise ValueError(msg)
+    return int(text)
+
+
 def _truncation(text: str) -> Truncation:
     try:
         return Truncation(text.strip().lower())
@@ -584,6 +602,54 @@ class Settings:
             meaning="on SIGTERM or Ctrl-C the server stops accepting connections and lets "
             "requests in flight finish for up to this long, then cancels them and exits 0: a "
             "Go duration or seconds",
+        )
+    )
+    # Against slow clients: a connection may hold a descriptor and a slot only so long
+    header_timeout_s: float = setting(
+        Option(
+            flag="--header-timeout",
+            env="EMBEDSERVE_HEADER_TIMEOUT",
+            default="10s",
+            parse=_timeout,
+            metavar="DURATION",
+            meaning="how long a client may take to send a request's line and headers, from "
+            "its connection or from the first byte after its previous answer; past it the "
+            "connection is closed: a Go duration or seconds",
+        )
+    )
+    body_timeout_s: float = setting(
+        Option(
+            flag="--body-timeout",
+            env="EMBEDSERVE_BODY_TIMEOUT",
+            default="60s",
+            parse=_timeout,
+            metavar="DURATION",
+            meaning="how long a client may take to send a request's body once its headers "
+            "are in; past it the connection is closed: a Go duration or seconds",
+        )
+    )
+    idle_timeout_s: float = setting(
+        Option(
+            flag="--idle-timeout",
+            env="EMBEDSERVE_IDLE_TIMEOUT",
+            default="5s",
+            parse=_timeout,
+            metavar="DURATION",
+            meaning="how long a kept-alive connection may wait for its next request before it "
+            "is closed: a Go duration or seconds",
+        )
+    )
+    max_connections: int | None = setting(  # None: derived from the descriptor limit
+        Option(
+            flag="--max-connections",
+            env="EMBEDSERVE_MAX_CONNECTIONS",
+            default="auto",
+            parse=_connections,
+            metavar="N",
+            meaning="connections open at once; auto: as many as the process's descriptor "
+            "limit leaves room for, past a reserve for model files and for connections being "
+            "accepted, and at most 10000. At the cap a new connection closes the oldest one "
+            "that is idle or still sending its headers, or is itself closed if every one is busy",
         )
     )
     # huggingface_hub's own variables, read as it reads them

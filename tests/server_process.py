@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,16 +37,30 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     pytest.fail(f"server did not answer within {_STARTUP_S}s:\n{log.read_text()}")
 
 
+def _descriptor_limit(limit: int | None) -> Callable[[], None] | None:
+    """Run in the child before exec: a lower limit on open descriptors, soft and hard."""
+    if limit is None:
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
 @contextmanager
-def running_server(home: Path, log: Path, env: Mapping[str, str]) -> Iterator[str]:
-    """`embedserve serve`, its HF_* and EMBEDSERVE_* variables cleared, plus `env`: its URL."""
+def running_server(
+    home: Path, log: Path, env: Mapping[str, str], *, max_descriptors: int | None = None
+) -> Iterator[str]:
+    """`embedserve serve`, its HF_* and EMBEDSERVE_* variables cleared, plus `env`: its URL.
+    `max_descriptors` lowers the process's limit on open descriptors (RLIMIT_NOFILE)."""
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMBEDSERVE_"))}
     script = Path(sys.executable).with_name("embedserve")
     command = [str(script), "serve", "--port", str(port), "--home", str(home)]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, env=clean | dict(env), stdout=sink, stderr=subprocess.STDOUT
+            command,
+            env=clean | dict(env),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_descriptor_limit(max_descriptors),  # noqa: PLW1509 - it only calls setrlimit
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -10,6 +10,7 @@ import uvicorn
 
 from adapters.bootstrap import build_app
 from adapters.cli.options import add_options
+from adapters.http.connections import ConnectionLimits, descriptor_budget, guarded_protocol
 from adapters.settings import OPTIONS, Settings
 
 __all__ = ["add_command", "run"]
@@ -30,11 +31,18 @@ def run(settings: Settings, parser: argparse.ArgumentParser) -> int:
         app = build_app(settings)
     except ValueError as exc:  # a setting refused at start (an alias, a preload): say which
         parser.error(str(exc))
+    budget = descriptor_budget()
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections or budget.connections,
+    )
     structlog.get_logger("embedserve").info(
         "server_starting",
         url=f"http://{settings.host}:{settings.port}",
         home=str(settings.home),
         api_keys=len(settings.api_keys),  # how many, never which
+        max_connections=limits.max_connections,
     )
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for whatever
     # handler was there before it: with Python's default one the process would die of the
@@ -46,7 +54,12 @@ def run(settings: Settings, parser: argparse.ArgumentParser) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
-        # uvicorn hints an int, but hands it to asyncio.wait_for, which takes fractions too
+        http=guarded_protocol(limits),
+        backlog=budget.backlog,  # how many asyncio accepts at a time: see descriptor_budget
+        ws="none",  # no route speaks WebSocket, and an upgraded connection escapes the limits
+        # uvicorn hints ints, but hands these to asyncio.wait_for and loop.call_later, which
+        # take fractions too
         timeout_graceful_shutdown=settings.shutdown_timeout_s,  # type: ignore[arg-type]
+        timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]
     )
     return 0

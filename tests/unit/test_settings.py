@@ -181,3 +181,32 @@ def test_batching_follows_its_two_settings() -> None:
     """--max-batch-tokens and --queue-limit make the batcher's settings."""
     batching = _settings("serve", "--max-batch-tokens", "512", "--queue-limit", "7").batching
     assert (batching.token_budget, batching.queue_limit) == (512, 7)
+
+
+def test_slow_clients_are_bounded_by_default() -> None:
+    """Headers, bodies and idle keep-alive all have a timeout, and the connection cap follows
+    the descriptor limit unless a number is given."""
+    settings = _settings("serve")
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (10.0, 60.0)
+    assert settings.idle_timeout_s == 5.0
+    assert settings.max_connections is None
+    given = _settings("serve", "--max-connections", "500", "--header-timeout", "2s")
+    assert (given.max_connections, given.header_timeout_s) == (500, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "expected"),
+    [
+        ("EMBEDSERVE_HEADER_TIMEOUT", "0", "not a timeout: '0'"),
+        ("EMBEDSERVE_IDLE_TIMEOUT", "-1", "not a timeout: '-1'"),
+        ("EMBEDSERVE_MAX_CONNECTIONS", "0", "not a number of connections: '0'"),
+        ("EMBEDSERVE_MAX_CONNECTIONS", "many", "not a number of connections: 'many'"),
+    ],
+)
+def test_a_timeout_or_cap_that_bounds_nothing_is_refused(
+    variable: str, text: str, expected: str
+) -> None:
+    """A zero or negative timeout, or a cap of no connections, would lock every client out
+    or none: refused by the variable's name."""
+    with pytest.raises(SettingError, match=f"{variable}: {expected}"):
+        read_settings({}, HOME | {variable: text})
