@@ -4,8 +4,8 @@ glibc's malloc keeps what large allocations freed in its arenas (one per thread 
 the tokenizers library tokenizes on a pool of threads), so RSS would stay at a request's peak for
 good. `malloc_trim(0)` returns the free pages of every arena (glibc >= 2.8); elsewhere (musl,
 macOS) this does nothing. It costs a few milliseconds, so it runs only after large requests:
-right after the adapter that read a lot is done with it, and once more at the next request (by
-then the request's own objects, a text or a list of ids the HTTP layer decoded, are freed too).
+right after the adapter that read a lot is done with it, and once more a moment later, when the
+request's own objects (a text, or a list of ids, that the HTTP layer decoded) are freed too.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import threading
 from collections.abc import Callable
 from functools import cache
 
-__all__ = ["give_back_freed_memory", "give_back_if_pending", "note_large_request"]
+__all__ = ["give_back_freed_memory", "note_large_request"]
 
-_pending = threading.Event()
+_LATER_S = 2.0  # a large request is answered by then; a later one re-arms the timer
+_lock = threading.Lock()
+_timer: list[threading.Timer] = []
 
 
 @cache
@@ -40,11 +42,12 @@ def give_back_freed_memory() -> None:
 
 
 def note_large_request() -> None:
-    """What a large request allocated is freed after it: give it back at the next one."""
-    _pending.set()
-
-
-def give_back_if_pending() -> None:
-    if _pending.is_set():
-        _pending.clear()
-        give_back_freed_memory()
+    """Gives the freed heap back now, and again shortly, after the request is done."""
+    give_back_freed_memory()
+    later = threading.Timer(_LATER_S, give_back_freed_memory)
+    later.daemon = True
+    with _lock:
+        for pending in _timer:
+            pending.cancel()
+        _timer[:] = [later]
+    later.start()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.heap import give_back_if_pending, note_large_request
+from adapters.heap import note_large_request
 from domain.errors import TokenIdOutOfRange
 
 __all__ = ["Cl100kDecoder"]
@@ -39,11 +39,8 @@ class Cl100kDecoder:
     def _check(self, ids: Sequence[int]) -> TokenIdOutOfRange | None:
         """Every id named by a token, checked at C speed: a long list is checked whole, and
         never decoded whole (see decode_head)."""
-        give_back_if_pending()
         if not ids:
             return None
-        if len(ids) >= _LARGE:
-            note_large_request()
         try:
             values = np.fromiter(ids, dtype=np.int64, count=len(ids))
         except OverflowError:  # an id past int64 is out of range, whatever else is there
@@ -53,6 +50,9 @@ class Cl100kDecoder:
         bad |= np.isin(values, np.fromiter(self._undefined, dtype=np.int64))
         if bad.any():
             return TokenIdOutOfRange(int(values[bad.argmax()]), self.vocabulary)
+        if len(ids) >= _LARGE:
+            del values, bad
+            note_large_request()
         return None
 
     def decode(self, ids: Sequence[int]) -> str | TokenIdOutOfRange:

@@ -37,7 +37,7 @@ from typing import Any
 from tokenizers import AddedToken, Regex, models, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as HFTokenizerFile
 
-from adapters.heap import give_back_freed_memory, give_back_if_pending, note_large_request
+from adapters.heap import note_large_request
 from adapters.tokenizers.cut_points import CutPoints, cut_points
 from adapters.tokenizers.word_level import NO_LIMIT
 from adapters.weights.model_folder import (
@@ -180,14 +180,12 @@ class HFTokenizer:
         runs, marks) costs reading, never ids; no piece holds many more tokens than `limit` asks
         for, nor more than the few MB of one piece's Encoding (~350 bytes a token, offsets and
         token strings included). Reading that much in all gives the freed heap back (heap.py)."""
-        give_back_if_pending()
         cuts = self._cuts
         if limit is None or cuts is None:
             whole = self._tok.encode_batch_fast(texts, add_special_tokens=False)
             every = [self._dropped(e.ids) if dropped else e.ids for e in whole]
             del whole
             if sum(map(len, texts)) >= _TRIM_AFTER_CHARS:
-                give_back_freed_memory()
                 note_large_request()
             return (
                 every if limit is None else [_ends(i, limit + 1, from_end=from_end) for i in every]
@@ -221,7 +219,6 @@ class HFTokenizer:
                     todo[n] = (done, min(2 * todo[n][1], largest))
             del raw
         if tokenized >= _TRIM_AFTER_CHARS:
-            give_back_freed_memory()
             note_large_request()
         return out
 
