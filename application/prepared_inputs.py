@@ -18,6 +18,10 @@ from domain.requests import EmbeddingRequest, TokenIds, Truncation
 
 __all__ = ["InputPreparer", "Prepared"]
 
+# a refusal counts an input's tokens up to this many times the model's limit, so that its message
+# says how long the input is where that costs little, and "more than" past it
+_REFUSAL_COUNT = 4
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -51,23 +55,26 @@ class InputPreparer:
                 texts.append((index, item))
             else:
                 images.append((index, image))
-        read = self._read(texts, model.tokenizer, refuse=req.truncate is Truncation.REFUSE)
-        if not isinstance(read, tuple):
-            return read
-        sources, encoded = read
+        encoded = self._read(texts, model.tokenizer, req.truncate)
+        if not isinstance(encoded, list):
+            return encoded
         windows = [1] * len(encoded)
         if req.truncate is Truncation.CHUNK:
-            encoded, windows = self._chunk(sources, encoded, model)
+            chunked = self._chunk([item for _, item in texts], encoded, model)
+            if isinstance(chunked, EmbedError):
+                return chunked
+            encoded, windows = chunked
         pixels = _pixels(images, model.encoder.images, model.spec.qualified_name)
         if isinstance(pixels, InvalidInput):
             return pixels
-        counts = [0] * len(req.inputs)
-        rows = iter(encoded)
-        for (index, _), n in zip(texts, windows, strict=True):
-            counts[index] = sum(len(next(rows).ids) for _ in range(n))
-        image_tokens = 0 if model.encoder.images is None else model.encoder.images.tokens
-        for index, _ in images:
-            counts[index] = image_tokens
+        counts = _counts(
+            len(req.inputs),
+            texts=texts,
+            encoded=encoded,
+            windows=windows,
+            images=images,
+            model=model,
+        )
         total = sum(counts)
         if total > self.max_total_tokens:
             return TooManyTokens(total, self.max_total_tokens)
@@ -77,55 +84,104 @@ class InputPreparer:
             text_slots=[index for index, _ in texts],
             pixels=pixels,
             image_slots=[index for index, _ in images],
-            token_counts=tuple(counts),
+            token_counts=counts,
         )
 
     def _read(
-        self, texts: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, *, refuse: bool
-    ) -> tuple[list[str | TokenIds], list[Encoded]] | EmbedError:
-        """Each text item's source (see _sources) and its tokens, cut to the model's limit."""
-        sources = self._sources([item for _, item in texts], tokenizer)
-        if not isinstance(sources, list):
-            return sources
-        encoded = _tokenize([index for index, _ in texts], sources, tokenizer, refuse=refuse)
-        if not isinstance(encoded, list):
-            return encoded
-        return sources, encoded
+        self, texts: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, truncate: Truncation
+    ) -> list[Encoded] | EmbedError:
+        """Each text item's tokens, cut to the model's limit, each read only as far as needed:
+        the cut (a refusal counts on to `_REFUSAL_COUNT` x the limit, so that its message says
+        how long the input is when that is cheap), and never past the request's token budget.
+        Items go in groups that together read at most about twice the budget, and reading stops
+        at the first group past it."""
+        budget = self.max_total_tokens
+        room = tokenizer.max_tokens - len(tokenizer.wrap(()).ids)
+        refuse = truncate is Truncation.REFUSE
+        read = min(room * _REFUSAL_COUNT if refuse else room, budget)
+        group = max(1, 2 * budget // (read + 1))
+        encoded: list[Encoded] = []
+        counted = 0
+        for start in range(0, len(texts), group):
+            part = texts[start : start + group]
+            rows = self._encode([item for _, item in part], tokenizer, read)
+            if not isinstance(rows, list):
+                return rows
+            for (index, _), row in zip(part, rows, strict=True):
+                if refuse and row.truncated:
+                    return InputTooLong(index, row.full_length, tokenizer.max_tokens, row.exact)
+            encoded += rows
+            counted += sum(len(row.ids) for row in rows)
+            # reading stopped short of the model's own cut: that input alone is past the budget
+            stopped = read < room and any(not row.exact for row in rows)
+            if stopped or (counted > budget and start + group < len(texts)):
+                return TooManyTokens(counted, budget, exact=False)
+        return encoded
 
-    def _sources(
-        self, items: list[str | TokenIds], tokenizer: Tokenizer
-    ) -> list[str | TokenIds] | EmbedError:
-        """What each text item is read as: text (OpenAI token ids decoded), or ids of the
-        model's own vocabulary, each checked to be in it."""
-        sources: list[str | TokenIds] = []
+    def _encode(
+        self, items: list[str | TokenIds], tokenizer: Tokenizer, read: int
+    ) -> list[Encoded] | EmbedError:
+        """Texts (OpenAI token ids decoded as far as `read` needs) tokenized together; ids of
+        the model's own vocabulary checked to be in it, and wrapped."""
+        texts: list[str] = []
         for item in items:
             if isinstance(item, str):
-                sources.append(item)
+                texts.append(item)
             elif self.token_ids is not None:
-                text = self.token_ids.decode(item.ids)
+                text = self._decoded(item, tokenizer, read)
                 if isinstance(text, TokenIdOutOfRange):
                     return text
-                sources.append(text)
+                texts.append(text)
             else:
-                bad = next((i for i in item.ids if not 0 <= i < tokenizer.vocab_size), None)
+                bad = _outside(item.ids, tokenizer.vocab_size)
                 if bad is not None:
-                    return TokenIdOutOfRange(bad, "model's own")
-                sources.append(item)
-        return sources
+                    return bad
+        tokenized = iter(tokenizer.encode(texts, read) if texts else [])
+        own = self.token_ids is None
+        return [
+            tokenizer.wrap(item.ids) if own and isinstance(item, TokenIds) else next(tokenized)
+            for item in items
+        ]
+
+    def _decoded(self, item: TokenIds, tokenizer: Tokenizer, limit: int) -> str | TokenIdOutOfRange:
+        """OpenAI token ids as text, decoded only as far as the model's first `limit` + 1
+        tokens need (every id is checked): a longer head each time while the tokenizer says the
+        text past it could still change them, the whole when that is all there is."""
+        assert self.token_ids is not None  # noqa: S101 - only called with a decoder
+        count = 2 * (limit + 1)
+        while count < len(item.ids):
+            head = self.token_ids.decode_head(item.ids, count)
+            if not isinstance(head, str) or tokenizer.settled_ids(head, limit) is not None:
+                return head
+            count *= 2
+        return self.token_ids.decode(item.ids)
 
     def _chunk(
-        self, sources: list[str | TokenIds], encoded: list[Encoded], model: LoadedModel
-    ) -> tuple[list[Encoded], list[int]]:
+        self, items: list[str | TokenIds], encoded: list[Encoded], model: LoadedModel
+    ) -> tuple[list[Encoded], list[int]] | EmbedError:
         """Each cut item replaced by its windows (see domain/chunking.py): the rows to embed,
-        and how many rows each item became. Items that fit keep their one row untouched."""
+        and how many rows each item became. Items that fit keep their one row untouched.
+
+        A cut item is read whole, so the request's token budget bounds it: it counts each
+        item's tokens before any cut or window, as OpenAI counts them, and reading stops once
+        they pass it."""
         tokenizer = model.tokenizer
         long = [n for n, e in enumerate(encoded) if e.truncated]
         if not long:
             return encoded, [1] * len(encoded)
-        whole = _text_ids([sources[n] for n in long], tokenizer)
-        room = tokenizer.max_tokens - len(tokenizer.wrap(()).ids)
+        specials = len(tokenizer.wrap(()).ids)
+        budget = self.max_total_tokens
+        used = sum(e.full_length for n, e in enumerate(encoded) if not e.truncated)
+        room = tokenizer.max_tokens - specials
         replaced: dict[int, list[Encoded]] = {}
-        for n, ids in zip(long, whole, strict=True):
+        for n in long:
+            left = max(budget - used - specials, 0)
+            ids = self._whole_ids(items[n], tokenizer, left)
+            if not isinstance(ids, tuple):
+                return ids
+            used += len(ids) + specials
+            if len(ids) > left:
+                return TooManyTokens(used, budget, exact=False)
             if model.spec.family in WINDOWLESS:  # no special tokens, no positions: one row
                 replaced[n] = [Encoded(ids=ids, full_length=len(ids))]
             else:
@@ -134,17 +190,45 @@ class InputPreparer:
         rows = [row for n, e in enumerate(encoded) for row in replaced.get(n, [e])]
         return rows, [len(replaced.get(n, [e])) for n, e in enumerate(encoded)]
 
+    def _whole_ids(
+        self, item: str | TokenIds, tokenizer: Tokenizer, limit: int
+    ) -> tuple[int, ...] | EmbedError:
+        """An item's own token ids, no special tokens, nothing cut; only `limit` + 1 of them
+        are read (OpenAI's ids decoded no further), so more than `limit` says it goes on."""
+        if isinstance(item, TokenIds) and self.token_ids is None:
+            return item.ids[: limit + 1]
+        text = item if isinstance(item, str) else self._decoded(item, tokenizer, limit)
+        if not isinstance(text, str):
+            return text
+        return tokenizer.text_ids([text], limit)[0]
 
-def _tokenize(
-    indexes: list[int], sources: list[str | TokenIds], tokenizer: Tokenizer, *, refuse: bool
-) -> list[Encoded] | EmbedError:
-    texts = [s for s in sources if isinstance(s, str)]
-    read = iter(tokenizer.encode(texts) if texts else [])
-    encoded = [next(read) if isinstance(s, str) else tokenizer.wrap(s.ids) for s in sources]
-    for index, e in zip(indexes, encoded, strict=True):
-        if e.truncated and refuse:
-            return InputTooLong(index, e.full_length, tokenizer.max_tokens)
-    return encoded
+
+def _counts(  # noqa: PLR0913 - the request's items, as prepare splits them
+    size: int,
+    *,
+    texts: list[tuple[int, str | TokenIds]],
+    encoded: list[Encoded],
+    windows: list[int],
+    images: list[tuple[int, ImageData]],
+    model: LoadedModel,
+) -> tuple[int, ...]:
+    """Tokens per request item: every row of a text item (its windows), an image's positions."""
+    counts = [0] * size
+    rows = iter(encoded)
+    for (index, _), n in zip(texts, windows, strict=True):
+        counts[index] = sum(len(next(rows).ids) for _ in range(n))
+    image_tokens = 0 if model.encoder.images is None else model.encoder.images.tokens
+    for index, _ in images:
+        counts[index] = image_tokens
+    return tuple(counts)
+
+
+def _outside(ids: tuple[int, ...], size: int) -> TokenIdOutOfRange | None:
+    """The first id outside the model's vocabulary; min and max run at C speed, so a long list
+    that is all in it is checked without a loop in Python."""
+    if not ids or (min(ids) >= 0 and max(ids) < size):
+        return None
+    return TokenIdOutOfRange(next(i for i in ids if not 0 <= i < size), "model's own")
 
 
 def _pixels(
@@ -163,10 +247,3 @@ def _pixels(
             return InvalidInput(f"input {index}: {pixels.message}")
         prepared.append(pixels)
     return np.stack(prepared)
-
-
-def _text_ids(sources: list[str | TokenIds], tokenizer: Tokenizer) -> list[tuple[int, ...]]:
-    """The items' whole token ids, no special tokens: texts tokenized uncut, own ids as given."""
-    texts = [s for s in sources if isinstance(s, str)]
-    read = iter(tokenizer.text_ids(texts) if texts else [])
-    return [next(read) if isinstance(s, str) else s.ids for s in sources]

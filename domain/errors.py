@@ -67,13 +67,15 @@ class InvalidInput:
 @dataclass(frozen=True, slots=True)
 class InputTooLong:
     index: int
-    tokens: int
+    tokens: int  # special tokens included; with `exact` False, those read: the input has more
     limit: int
+    exact: bool = True  # a refusal reads an input only so far (application/prepared_inputs.py)
 
     @property
     def message(self) -> str:
+        has = f"{self.tokens}" if self.exact else f"more than {self.tokens - 1}"
         return (
-            f"input {self.index} has {self.tokens} tokens, more than this model's "
+            f"input {self.index} has {has} tokens, more than this model's "
             f"maximum context length of {self.limit} tokens"
         )
 
@@ -90,12 +92,14 @@ class TooManyInputs:
 
 @dataclass(frozen=True, slots=True)
 class TooManyTokens:
-    total: int
+    total: int  # with `exact` False, the tokens read before the request was known to be over
     limit: int
+    exact: bool = True
 
     @property
     def message(self) -> str:
-        return f"Requested {self.total} tokens, max {self.limit} tokens per request"
+        total = f"{self.total}" if self.exact else f"more than {self.limit}"
+        return f"Requested {total} tokens, max {self.limit} tokens per request"
 
 
 @dataclass(frozen=True, slots=True)

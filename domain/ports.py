@@ -90,7 +90,10 @@ class Downloads(Protocol):
 @dataclass(frozen=True, slots=True)
 class Encoded:
     ids: tuple[int, ...]  # special tokens included, cut to the model's limit
-    full_length: int  # what len(ids) would have been without the cut
+    # what len(ids) would have been without the cut; where the text was read only in part
+    # (`exact` False), the tokens of the part read, special tokens included: more than the cut
+    full_length: int
+    exact: bool = True
 
     @property
     def truncated(self) -> bool:
@@ -98,21 +101,38 @@ class Encoded:
 
 
 class Tokenizer(Protocol):
+    """Texts to token ids, reading each text only as far as the ids asked for need: a text is
+    tokenized up to a point where its tokens so far cannot change whatever follows (for
+    `tokenizers` pipelines: adapters/tokenizers/cut_points.py), so a 15 MB text cut to 256 tokens
+    costs what 256 tokens cost."""
+
     @property
     def max_tokens(self) -> int: ...
 
     @property
     def vocab_size(self) -> int: ...
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]: ...
+    def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
+        """Each text's ids, special tokens added, cut to the model's limit. `read`: at most
+        this many of a text's own tokens and one more are read (it should be at least what the
+        cut keeps); a text found to go on past them has `exact` False. None: read whole."""
+        ...
 
     def wrap(self, ids: Sequence[int]) -> Encoded:
         """Ids already in the model's vocabulary: add its special tokens and cut to the limit."""
         ...
 
-    def text_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+    def text_ids(self, texts: Sequence[str], limit: int | None = None) -> list[tuple[int, ...]]:
         """The texts' own token ids, as `encode` reads them, but with no special tokens and
-        nothing cut: what `truncate: "chunk"` cuts into windows."""
+        nothing cut: what `truncate: "chunk"` cuts into windows. `limit`: only the first
+        `limit` + 1 are read and given, so more than `limit` says that the text goes on."""
+        ...
+
+    def settled_ids(self, prefix: str, limit: int) -> tuple[int, ...] | None:
+        """The first `limit` + 1 ids (as `text_ids` gives them) of every text that starts with
+        `prefix`, if the prefix settles that many whatever follows it; None when it does not
+        (the text is shorter, or more of it is needed). How token ids of another vocabulary are
+        decoded only as far as the model reads them."""
         ...
 
 
@@ -166,3 +186,8 @@ class TokenIdDecoder(Protocol):
     def vocabulary(self) -> str: ...
 
     def decode(self, ids: Sequence[int]) -> str | TokenIdOutOfRange: ...
+
+    def decode_head(self, ids: Sequence[int], count: int) -> str | TokenIdOutOfRange:
+        """The text of the first `count` ids, every id of `ids` checked: a prefix of
+        `decode(ids)`, a character that the cut splits left out."""
+        ...

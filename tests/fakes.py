@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,11 +20,16 @@ BOS, EOS = 1, 2
 
 
 class FakeTokenizer:
-    """One token per whitespace-separated word, its id the word's length, between BOS and EOS."""
+    """One token per whitespace-separated word, its id the word's length, between BOS and EOS.
+
+    `reads` records how many characters each text was read to, and `limits` each `text_ids`
+    limit, so tests see what the pipeline asked for."""
 
     def __init__(self, max_tokens: int = 8, vocab_size: int = 100) -> None:
         self._max_tokens = max_tokens
         self._vocab_size = vocab_size
+        self.reads: list[int] = []
+        self.limits: list[int | None] = []
 
     @property
     def max_tokens(self) -> int:
@@ -32,11 +39,34 @@ class FakeTokenizer:
     def vocab_size(self) -> int:
         return self._vocab_size
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]:
-        return [self.wrap(ids) for ids in self.text_ids(texts)]
+    def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
+        encoded = [self.wrap(self._ids(t, read)) for t in texts]
+        return [
+            e if read is None or e.full_length - 2 <= read else replace(e, exact=False)
+            for e in encoded
+        ]
 
-    def text_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
-        return [tuple(min(len(w), self._vocab_size - 1) for w in t.split()) for t in texts]
+    def text_ids(self, texts: Sequence[str], limit: int | None = None) -> list[tuple[int, ...]]:
+        self.limits.append(limit)
+        return [self._ids(t, limit) for t in texts]
+
+    def settled_ids(self, prefix: str, limit: int) -> tuple[int, ...] | None:
+        """Words followed by whitespace inside the prefix are settled."""
+        last = re.search(r"\s\S*\Z", prefix)
+        ids = self._ids(prefix[: 0 if last is None else last.start()], limit)
+        return ids if len(ids) > limit else None
+
+    def _ids(self, text: str, limit: int | None) -> tuple[int, ...]:
+        """Words are read one at a time, and no further than the limit needs."""
+        ids: list[int] = []
+        end = 0
+        for word in re.finditer(r"\S+", text):
+            if limit is not None and len(ids) > limit:
+                break
+            ids.append(min(len(word.group()), self._vocab_size - 1))
+            end = word.end()
+        self.reads.append(end if limit is not None and len(ids) > limit else len(text))
+        return tuple(ids)
 
     def wrap(self, ids: Sequence[int]) -> Encoded:
         kept = (BOS, *ids[: self._max_tokens - 2], EOS)
@@ -107,11 +137,19 @@ class FakeDecoder:
 
     vocabulary = "fake"
 
+    def __init__(self) -> None:
+        self.decoded: list[int] = []
+
     def decode(self, ids: Sequence[int]) -> str | TokenIdOutOfRange:
+        return self.decode_head(ids, len(ids))
+
+    def decode_head(self, ids: Sequence[int], count: int) -> str | TokenIdOutOfRange:
+        """Every id checked; how many were decoded is recorded in `decoded`."""
         for i in ids:
             if not 0 < i < 50:
                 return TokenIdOutOfRange(i, self.vocabulary)
-        return " ".join("x" * i for i in ids)
+        self.decoded.append(min(count, len(ids)))
+        return " ".join("x" * i for i in ids[:count])
 
 
 class FakeDownloads:

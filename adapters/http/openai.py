@@ -181,10 +181,11 @@ def openai_body(err: HttpError) -> ErrorBody:  # noqa: C901, PLR0911, PLR0912 - 
             return _envelope(err.message, param="model", code="model_not_supported")
         case NotRemovable():
             return _envelope(err.message, param="model")
-        case InputTooLong(tokens=tokens, limit=limit, index=index):
+        case InputTooLong(tokens=tokens, limit=limit, index=index, exact=exact):
+            has = f"{tokens}" if exact else f"more than {tokens - 1}"  # read only so far
             message = (
                 f"This model's maximum context length is {limit} tokens, however input {index} "
-                f"has {tokens} tokens. Please reduce the length of the input, or let the server "
+                f"has {has} tokens. Please reduce the length of the input, or let the server "
                 "truncate it."
             )
             return _envelope(message, param="input")

@@ -6,13 +6,19 @@ decoding needs no network (tiktoken would download its table at first use).
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
+from adapters.heap import note_large_request
 from domain.errors import TokenIdOutOfRange
 
 __all__ = ["Cl100kDecoder"]
+
+_LARGE = 1 << 20  # ids in a list that makes the request a large one (adapters/heap.py)
 
 
 class Cl100kDecoder:
@@ -25,17 +31,45 @@ class Cl100kDecoder:
 
         return bpe_openai.get_encoding("cl100k_base")
 
+    @cached_property
+    def _undefined(self) -> frozenset[int]:
+        """Ids inside the range that name no token (100256, say): a handful."""
+        return frozenset(i for i in range(self._encoding.n_vocab) if not self._defined(i))
+
+    def _check(self, ids: Sequence[int]) -> TokenIdOutOfRange | None:
+        """Every id named by a token, checked at C speed: a long list is checked whole, and
+        never decoded whole (see decode_head)."""
+        if not ids:
+            return None
+        try:
+            values = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        except OverflowError:  # an id past int64 is out of range, whatever else is there
+            huge = next(i for i in ids if not -(2**63) <= i < 2**63)
+            return TokenIdOutOfRange(huge, self.vocabulary)
+        bad = (values < 0) | (values >= self._encoding.n_vocab)
+        bad |= np.isin(values, np.fromiter(self._undefined, dtype=np.int64))
+        if bad.any():
+            return TokenIdOutOfRange(int(values[bad.argmax()]), self.vocabulary)
+        if len(ids) >= _LARGE:
+            del values, bad
+            note_large_request()
+        return None
+
     def decode(self, ids: Sequence[int]) -> str | TokenIdOutOfRange:
         """Bytes that are not UTF-8 (a split multi-byte character) become U+FFFD, as in tiktoken."""
-        for token_id in ids:
-            if not 0 <= token_id < self._encoding.n_vocab:
-                return TokenIdOutOfRange(token_id, self.vocabulary)
-        try:
-            data = self._encoding.decode_bytes(list(ids))
-        except KeyError:  # an id inside the range that names no token (100256, say)
-            bad = next(i for i in ids if not self._defined(i))
-            return TokenIdOutOfRange(bad, self.vocabulary)
-        return data.decode("utf-8", errors="replace")
+        bad = self._check(ids)
+        if bad is not None:
+            return bad
+        return self._encoding.decode_bytes(list(ids)).decode("utf-8", errors="replace")
+
+    def decode_head(self, ids: Sequence[int], count: int) -> str | TokenIdOutOfRange:
+        """The incremental decoder keeps a character split at the cut back, so the text is a
+        prefix of decode(ids): what it gives so far never changes with the bytes that follow."""
+        bad = self._check(ids)
+        if bad is not None:
+            return bad
+        data = self._encoding.decode_bytes(list(ids[:count]))
+        return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=False)
 
     def _defined(self, token_id: int) -> bool:
         try:

@@ -37,6 +37,8 @@ from typing import Any
 from tokenizers import AddedToken, Regex, models, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as HFTokenizerFile
 
+from adapters.heap import note_large_request
+from adapters.tokenizers.cut_points import CutPoints, cut_points
 from adapters.tokenizers.word_level import NO_LIMIT
 from adapters.weights.model_folder import (
     max_seq_length,
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 _PROBE = "probe"
+_PIECE_CHARS = 1 << 16  # the most characters of a text tokenized at once
+_TRIM_AFTER_CHARS = 1 << 18  # reading this many in one call gives the freed heap back
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ class HFTokenizer:
         self._rules = rules
         self._prefix, self._suffix = self._special_tokens() if rules.special_tokens else ((), ())
         self._room = max_tokens - len(self._prefix) - len(self._suffix)
+        self._cuts = cut_points(json.loads(tokenizer.to_str()))
         if self._room < 1:
             msg = f"max_seq_length {max_tokens} leaves no room for text"
             raise ValueError(msg)
@@ -109,26 +114,113 @@ class HFTokenizer:
     def vocab_size(self) -> int:
         return int(self._tok.get_vocab_size(with_added_tokens=True))
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+    def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
         limit = self._rules.char_limit
         cut = list(texts) if limit is None else [t[:limit] for t in texts]
-        raw = self._tok.encode_batch_fast(cut, add_special_tokens=False)
-        encoded = [self.wrap(e.ids) for e in raw]
+        room, keep_end = read, self._rules.keep_end
+        raw = self._read(cut, room, dropped=False, from_end=keep_end)
+        encoded = [self._wrap_read(ids, room) for ids in raw]
+        if self._rules.drop and room is not None:
+            encoded = [self._recount(t, e) for t, e in zip(cut, encoded, strict=True)]
         longer = [n for n, (t, c) in enumerate(zip(texts, cut, strict=True)) if len(t) > len(c)]
-        if longer:  # cut by characters: the whole text says how many tokens it really had
-            whole = self._tok.encode_batch_fast(
-                [texts[n] for n in longer], add_special_tokens=False
-            )
-            for n, e in zip(longer, whole, strict=True):
-                full = max(self.wrap(e.ids).full_length, encoded[n].full_length)
-                encoded[n] = Encoded(ids=encoded[n].ids, full_length=full)
+        if longer:  # cut by characters: the text past them says how many tokens it really had
+            whole = self._read([texts[n] for n in longer], room, dropped=True)
+            specials = len(self._prefix) + len(self._suffix)
+            for n, ids in zip(longer, whole, strict=True):
+                exact = encoded[n].exact and (room is None or len(ids) <= room)
+                full = max(len(ids) + specials, encoded[n].full_length)
+                encoded[n] = Encoded(ids=encoded[n].ids, full_length=full, exact=exact)
         return encoded
 
-    def text_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
-        """No character cut either: chunking reads the whole text."""
-        raw = self._tok.encode_batch_fast(list(texts), add_special_tokens=False)
+    def _recount(self, text: str, encoded: Encoded) -> Encoded:
+        """Ids dropped after the cut (model2vec's unknown token) may leave the ids read short
+        of the cut: the text is then read on until one more id survives the drop, or it ends."""
+        if encoded.exact:
+            return encoded
+        specials = len(self._prefix) + len(self._suffix)
+        kept = len(encoded.ids) - specials
+        more = self._read([text], kept, dropped=True)[0]
+        exact = len(more) <= kept
+        return Encoded(ids=encoded.ids, full_length=len(more) + specials, exact=exact)
+
+    def _wrap_read(self, ids: list[int], read: int | None) -> Encoded:
+        encoded = self.wrap(ids)
+        if read is None or len(ids) <= read:
+            return encoded
+        return Encoded(ids=encoded.ids, full_length=encoded.full_length, exact=False)
+
+    def text_ids(self, texts: Sequence[str], limit: int | None = None) -> list[tuple[int, ...]]:
+        """No character cut either: chunking reads the whole text, up to `limit` + 1 tokens."""
+        return [tuple(ids) for ids in self._read(list(texts), limit, dropped=True)]
+
+    def settled_ids(self, prefix: str, limit: int) -> tuple[int, ...] | None:
+        if self._rules.char_limit is not None and len(prefix) < self._rules.char_limit:
+            return None  # the model's own character cut is not inside the prefix yet
+        if self._cuts is None:
+            return None
+        end = self._cuts.last(prefix)
+        raw = self._tok.encode_batch_fast([prefix[:end]], add_special_tokens=False)[0]
+        ids = self._dropped(raw.ids)
+        return tuple(ids[: limit + 1]) if len(ids) > limit else None
+
+    def _dropped(self, ids: list[int]) -> list[int]:
         drop = self._rules.drop
-        return [tuple(i for i in e.ids if i not in drop) for e in raw]
+        return [i for i in ids if i not in drop] if drop else ids
+
+    def _read(
+        self, texts: list[str], limit: int | None, *, dropped: bool, from_end: bool = False
+    ) -> list[list[int]]:
+        """Each text's first `limit` + 1 ids (its last, `from_end`; all of them for None), the
+        dropped ids removed first when `dropped`.
+
+        A long text is tokenized in pieces that end (start, `from_end`) at cut points
+        (adapters/tokenizers/cut_points.py), whose ids add up to the whole text's, until it has
+        enough: the first of `limit` + 1 characters, each next one twice as long, up to
+        8 x (`limit` + 1) and at most `_PIECE_CHARS`. So what normalisation collapses (whitespace
+        runs, marks) costs reading, never ids; no piece holds many more tokens than `limit` asks
+        for, nor more than the few MB of one piece's Encoding (~350 bytes a token, offsets and
+        token strings included). Reading that much in all gives the freed heap back (heap.py)."""
+        cuts = self._cuts
+        if limit is None or cuts is None:
+            whole = self._tok.encode_batch_fast(texts, add_special_tokens=False)
+            every = [self._dropped(e.ids) if dropped else e.ids for e in whole]
+            del whole
+            if sum(map(len, texts)) >= _TRIM_AFTER_CHARS:
+                note_large_request()
+            return (
+                every if limit is None else [_ends(i, limit + 1, from_end=from_end) for i in every]
+            )
+        wanted = limit + 1
+        largest = min(8 * wanted, _PIECE_CHARS)
+        out: list[list[int]] = [[] for _ in texts]
+        # per text: where the next piece starts (counted from the end, `from_end`), and its size
+        todo = dict.fromkeys(range(len(texts)), (0, min(wanted, largest)))
+        tokenized = 0
+        while todo:
+            spans = {
+                n: _piece(texts[n], at, size, cuts, from_end=from_end)
+                for n, (at, size) in todo.items()
+            }
+            raw = self._tok.encode_batch_fast(
+                [texts[n][a:b] for n, (a, b) in spans.items()], add_special_tokens=False
+            )
+            tokenized += sum(b - a for a, b in spans.values())
+            for (n, (a, b)), e in zip(spans.items(), raw, strict=True):
+                ids = self._dropped(e.ids) if dropped else e.ids
+                if from_end:
+                    out[n][:0] = ids
+                else:
+                    out[n] += ids
+                done = len(texts[n]) - a if from_end else b
+                if len(out[n]) >= wanted or done == len(texts[n]):
+                    out[n] = _ends(out[n], wanted, from_end=from_end)
+                    del todo[n]
+                else:
+                    todo[n] = (done, min(2 * todo[n][1], largest))
+            del raw
+        if tokenized >= _TRIM_AFTER_CHARS:
+            note_large_request()
+        return out
 
     def wrap(self, ids: Sequence[int]) -> Encoded:
         kept = ids[max(0, len(ids) - self._room) :] if self._rules.keep_end else ids[: self._room]
@@ -141,6 +233,19 @@ class HFTokenizer:
                 kept = [i for i in kept if i not in self._rules.drop]
         specials = len(self._prefix) + len(self._suffix)
         return Encoded(ids=(*self._prefix, *kept, *self._suffix), full_length=total + specials)
+
+
+def _piece(text: str, done: int, size: int, cuts: CutPoints, *, from_end: bool) -> tuple[int, int]:
+    """The next piece of `text` to tokenize, `done` characters being read already: about
+    `size` characters more, to a cut point (from the end backwards, `from_end`)."""
+    if from_end:
+        end = len(text) - done
+        return (0 if end <= size else cuts.before(text, end - size)), end
+    return done, (len(text) if len(text) - done <= size else cuts.after(text, done + size))
+
+
+def _ends(ids: list[int], count: int, *, from_end: bool) -> list[int]:
+    return ids[max(0, len(ids) - count) :] if from_end else ids[:count]
 
 
 def _prepend_lowercase(tokenizer: HFTokenizerFile) -> None:

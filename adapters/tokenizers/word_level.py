@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from adapters.weights.word_vectors import read_words
@@ -32,6 +33,7 @@ __all__ = ["NO_LIMIT", "WordLevelTokenizer", "load_word_level_tokenizer", "words
 
 NO_LIMIT = 2**31 - 1
 
+_SPACE = re.compile(r"\s")
 _WORD = re.compile(r"<\w+>|\w+(?:'\w+)*|[^\w\s]")
 
 
@@ -57,18 +59,53 @@ class WordLevelTokenizer:
     def vocab_size(self) -> int:
         return self._size
 
-    def ids(self, text: str) -> list[int]:
+    def ids(self, text: str, limit: int | None = None) -> list[int]:
+        """The known words' ids, only the first `limit` + 1 of them read for a limit: the text
+        is read in pieces that end at whitespace, which no word spans and after which lower
+        case reads no further (Python's final sigma looks past case-ignorable characters, and no
+        whitespace is one), so the pieces' words are the text's."""
         index = self._index
-        return [index[w] for w in words(text) if w in index]
+        if limit is None:
+            return [index[w] for w in words(text) if w in index]
+        found: list[int] = []
+        start = 0
+        size = 2 * (limit + 1)
+        while start < len(text) and len(found) <= limit:
+            space = _SPACE.search(text, start + size)
+            end = len(text) if space is None else space.start()
+            found += [index[w] for w in words(text[start:end]) if w in index]
+            start, size = end, min(2 * size, 8 * (limit + 1))
+        return found[: limit + 1]
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]:
-        return [self.wrap(self.ids(t)) for t in texts]
+    def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
+        encoded = [self.wrap(self.ids(t, read)) for t in texts]
+        if read is None:
+            return encoded
+        return [e if e.full_length <= read else replace(e, exact=False) for e in encoded]
 
     def wrap(self, ids: Sequence[int]) -> Encoded:
         return Encoded(ids=tuple(ids), full_length=len(ids))
 
-    def text_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
-        return [tuple(self.ids(t)) for t in texts]
+    def text_ids(self, texts: Sequence[str], limit: int | None = None) -> list[tuple[int, ...]]:
+        return [tuple(self.ids(t, limit)) for t in texts]
+
+    def settled_ids(self, prefix: str, limit: int) -> tuple[int, ...] | None:
+        """Words before the prefix's last whitespace are settled."""
+        ids = self.ids(prefix[: max(_last_space(prefix), 0)], limit)
+        return tuple(ids) if len(ids) > limit else None
+
+
+def _last_space(text: str) -> int:
+    """Where the last whitespace character of `text` is; -1 where it has none."""
+    width = 64
+    while True:
+        start = max(0, len(text) - width)
+        spaces = [m.start() for m in _SPACE.finditer(text, start)]
+        if spaces:
+            return spaces[-1]
+        if start == 0:
+            return -1
+        width *= 4
 
 
 def load_word_level_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailable:

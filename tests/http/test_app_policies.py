@@ -107,6 +107,18 @@ async def test_no_truncate_refuses_over_long_v1_inputs(strict: httpx.AsyncClient
     assert ok.status_code == 200
 
 
+async def test_a_huge_input_refused_unread_says_more_than_what_was_read(
+    strict: httpx.AsyncClient,
+) -> None:
+    """A refusal reads an input only so far: the 400 gives a lower bound, never a wrong count."""
+    body = {"model": "all-MiniLM-L6-v2", "input": "word " * 100_000}
+    response = await strict.post("/v1/embeddings", json=body)
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "however input 0 has more than " in message
+    assert "100002 tokens" not in message
+
+
 @pytest.mark.parametrize(
     ("path", "envelope"), [("/v1/embeddings", "openai"), ("/api/embed", "ollama")]
 )
