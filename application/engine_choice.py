@@ -386,24 +386,18 @@ class EngineSelector:
                 return again
             loaded, check = again
         trial.checks.append(check)
-        log.info(
-            "engine_parity",
-            model=trial.spec.qualified_name,
-            engine=check.engine,
-            precision=check.precision,
-            max_abs_diff=check.max_abs_diff,
-            min_cosine=check.min_cosine,
-            passed=check.passed,
-            texts_per_s=check.texts_per_s,
-        )
+        figures = {
+            "model": trial.spec.qualified_name,
+            "engine": check.engine,
+            "precision": check.precision,
+            "max_abs_diff": check.max_abs_diff,
+            "min_cosine": check.min_cosine,
+        }
+        log.info("engine_parity", **figures, passed=check.passed, texts_per_s=check.texts_per_s)
         if not check.passed:
             log.warning(
                 "engine_failed_parity",
-                model=trial.spec.qualified_name,
-                engine=check.engine,
-                precision=check.precision,
-                max_abs_diff=check.max_abs_diff,
-                min_cosine=check.min_cosine,
+                **figures,
                 reason="its vectors drift from the reference engine's: not used for this model",
             )
         return _Contender(candidate.name, candidate.precision, loaded, check)
