@@ -29,7 +29,9 @@ from application.engine_choice import Candidate, EngineSelector, Precision
 from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
+from application.model_lookup import ModelLookup
 from application.stores import FirstFound
+from domain.errors import ModelNotFound
 from domain.models import ModelSpec
 from domain.ports import InferenceEngine
 
@@ -68,15 +70,20 @@ def _hub_store(settings: Settings) -> HubStore:
 def build_front_door(settings: Settings, metrics: Metrics | None = None) -> FrontDoor:
     """The application, wired as the settings say: for the server, and in process for the CLI
     (pull, list, rm, embed), so both act alike. `metrics` count its forward passes."""
-    catalogue = _catalogue(settings)
     carried, downloads = InstalledPackageStore(), _hub_store(settings)
     store = FirstFound([carried, downloads])
-    preload = [catalogue.resolve(name) for name in settings.preload]
-    unknown = [n for n, spec in zip(settings.preload, preload, strict=True) if spec is None]
-    if unknown:
-        msg = f"cannot preload models not in the catalogue: {', '.join(unknown)}"
+    names = ModelLookup(_catalogue(settings), downloads, settings.allow_models)
+    # a repo id is described here, before the server listens (from disk, else from the Hub)
+    preload = [names.find_blocking(name) for name in settings.preload]
+    refused = [
+        f"{n} ({'unknown' if isinstance(s, ModelNotFound) else s.message})"
+        for n, s in zip(settings.preload, preload, strict=True)
+        if not isinstance(s, ModelSpec)
+    ]
+    if refused:
+        msg = f"cannot preload {', '.join(refused)}"
         raise ValueError(msg)
-    pinned = [spec for spec in preload if spec is not None]
+    pinned = [spec for spec in preload if isinstance(spec, ModelSpec)]
     # One inference thread by default: BLAS and the runtimes already use every core, and two
     # forward passes at once would only fight over them.
     executor = ThreadPoolExecutor(
@@ -96,15 +103,16 @@ def build_front_door(settings: Settings, metrics: Metrics | None = None) -> Fron
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
     cache = EmbeddingCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
     embeddings = EmbeddingService(
-        catalogue, registry, decoder, cache=cache, chunk_overlap=settings.chunk_overlap
+        names, registry, decoder, cache=cache, chunk_overlap=settings.chunk_overlap
     )
     return FrontDoor(
-        catalogue,
+        names,
         registry,
         embeddings,
-        ModelAdmin(catalogue, downloads, [carried], registry),
+        ModelAdmin(names, downloads, [carried], registry),
         Inventory(store),
-        ready_model=pinned[0] if pinned else catalogue.resolve(DEFAULT_MODEL),
+        # with --allow-models refusing the default model, /ready waits for nothing
+        ready_model=pinned[0] if pinned else names.known(DEFAULT_MODEL),
         preload=pinned,
         cache=cache,
     )

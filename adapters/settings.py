@@ -513,6 +513,20 @@ class Settings:
             "Repeatable",
         )
     )
+    allow_models: tuple[str, ...] = settings_list(  # fnmatch patterns; none: anything
+        Option(
+            flag="--allow-models",
+            env="EMBEDSERVE_ALLOW_MODELS",
+            default="",
+            parse=_text,
+            many="repeated",
+            metavar="PATTERN",
+            meaning="only models matching one of these patterns may be used or fetched (fnmatch, "
+            "case-insensitive, over catalogue names, Ollama's library names and repo ids, e.g. "
+            "'BAAI/*' or 'all-minilm'); anything else is a 404 as an unknown model. Repeatable; "
+            "default: anything",
+        )
+    )
     cache_bytes: int = setting(  # the embeddings cache's budget; 0: no cache
         Option(
             flag="--cache-size",

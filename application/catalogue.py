@@ -8,9 +8,10 @@ are authoritative (sentence-transformers' configs), and these values are what `/
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from application.ollama_library import LIBRARY_NAMES, LIBRARY_SPECS, LibraryName
 from domain.models import Family, ModelSpec, PoolingMode
 
 __all__ = ["CATALOGUE", "DEFAULT_MODEL", "Alias", "AliasRefused", "Catalogue"]
@@ -77,10 +78,9 @@ CATALOGUE: tuple[ModelSpec, ...] = (
     # The server we model lists M2V_base_output under Static too: the same repo read as a
     # sentence-transformers StaticEmbedding. A tag tells the two readings apart.
     ModelSpec("M2V_base_output", "minishlab/M2V_base_output", _S, 256, None, _MEAN, tag="static"),
+    # the repos Ollama's library names stand for (application/ollama_library.py)
+    *LIBRARY_SPECS,
 )
-
-# Names Ollama's own library uses for the same weights.
-_ALIASES: Mapping[str, str] = {"all-minilm": "all-MiniLM-L6-v2"}
 # What a configured alias may be spelled with: OpenAI's and Ollama's model names fit. No ':',
 # since the tag is the server's (an alias answers to `name` and `name:latest`), and no ',' or
 # '=', which separate aliases in EMBEDSERVE_ALIASES.
@@ -124,17 +124,25 @@ def _split_tag(requested: str) -> tuple[str, str]:
 class Catalogue:
     """Resolves catalogue names, Ollama-style `name:tag`, aliases and Hugging Face repo ids."""
 
-    def __init__(self, specs: Iterable[ModelSpec], aliases: Mapping[str, str] = _ALIASES) -> None:
+    def __init__(
+        self, specs: Iterable[ModelSpec], library: Iterable[LibraryName] = LIBRARY_NAMES
+    ) -> None:
+        """`library`: Ollama's names for catalogue entries; one whose target is not among
+        `specs` is left out."""
         self.specs = tuple(specs)
         self._index: dict[tuple[str, str], ModelSpec] = {}
         for spec in self.specs:
             self._index.setdefault((spec.name.lower(), spec.tag), spec)
             self._index.setdefault((spec.repo_id.lower(), spec.tag), spec)
+            # a repo id names its entry whatever the entry's tag (Snowflake/snowflake-arctic-
+            # embed-xs is snowflake-arctic-embed-xs), so it is never described a second time
+            self._index.setdefault((spec.repo_id.lower(), "latest"), spec)
         self._aliases: dict[tuple[str, str], Alias] = {}
-        for alias, target in aliases.items():
-            for spec in self.specs:
-                if spec.name == target:
-                    self._add(Alias(alias, spec.tag, spec, configured=False))
+        for entry in library:
+            target = self.resolve(entry.target)
+            own = target is not None and entry.name.lower() == target.name.lower()
+            if target is not None and not (own and entry.tag == target.tag):
+                self._add(Alias(entry.name, entry.tag, target, configured=False))
 
     def _add(self, alias: Alias) -> None:
         key = (alias.name.lower(), alias.tag.lower())

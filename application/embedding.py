@@ -12,15 +12,16 @@ from application.batching import BatchRun
 from application.catalogue import Catalogue
 from application.embedding_cache import EmbeddingCache
 from application.lifecycle import LoadedModel, ModelRegistry
+from application.model_lookup import ModelLookup, as_lookup
 from application.prepared_inputs import InputPreparer, Prepared
 from domain.chunking import DEFAULT_OVERLAP, pool_windows
 from domain.errors import (
     EmbedError,
     InvalidDimensions,
-    ModelNotFound,
     Overloaded,
     TooManyInputs,
 )
+from domain.models import ModelSpec
 from domain.ops import Array
 from domain.ports import Encoded, TokenIdDecoder
 from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
@@ -43,7 +44,7 @@ class EmbeddingService:
 
     def __init__(  # noqa: PLR0913 - collaborators and settings, given by the composition root
         self,
-        catalogue: Catalogue,
+        catalogue: Catalogue | ModelLookup,
         registry: ModelRegistry,
         token_ids: TokenIdDecoder | None,
         limits: Limits = Limits(),
@@ -51,7 +52,7 @@ class EmbeddingService:
         *,
         chunk_overlap: int = DEFAULT_OVERLAP,
     ) -> None:
-        self._catalogue = catalogue
+        self._names = as_lookup(catalogue)
         self._registry = registry
         self._limits = limits
         self._cache = cache
@@ -106,9 +107,9 @@ class EmbeddingService:
     async def _acquire(self, req: EmbeddingRequest) -> tuple[LoadedModel, int] | EmbedError:
         if len(req.inputs) > self._limits.max_inputs:
             return TooManyInputs(len(req.inputs), self._limits.max_inputs)
-        spec = self._catalogue.resolve(req.model)
-        if spec is None:
-            return ModelNotFound(req.model)
+        spec = await self._names.find(req.model)
+        if not isinstance(spec, ModelSpec):
+            return spec
         return await self._registry.acquire(spec, req.keep_alive_s)
 
     async def _embed_rows(

@@ -19,13 +19,22 @@ from application.embedding import EmbeddingService
 from application.embedding_cache import CacheStats, EmbeddingCache
 from application.lifecycle import ModelRegistry, ResidentModel
 from application.model_admin import ModelAdmin, Pulled, Removed
+from application.model_lookup import Lookup, ModelLookup, as_lookup
+from application.ollama_library import AwaitedModel
 from application.readiness import Readiness
-from domain.errors import EmbedError, ModelNotFound, ModelUnavailable, NotRemovable
+from domain.errors import (
+    ArchitectureNotSupported,
+    EmbedError,
+    ModelNotFound,
+    ModelUnavailable,
+    NotRemovable,
+)
 from domain.models import ModelSpec
 from domain.ports import FolderFacts, ModelFacts, OnProgress
 from domain.requests import EmbeddingRequest, EmbeddingResult
 
 __all__ = [
+    "AwaitedModel",
     "CacheStats",
     "FrontDoor",
     "ModelEntry",
@@ -51,7 +60,7 @@ class FrontDoor:
 
     def __init__(  # noqa: PLR0913 - the use cases, given by the composition root
         self,
-        catalogue: Catalogue,
+        catalogue: Catalogue | ModelLookup,
         registry: ModelRegistry,
         embeddings: EmbeddingService,
         admin: ModelAdmin,
@@ -62,7 +71,7 @@ class FrontDoor:
         cache: EmbeddingCache | None = None,
     ) -> None:
         """`ready_model`: the model whose first load makes the server ready (see Readiness)."""
-        self._catalogue = catalogue
+        self._names = as_lookup(catalogue)
         self._registry = registry
         self._embeddings = embeddings
         self._admin = admin
@@ -87,7 +96,7 @@ class FrontDoor:
             return self.unload(request.model)
         result = await self._embeddings.embed(request)
         if isinstance(result, EmbeddingResult):
-            spec = self._catalogue.resolve(request.model)
+            spec = self._names.known(request.model)
             if spec is not None:
                 self._readiness.loaded(spec)
         return result
@@ -95,7 +104,7 @@ class FrontDoor:
     def unload(self, name: str) -> EmbeddingResult | ModelNotFound:
         """The model goes once its requests in flight finish (a preloaded one stays); one that
         is not loaded is not loaded first. Answers an empty result, as Ollama does."""
-        spec = self._catalogue.resolve(name)
+        spec = self._names.known(name)
         if spec is None:
             return ModelNotFound(name)
         self._registry.unload(spec, reason="keep_alive", keep_pinned=True)
@@ -108,9 +117,10 @@ class FrontDoor:
             batches=0,
         )
 
-    def find(self, name: str) -> ModelSpec | ModelNotFound:
-        """The model a name stands for, to pull or delete it."""
-        return self._admin.resolve(name)
+    async def find(self, name: str) -> Lookup:
+        """The model a name stands for, to pull it: a repo id is described from its config
+        files (fetched from the Hub if it is not on disk), and refused if we cannot run it."""
+        return await asyncio.to_thread(self._admin.resolve, name)
 
     def pull(
         self, spec: ModelSpec, progress: OnProgress | None = None
@@ -119,13 +129,13 @@ class FrontDoor:
         return self._admin.pull(spec, progress)
 
     def stored(self) -> list[tuple[ModelSpec, int | None]]:
-        """Every catalogue model with its bytes on disk (None: not there), without hashing.
+        """Every listed model with its bytes on disk (None: not there), without hashing.
         Walks folders: callers on an event loop use a thread."""
         return self._admin.stored()
 
     async def delete(self, name: str) -> Removed | NotRemovable | ModelNotFound:
         """Unloads the model, then deletes its files."""
-        spec = self._admin.resolve(name)
+        spec = await asyncio.to_thread(self._admin.resolve_present, name)
         if isinstance(spec, ModelNotFound):
             return spec
         return await self._admin.delete(spec, name)
@@ -137,7 +147,7 @@ class FrontDoor:
 
     def canonical_name(self, requested: str) -> str | None:
         """`name:tag` of the model a requested name stands for; None for an unknown name."""
-        spec = self._catalogue.resolve(requested)
+        spec = self._names.known(requested)
         return None if spec is None else spec.qualified_name
 
     def cache_stats(self) -> CacheStats | None:
@@ -149,31 +159,42 @@ class FrontDoor:
         return self._registry.resident()
 
     async def models(self) -> list[ModelEntry]:
-        """Every catalogue model; facts from disk are read in a thread (hashing is slow)."""
-        specs = self._catalogue.specs
-        disk = await asyncio.to_thread(lambda: [self._facts.facts(s) for s in specs])
+        """Every catalogue model and every repo-id model on disk (as --allow-models lets);
+        facts from disk are read in a thread (hashing is slow)."""
+
+        def listed() -> list[tuple[ModelSpec, FolderFacts | None]]:
+            return [(s, self._facts.facts(s)) for s in self._names.listed()]
+
         running = {m.spec: m for m in self._registry.resident()}
         return [
-            ModelEntry(spec, self._catalogue.aliases(spec), facts, running.get(spec))
-            for spec, facts in zip(specs, disk, strict=True)
+            ModelEntry(spec, self._names.aliases(spec), facts, running.get(spec))
+            for spec, facts in await asyncio.to_thread(listed)
         ]
 
-    async def model(self, name: str) -> ModelEntry | ModelNotFound:
-        spec = self._catalogue.resolve(name)
-        if spec is None:
-            return ModelNotFound(name)
-        return await self._entry(spec, named=self._catalogue.alias(name))
+    def awaited(self) -> tuple[AwaitedModel, ...]:
+        """Ollama library names listed before their architecture runs here."""
+        return self._names.awaited()
+
+    async def model(
+        self, name: str
+    ) -> ModelEntry | ModelNotFound | ModelUnavailable | ArchitectureNotSupported:
+        """A model by any of its names; a repo id is described first (from the Hub if it is
+        not on disk), so it can be shown before it is pulled."""
+        spec = await self._names.find(name)
+        if not isinstance(spec, ModelSpec):
+            return spec
+        return await self._entry(spec, named=self._names.alias(name))
 
     async def running(self) -> list[ModelEntry]:
         """The models in memory, each with its facts from disk."""
         resident = self._registry.resident()
         disk = await asyncio.to_thread(lambda: [self._facts.facts(m.spec) for m in resident])
         return [
-            ModelEntry(m.spec, self._catalogue.aliases(m.spec), facts, m)
+            ModelEntry(m.spec, self._names.aliases(m.spec), facts, m)
             for m, facts in zip(resident, disk, strict=True)
         ]
 
     async def _entry(self, spec: ModelSpec, named: Alias | None = None) -> ModelEntry:
         facts = await asyncio.to_thread(self._facts.facts, spec)
         running = next((m for m in self._registry.resident() if m.spec == spec), None)
-        return ModelEntry(spec, self._catalogue.aliases(spec), facts, running, named)
+        return ModelEntry(spec, self._names.aliases(spec), facts, running, named)

@@ -18,6 +18,7 @@ import structlog
 
 from application.catalogue import Catalogue
 from application.loading import folder_size
+from application.model_lookup import Lookup, ModelLookup, as_lookup
 from domain.errors import ModelNotFound, ModelUnavailable, NotRemovable
 from domain.models import ModelSpec
 from domain.ports import Downloads, ModelStore, OnProgress
@@ -51,19 +52,27 @@ class ModelAdmin:
 
     def __init__(
         self,
-        catalogue: Catalogue,
+        catalogue: Catalogue | ModelLookup,
         downloads: Downloads,
         carried: Sequence[ModelStore] = (),
         loaded: Unloader | None = None,
     ) -> None:
-        self._catalogue = catalogue
+        self._names = as_lookup(catalogue)
         self._downloads = downloads
         self._carried = carried
         self._loaded = loaded
 
-    def resolve(self, name: str) -> ModelSpec | ModelNotFound:
-        spec = self._catalogue.resolve(name)
-        return ModelNotFound(name, "it is not in the catalogue") if spec is None else spec
+    def resolve(self, name: str) -> Lookup:
+        """The model `name` stands for; a repo id is described from the Hub if it is not on
+        disk. Blocks: callers on an event loop use a thread."""
+        found = self._names.find_blocking(name)
+        if isinstance(found, ModelNotFound) and not found.reason:
+            return ModelNotFound(name, "it is not in the catalogue")
+        return found
+
+    def resolve_present(self, name: str) -> ModelSpec | ModelNotFound:
+        """As `resolve`, but a repo id is looked for on disk alone: what `delete` needs."""
+        return self._names.find_local(name)
 
     def carrier(self, spec: ModelSpec) -> Path | None:
         """The folder of an installed package that carries the model, if one does."""
@@ -74,10 +83,11 @@ class ModelAdmin:
         return self.carrier(spec) or self._downloads.locate(spec)
 
     def stored(self) -> list[tuple[ModelSpec, int | None]]:
-        """Every catalogue model with the bytes its folder holds; None where it is not on disk.
-        Walks folders: callers on an event loop use a thread."""
+        """Every listed model (the catalogue's, and repo-id models on disk) with the bytes its
+        folder holds; None where it is not on disk. Walks folders: callers on an event loop use
+        a thread."""
         stored: list[tuple[ModelSpec, int | None]] = []
-        for spec in self._catalogue.specs:
+        for spec in self._names.listed():
             folder = self.present(spec)
             stored.append((spec, None if folder is None else folder_size(folder)))
         return stored
@@ -111,6 +121,7 @@ class ModelAdmin:
             return refused
         if not self._downloads.remove(spec):  # another process removed it meanwhile
             return ModelNotFound(name, "it is not downloaded")
+        self._names.forget(spec)
         log.info("model_removed", model=spec.qualified_name)
         return Removed(spec, unloaded=False)
 
@@ -121,7 +132,8 @@ class ModelAdmin:
             return refused
         unloaded = False
         if self._loaded is not None:
-            for other in self._catalogue.specs:  # M2V_base_output is read two ways from one folder
+            # M2V_base_output is read two ways from one folder
+            for other in {*self._names.catalogue.specs, spec}:
                 if other.repo_id == spec.repo_id:
                     unloaded = self._loaded.unload(other, reason="deleted") or unloaded
         removed = await asyncio.to_thread(self.remove, spec, name)

@@ -8,6 +8,7 @@ from pathlib import Path
 from domain.models import Family
 
 __all__ = [
+    "ArchitectureNotSupported",
     "EmbedError",
     "FamilyNotSupported",
     "InputTooLong",
@@ -55,6 +56,28 @@ class FamilyNotSupported:
         return (
             f"model {self.name!r} is in the {self.family.value} family, "
             "which this server cannot run yet"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ArchitectureNotSupported:
+    """A repo whose config.json names an architecture we have not written ourselves: refused
+    from its configs alone, before any weight is fetched (a repo's own code is never run)."""
+
+    name: str
+    architecture: str  # as config.json's `architectures` (or `model_type`) spells it; "": none
+    supported: tuple[str, ...]  # the architecture names this server runs
+
+    @property
+    def message(self) -> str:
+        what = (
+            f"architecture {self.architecture}"
+            if self.architecture
+            else "no architecture (its config.json names none)"
+        )
+        return (
+            f"model {self.name!r} has {what}, which this server does not run; "
+            f"it runs {', '.join(self.supported)}"
         )
 
 
@@ -160,6 +183,7 @@ EmbedError = (
     ModelNotFound
     | ModelUnavailable
     | FamilyNotSupported
+    | ArchitectureNotSupported
     | InvalidInput
     | InputTooLong
     | TooManyInputs

@@ -29,8 +29,10 @@ from domain.models import Family
 from domain.ops import Ops
 
 __all__ = [
+    "ARCHITECTURES",
     "FAMILIES",
     "FILES_NEEDED",
+    "MODEL_TYPES",
     "WEIGHTS",
     "FamilyTraits",
     "ImageForward",
@@ -128,6 +130,30 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
         (),
         windowless=True,
     ),
+}
+
+# config.json's `architectures` -> the family that runs it: the one table that decides what a
+# Hugging Face repo id may be (domain/repo_configs.py). Each name is a class whose checkpoint our
+# own reader loads: the bare encoder, or the encoder under its `bert.` / `roberta.` prefix beside
+# a masked-LM head that is not read. A repo whose config.json carries `auto_map` (custom code)
+# runs only when its `architectures` is a name here: we run our implementation of that
+# architecture on its weights, never the repo's code. Adding an architecture is a row here (and
+# its family's rows, if it is a new family).
+ARCHITECTURES: Mapping[str, Family] = {
+    "BertModel": Family.BERT,
+    "BertForMaskedLM": Family.BERT,
+    "RobertaModel": Family.ROBERTA,
+    "RobertaForMaskedLM": Family.ROBERTA,
+    "XLMRobertaModel": Family.XLM_ROBERTA,
+    "XLMRobertaForMaskedLM": Family.XLM_ROBERTA,
+    "CLIPModel": Family.CLIP,
+}
+# config.json's `model_type`, for a config without `architectures` (and without `auto_map`)
+MODEL_TYPES: Mapping[str, Family] = {
+    "bert": Family.BERT,
+    "roberta": Family.ROBERTA,
+    "xlm-roberta": Family.XLM_ROBERTA,
+    "clip": Family.CLIP,
 }
 
 # the two file lists by family, as the hub store reads them

@@ -8,7 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from domain.errors import InvalidInput, ModelNotFound, ModelUnavailable, TokenIdOutOfRange
+from domain.errors import (
+    ArchitectureNotSupported,
+    InvalidInput,
+    ModelNotFound,
+    ModelUnavailable,
+    TokenIdOutOfRange,
+)
 from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
 
@@ -23,6 +29,7 @@ __all__ = [
     "ModelFacts",
     "ModelStore",
     "OnProgress",
+    "RepoModels",
     "TokenIdDecoder",
     "Tokenizer",
     "TokenizerLoader",
@@ -84,6 +91,22 @@ class Downloads(Protocol):
 
     def remove(self, spec: ModelSpec) -> bool:
         """Deletes the model's folder; False when there was none."""
+        ...
+
+
+class RepoModels(Protocol):
+    """Models named by a Hugging Face repo id rather than a catalogue name."""
+
+    def describe(
+        self, name: str, repo_id: str, revision: str
+    ) -> ModelSpec | ModelNotFound | ModelUnavailable | ArchitectureNotSupported:
+        """What the repo is (domain/repo_configs.py), named `name`. A repo on disk answers from
+        its folder, offline too; another from its config files on the Hub, fetched where its
+        download goes on from. Never fetches a weights file."""
+        ...
+
+    def downloaded(self) -> list[ModelSpec]:
+        """The repo-id models on disk."""
         ...
 
 

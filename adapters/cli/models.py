@@ -20,6 +20,7 @@ from adapters.observability import configure_logging
 from adapters.settings import Settings
 from application.front_door import FrontDoor, Pulled
 from domain.errors import ModelNotFound, NotRemovable
+from domain.models import ModelSpec
 from domain.ports import FileProgress
 from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
 
@@ -38,11 +39,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     pull = commands.add_parser(
         "pull",
         help="download a model",
-        description="Download a catalogue model into the home folder, with a progress bar per "
-        "file. An interrupted pull continues where it stopped; the model appears only once "
-        "whole. Honours HF_ENDPOINT and HF_HUB_OFFLINE.",
+        description="Download a model (a catalogue name, one of Ollama's library names, or a "
+        "Hugging Face repo id such as BAAI/bge-small-en-v1.5) into the home folder, with a "
+        "progress bar per file. An interrupted pull continues where it stopped; the model "
+        "appears only once whole. Honours HF_ENDPOINT and HF_HUB_OFFLINE.",
     )
-    pull.add_argument("model", help="a catalogue name, alias or repo id, e.g. all-minilm")
+    pull.add_argument(
+        "model", help="a catalogue name, alias or repo id, e.g. all-minilm or BAAI/bge-m3"
+    )
     add_options(pull, ["home"])
 
     listing = commands.add_parser(
@@ -133,8 +137,8 @@ class _Bars:
 
 
 def _pull(door: FrontDoor, name: str, out: IO[str]) -> int:
-    spec = door.find(name)
-    if isinstance(spec, ModelNotFound):
+    spec = asyncio.run(door.find(name))
+    if not isinstance(spec, ModelSpec):
         return _fail(spec.message)
     out.write("pulling manifest\n")
     pulled = door.pull(spec, _Bars(out))

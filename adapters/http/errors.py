@@ -20,6 +20,7 @@ from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
 
 from domain.errors import (
+    ArchitectureNotSupported,
     EmbedError,
     FamilyNotSupported,
     InputTooLong,
@@ -190,6 +191,7 @@ def status_of(err: HttpError) -> int:  # noqa: PLR0911 - one case per error, by 
             | InvalidDimensions()
             | TokenIdOutOfRange()
             | FamilyNotSupported()
+            | ArchitectureNotSupported()
             | NotRemovable()
             | MalformedBody()
         ):

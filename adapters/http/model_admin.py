@@ -145,7 +145,10 @@ def _pull_handler(door: FrontDoor) -> HTTPRouteHandler:
         },
         operation_class=_PullOperation,
         tags=["Ollama"],
-        description="Downloads a catalogue model. With `stream` true (the default) the answer is "
+        description="Downloads a model: a catalogue name, one of Ollama's library names, or a "
+        "Hugging Face repo id (`org/name`, `org/name@revision`) of an architecture the server "
+        "runs (any other is a 400 naming it, decided before any weight is fetched). With "
+        "`stream` true (the default) the answer is "
         'NDJSON (application/x-ndjson): progress lines, then `{"status":"success"}` or an '
         '`{"error": ...}` line. A model an installed package carries is already present.',
     )
@@ -153,8 +156,8 @@ def _pull_handler(door: FrontDoor) -> HTTPRouteHandler:
         requested = data.model or data.name
         if not requested.strip():
             return error_response(_MODEL_REQUIRED)
-        spec = door.find(requested)
-        if isinstance(spec, ModelNotFound):
+        spec = await door.find(requested)  # a repo id: its configs, read before any weight
+        if not isinstance(spec, ModelSpec):
             return error_response(spec, "pull")
         if data.stream is not False:
             return Stream(_progress_lines(door, spec), media_type=NDJSON)

@@ -33,8 +33,9 @@ from adapters.http.errors import (
     status_of,
 )
 from adapters.http.go_duration import parse_go_duration
-from application.front_door import FrontDoor, ModelEntry
+from application.front_door import AwaitedModel, FrontDoor, ModelEntry
 from domain.errors import (
+    ArchitectureNotSupported,
     FamilyNotSupported,
     InputTooLong,
     InvalidDimensions,
@@ -207,6 +208,7 @@ def ollama_body(err: HttpError, operation: Operation = "run") -> ErrorBody:  # n
         case (
             ModelUnavailable()
             | FamilyNotSupported()
+            | ArchitectureNotSupported()
             | NotRemovable()
             | InvalidInput()
             | TooManyInputs()
@@ -288,6 +290,25 @@ def _details(spec: ModelSpec, facts: FolderFacts | None) -> ModelDetails:
         context_length=spec.max_tokens,
         inputs=list(spec.input_kinds),
         damaged=UNSET if facts is None or facts.damaged is None else facts.damaged,
+    )
+
+
+def _awaited(model: AwaitedModel) -> ListedModel:
+    """A library name listed before its architecture runs here: any request for it is a 400
+    naming the architecture, so it is listed as never downloaded."""
+    return ListedModel(
+        name=model.qualified_name,
+        model=model.qualified_name,
+        modified_at=_NEVER,
+        size=0,
+        digest="",
+        details=ModelDetails(
+            format="safetensors",
+            family=model.architecture,
+            families=[model.architecture],
+            parameter_size="",
+            quantization_level="F32",
+        ),
     )
 
 
@@ -391,13 +412,14 @@ def _model_handlers(door: FrontDoor) -> list[HTTPRouteHandler]:
                 )
                 for tagged in (spec.qualified_name, *(a.qualified_name for a in entry.aliases))
             )
+        listed.extend(_awaited(model) for model in door.awaited())
         return TagsResponse(models=listed)
 
     @head("/api/tags")
     async def tags_head() -> None:
         return None
 
-    @post("/api/show", status_code=200, responses=_errors(400, 404, 413))
+    @post("/api/show", status_code=200, responses=_errors(400, 404, 413, 503))
     async def show(data: JSONBody[ShowRequest]) -> Response[ShowResponse | ErrorBody]:
         requested = data.model or data.name
         if not requested.strip():
@@ -405,6 +427,8 @@ def _model_handlers(door: FrontDoor) -> list[HTTPRouteHandler]:
         entry = await door.model(requested)  # hashes weights once
         if isinstance(entry, ModelNotFound):
             return error_response(entry, "look up")
+        if not isinstance(entry, ModelEntry):
+            return error_response(entry)
         spec, facts = entry.spec, entry.disk
         arch = spec.family.value
         info: dict[str, Any] = {

@@ -32,6 +32,7 @@ from adapters.http.errors import (
 )
 from application.front_door import FrontDoor, ModelEntry
 from domain.errors import (
+    ArchitectureNotSupported,
     EmbedError,
     FamilyNotSupported,
     InputTooLong,
@@ -177,7 +178,7 @@ def openai_body(err: HttpError) -> ErrorBody:  # noqa: C901, PLR0911, PLR0912 - 
             return _envelope(message, param="model", code="model_not_found")
         case ModelUnavailable():
             return _envelope(err.message, "api_error", param="model", code="model_unavailable")
-        case FamilyNotSupported():
+        case FamilyNotSupported() | ArchitectureNotSupported():
             return _envelope(err.message, param="model", code="model_not_supported")
         case NotRemovable():
             return _envelope(err.message, param="model")
@@ -341,10 +342,10 @@ def build_router(door: FrontDoor, *, truncate: Truncation) -> Router:
             listed += [_model(entry, alias=name) for name in names]
         return ModelList(data=listed)
 
-    @get("/models/{model_id:path}", responses=_errors(404))
+    @get("/models/{model_id:path}", responses=_errors(400, 404, 503))
     async def retrieve_model(model_id: FromPath[str]) -> Response[Model | ErrorBody]:
-        entry = await door.model(model_id.lstrip("/"))
-        if isinstance(entry, ModelNotFound):
+        entry = await door.model(model_id.lstrip("/"))  # a repo id holds a '/'
+        if not isinstance(entry, ModelEntry):
             return error_response(entry)
         named = entry.named
         return Response(_model(entry, alias=named.name if named and named.configured else None))

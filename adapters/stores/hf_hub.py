@@ -45,10 +45,12 @@ from huggingface_hub.utils import (  # type: ignore[attr-defined] # lazily expor
     validate_repo_id,
 )
 
-from domain.errors import ModelNotFound, ModelUnavailable
+from adapters.stores.saved_specs import SPEC_FILE, config_names, read_configs, read_spec, write_spec
+from domain.errors import ArchitectureNotSupported, ModelNotFound, ModelUnavailable
 from domain.families import WEIGHTS, MissingWeights, files_to_fetch
 from domain.models import ModelSpec
 from domain.ports import FileProgress, OnProgress
+from domain.repo_configs import describe_repo
 
 __all__ = ["HubStore"]
 
@@ -136,12 +138,76 @@ class HubStore:
                 parent.rmdir()
             return True
 
+    # models named by repo id (domain.ports.RepoModels)
+
+    def describe(
+        self, name: str, repo_id: str, revision: str
+    ) -> ModelSpec | ModelNotFound | ModelUnavailable | ArchitectureNotSupported:
+        """What the repo is, from its config files alone: the folder's when it is on disk, else
+        the Hub's, fetched into the partial folder that its download then goes on from."""
+        folder = self._folder_of(repo_id)
+        if folder is None:
+            return ModelNotFound(name, f"{repo_id!r} is not a repo id")
+        with self._lock(repo_id), self._file_lock(repo_id):
+            if folder.is_dir():
+                return read_spec(folder) or describe_repo(
+                    name, repo_id, revision, read_configs(folder)
+                )
+            if self._is_offline():
+                return ModelNotFound(
+                    name, "offline mode is on (HF_HUB_OFFLINE) and it is not downloaded"
+                )
+            try:
+                return self._describe_from_hub(name, repo_id, revision)
+            except (httpx2.HTTPError, HFValidationError, OSError) as err:
+                return _as_domain_error(name, repo_id, revision, err)
+
+    def downloaded(self) -> list[ModelSpec]:
+        """Every model on disk that was pulled by repo id (its folder holds a spec file)."""
+        found: list[ModelSpec] = []
+        for path in sorted(self._root.glob(f"*/*/{SPEC_FILE}")):
+            folder = path.parent
+            if folder.parent.name.startswith("."):  # .partial, .locks: no model yet
+                continue
+            repo_id = f"{folder.parent.name}/{folder.name}"
+            spec = read_spec(folder) or describe_repo(
+                repo_id, repo_id, "main", read_configs(folder)
+            )
+            if isinstance(spec, ModelSpec):
+                found.append(spec)
+        return found
+
+    def _describe_from_hub(
+        self, name: str, repo_id: str, revision: str
+    ) -> ModelSpec | ModelUnavailable | ArchitectureNotSupported:
+        info = self._api.model_info(repo_id, revision=revision, timeout=_METADATA_TIMEOUT_S)
+        if info.sha is None:
+            return ModelUnavailable(name, "the Hub did not say which commit to fetch")
+        names = config_names(sibling.rfilename for sibling in info.siblings or [])
+        partial = self._partial(repo_id)
+        _keep_only_commit(partial, info.sha)
+        for file in names:  # a few kB each; the weights wait until the repo is known to be ours
+            failed = self._download_file(
+                repo_id=repo_id,
+                model=name,
+                commit=info.sha,
+                name=file,
+                partial=partial,
+                progress=_ignore,
+            )
+            if failed is not None:
+                return failed
+        described = describe_repo(name, repo_id, revision, read_configs(partial, names))
+        if isinstance(described, ModelSpec):
+            write_spec(partial, described)
+        return described
+
     # steps of a download
 
     def _download(
         self, spec: ModelSpec, progress: OnProgress
     ) -> Path | ModelNotFound | ModelUnavailable:
-        partial = self._root / _PARTIAL / spec.repo_id.replace("/", "--")
+        partial = self._partial(spec.repo_id)
         try:
             listing = self._list(spec)
             if not isinstance(listing, _Listing):
@@ -149,22 +215,36 @@ class HubStore:
             _keep_only_commit(partial, listing.commit)
             # Pinned to the commit, so every file comes from one snapshot even if `main` moves.
             for name in sorted(listing.files):
-                failed = self._download_file(spec, listing.commit, name, partial, progress)
+                failed = self._download_file(
+                    repo_id=spec.repo_id,
+                    model=spec.qualified_name,
+                    commit=listing.commit,
+                    name=name,
+                    partial=partial,
+                    progress=progress,
+                )
                 if failed is not None:
                     return failed
         except (httpx2.HTTPError, HFValidationError, OSError) as err:
-            return _as_domain_error(spec, err)
+            return _as_domain_error(spec.qualified_name, spec.repo_id, spec.revision, err)
         return self._publish(spec, partial, listing.files)
 
-    def _download_file(
-        self, spec: ModelSpec, commit: str, name: str, partial: Path, progress: OnProgress
+    def _download_file(  # noqa: PLR0913 - where from, where to, and who hears of it
+        self,
+        *,
+        repo_id: str,
+        model: str,
+        commit: str,
+        name: str,
+        partial: Path,
+        progress: OnProgress,
     ) -> ModelUnavailable | None:
         target = partial / name
         if target.is_file():  # finished by an earlier attempt
             size = target.stat().st_size
             progress(FileProgress(name, "", size, size))
             return None
-        url = hf_hub_url(spec.repo_id, name, revision=commit, endpoint=self._endpoint)
+        url = hf_hub_url(repo_id, name, revision=commit, endpoint=self._endpoint)
         headers = build_hf_headers(token=self._token)
         meta = get_hf_file_metadata(
             url, token=self._token, timeout=_METADATA_TIMEOUT_S, endpoint=self._endpoint
@@ -193,9 +273,7 @@ class HubStore:
             )
         if _SHA256.fullmatch(etag) and _sha256(incomplete) != etag:
             incomplete.unlink()  # the next attempt fetches it whole
-            return ModelUnavailable(
-                spec.qualified_name, f"{name} failed its sha256 check; pull it again"
-            )
+            return ModelUnavailable(model, f"{name} failed its sha256 check; pull it again")
         target.parent.mkdir(parents=True, exist_ok=True)
         incomplete.replace(target)
         return None
@@ -233,7 +311,7 @@ class HubStore:
                 spec.qualified_name, f"the download stopped before {', '.join(missing[:3])}"
             )
         shutil.rmtree(partial / _BOOKKEEPING, ignore_errors=True)
-        _prune(partial, files)
+        _prune(partial, files | {SPEC_FILE})  # a repo-id model's spec goes with it
         final = self._root / spec.repo_id
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -249,11 +327,17 @@ class HubStore:
 
     def _folder(self, spec: ModelSpec) -> Path | None:
         """Where the model lives; None for an id that could climb out of the root (`..`)."""
+        return self._folder_of(spec.repo_id)
+
+    def _folder_of(self, repo_id: str) -> Path | None:
         try:
-            validate_repo_id(spec.repo_id)
+            validate_repo_id(repo_id)
         except HFValidationError:
             return None
-        return self._root / spec.repo_id
+        return self._root / repo_id
+
+    def _partial(self, repo_id: str) -> Path:
+        return self._root / _PARTIAL / repo_id.replace("/", "--")
 
     def _is_offline(self) -> bool:
         env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
@@ -343,23 +427,25 @@ def _prune(folder: Path, keep: frozenset[str]) -> None:
             path.unlink()
 
 
-def _as_domain_error(spec: ModelSpec, err: Exception) -> ModelNotFound | ModelUnavailable:
-    reason = _why_not_found(spec, err)
+def _as_domain_error(
+    name: str, repo_id: str, revision: str, err: Exception
+) -> ModelNotFound | ModelUnavailable:
+    reason = _why_not_found(repo_id, revision, err)
     if reason is not None:
-        return ModelNotFound(spec.qualified_name, reason)
-    return ModelUnavailable(spec.qualified_name, _why_unavailable(err))
+        return ModelNotFound(name, reason)
+    return ModelUnavailable(name, _why_unavailable(err))
 
 
-def _why_not_found(spec: ModelSpec, err: Exception) -> str | None:
+def _why_not_found(repo_id: str, revision: str, err: Exception) -> str | None:
     match err:
         case GatedRepoError():  # before its parent class, RepositoryNotFoundError
-            return f"{spec.repo_id} is gated: accept its terms on the Hub, then pass a token"
+            return f"{repo_id} is gated: accept its terms on the Hub, then pass a token"
         case RepositoryNotFoundError():
-            return f"the Hub has no repository {spec.repo_id} (or it is private)"
+            return f"the Hub has no repository {repo_id} (or it is private)"
         case RevisionNotFoundError():
-            return f"{spec.repo_id} has no revision {spec.revision!r}"
+            return f"{repo_id} has no revision {revision!r}"
         case HFValidationError():
-            return f"{spec.repo_id!r} is not a repo id"
+            return f"{repo_id!r} is not a repo id"
         case _:
             return None
 

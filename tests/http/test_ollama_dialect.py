@@ -20,6 +20,7 @@ from application.embedding import EmbeddingService
 from application.front_door import FrontDoor
 from application.lifecycle import ModelRegistry
 from application.model_admin import ModelAdmin
+from application.ollama_library import AWAITED
 from domain.requests import Truncation
 from tests.fakes import FakeDownloads, FakeEncoder, FakeEngine, FakeStore, fake_tokenizer_loader
 from tests.http.conftest import BASE, HOST, MAX_BODY
@@ -113,7 +114,9 @@ async def test_list_shows_every_catalogue_model_with_family_and_dimensions(
 ) -> None:
     """Not yet downloaded models are listed too (size 0): the first request fetches them."""
     listed = {m["name"]: m for m in (await http.get("/api/tags")).json()["models"]}
-    assert len({name for name in listed if name != "all-minilm:latest"}) == 23
+    aliases = {a.qualified_name for s in CATALOGUE for a in Catalogue(CATALOGUE).aliases(s)}
+    awaited = {m.qualified_name for m in AWAITED}
+    assert set(listed) == {s.qualified_name for s in CATALOGUE} | aliases | awaited
     clip = listed["clip-vit-large-patch14:latest"]
     assert (clip["size"], clip["digest"]) == (0, "")
     assert clip["details"]["family"] == "clip"

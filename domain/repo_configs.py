@@ -1,0 +1,175 @@
+"""What a Hugging Face repo is, decided from its small config files alone, before any weight.
+
+The store fetches the files CONFIG_FILES and MODULE_CONFIGS name (a few kB) and hands them over
+parsed, `{repo path: JSON value}`; `describe_repo` turns them into the ModelSpec a catalogue entry
+would be, or refuses the repo. What decides:
+
+- the family: config.json's `architectures` through domain.families.ARCHITECTURES, else its
+  `model_type` through MODEL_TYPES. A config with `auto_map` (the repo's own Python code) gets
+  no `model_type` fallback: only an architecture we wrote ourselves runs, and then as ours;
+- the width: the last Dense module's `out_features`, else the hidden size times the number of
+  pooling modes (they concatenate), CLIP's `projection_dim`;
+- the token limit: sentence_bert_config.json's `max_seq_length`, else tokenizer_config.json's
+  `model_max_length`, each capped at what the position table holds (RoBERTa's starts after
+  padding_idx, so 514 rows hold 512 tokens), as sentence-transformers reads them;
+- the pooling: the Pooling module's config (modules.json), mean for a plain transformers repo.
+
+At load time the folder's own files are authoritative (adapters/weights/model_folder.py); these
+values are what the listings report, as a catalogue entry's are. Every file is read defensively:
+a value of the wrong type is as good as absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from domain.errors import ArchitectureNotSupported, ModelUnavailable
+from domain.families import ARCHITECTURES, MODEL_TYPES
+from domain.models import Family, ModelSpec, PoolingMode
+
+__all__ = ["CONFIG_FILES", "MODULE_CONFIGS", "describe_repo", "supported_architectures"]
+
+# fetched when the repo has them: what describe_repo reads
+CONFIG_FILES = (
+    "config.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "tokenizer_config.json",
+)
+# fnmatch patterns: the sentence-transformers modules whose configs change the vectors' shape
+MODULE_CONFIGS = ("*_Pooling/config.json", "*_Dense/config.json")
+
+_DEFAULT_POSITIONS = 512  # transformers' BertConfig default for max_position_embeddings
+_ROBERTA_PAD = 1  # transformers' RobertaConfig default pad_token_id
+# sentence-transformers' legacy boolean keys, in the order it concatenates the modes
+_LEGACY_POOLING_KEYS = (
+    ("pooling_mode_cls_token", PoolingMode.CLS),
+    ("pooling_mode_max_tokens", PoolingMode.MAX),
+    ("pooling_mode_mean_tokens", PoolingMode.MEAN),
+    ("pooling_mode_mean_sqrt_len_tokens", PoolingMode.MEAN_SQRT_LEN),
+    ("pooling_mode_weightedmean_tokens", PoolingMode.WEIGHTED_MEAN),
+    ("pooling_mode_lasttoken", PoolingMode.LAST_TOKEN),
+)
+
+
+def supported_architectures() -> tuple[str, ...]:
+    return tuple(ARCHITECTURES)
+
+
+def describe_repo(
+    name: str, repo_id: str, revision: str, configs: Mapping[str, Any]
+) -> ModelSpec | ArchitectureNotSupported | ModelUnavailable:
+    """The model `configs` describe, named `name`; refused when its architecture is not ours."""
+    config = _object(configs.get("config.json"))
+    family = _family(config)
+    if not isinstance(family, Family):
+        return ArchitectureNotSupported(name, family, supported_architectures())
+    modes = (PoolingMode.EOS,) if family is Family.CLIP else _pooling(configs)
+    width = _positive(config.get("projection_dim"), 512) if family is Family.CLIP else None
+    if width is None:
+        hidden = _positive(config.get("hidden_size"), 0)
+        if not hidden:
+            return ModelUnavailable(name, "its config.json gives no hidden_size")
+        width = _dense_width(configs) or hidden * len(modes)
+    return ModelSpec(
+        name,
+        repo_id,
+        family,
+        width,
+        _max_tokens(family, config, configs),
+        modes[0],
+        revision=revision,
+    )
+
+
+def _family(config: Mapping[str, Any]) -> Family | str:
+    """The family config.json names, or the architecture it names that we do not run."""
+    architectures = config.get("architectures")
+    named = (
+        [a for a in architectures if isinstance(a, str)] if isinstance(architectures, list) else []
+    )
+    for architecture in named:
+        if architecture in ARCHITECTURES:
+            return ARCHITECTURES[architecture]
+    if named:
+        return named[0]
+    model_type = config.get("model_type")
+    if "auto_map" in config:  # custom code that names no architecture of ours: never run
+        return model_type if isinstance(model_type, str) else ""
+    if isinstance(model_type, str):
+        return MODEL_TYPES.get(model_type, model_type)
+    return ""
+
+
+def _modules(configs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, path) of each module modules.json lists, kind as the class name."""
+    modules = configs.get("modules.json")
+    if not isinstance(modules, list):
+        return []
+    listed = []
+    for module in modules:
+        if isinstance(module, dict):
+            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+            listed.append((kind, str(module.get("path", "")).strip("/")))
+    return listed
+
+
+def _module_config(configs: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+    return _object(configs.get(f"{path}/config.json" if path else "config.json"))
+
+
+def _pooling(configs: Mapping[str, Any]) -> tuple[PoolingMode, ...]:
+    for kind, path in _modules(configs):
+        if kind == "Pooling":
+            return _pooling_modes(_module_config(configs, path)) or (PoolingMode.MEAN,)
+    return (PoolingMode.MEAN,)  # what sentence-transformers gives a plain transformers repo
+
+
+def _pooling_modes(config: Mapping[str, Any]) -> tuple[PoolingMode, ...]:
+    raw = config.get("pooling_mode")
+    if raw is not None:
+        names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+        known = {m.value for m in PoolingMode}
+        return tuple(PoolingMode(n) for n in names if n in known)
+    return tuple(mode for key, mode in _LEGACY_POOLING_KEYS if config.get(key) is True)
+
+
+def _dense_width(configs: Mapping[str, Any]) -> int | None:
+    """The last Dense module's output width: what the model's vectors end up as."""
+    widths = [
+        _positive(_module_config(configs, path).get("out_features"), 0)
+        for kind, path in _modules(configs)
+        if kind == "Dense"
+    ]
+    return (widths[-1] or None) if widths else None
+
+
+def _max_tokens(family: Family, config: Mapping[str, Any], configs: Mapping[str, Any]) -> int:
+    if family is Family.CLIP:
+        text = _object(config.get("text_config"))
+        return _positive(text.get("max_position_embeddings"), 77)
+    positions = _positive(config.get("max_position_embeddings"), _DEFAULT_POSITIONS)
+    if family in {Family.ROBERTA, Family.XLM_ROBERTA}:
+        pad = config.get("pad_token_id", _ROBERTA_PAD)
+        positions -= (pad if isinstance(pad, int) and pad >= 0 else _ROBERTA_PAD) + 1
+    configured = _positive(
+        _object(configs.get("sentence_bert_config.json")).get("max_seq_length"), 0
+    )
+    if not configured:
+        configured = _positive(
+            _object(configs.get("tokenizer_config.json")).get("model_max_length"), 0
+        )
+    return min(configured, positions) if configured else max(positions, 1)
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _positive(value: Any, default: int) -> int:
+    """A positive int from JSON, else `default` (a bool is no int here, nor 1e30 an int)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return default
