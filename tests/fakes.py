@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from domain.errors import InvalidInput, ModelNotFound, ModelUnavailable, TokenIdOutOfRange
+from domain.errors import (
+    ArchitectureNotSupported,
+    InvalidInput,
+    ModelNotFound,
+    ModelUnavailable,
+    TokenIdOutOfRange,
+)
 from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
 from domain.ports import Encoded, Encoder, FileProgress, FolderFacts, OnProgress, Tokenizer
@@ -223,3 +229,29 @@ class FakeImageTextEncoder:
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array:
         return self.text.embed(ids, mask)
+
+
+class FakeRepoModels:
+    """Repos by id: `described` is what the Hub would say of each (a spec, or a refusal);
+    `on_disk` the repo-id models already downloaded. Counts the descriptions it is asked for."""
+
+    def __init__(
+        self,
+        described: dict[str, ModelSpec | ArchitectureNotSupported],
+        on_disk: Sequence[ModelSpec] = (),
+    ) -> None:
+        self._described = described
+        self.on_disk = list(on_disk)
+        self.asked: list[str] = []
+
+    def describe(
+        self, name: str, repo_id: str, revision: str
+    ) -> ModelSpec | ModelNotFound | ModelUnavailable | ArchitectureNotSupported:
+        self.asked.append(f"{repo_id}@{revision}")
+        found = self._described.get(repo_id)
+        if found is None:
+            return ModelNotFound(name, f"the Hub has no repository {repo_id}")
+        return replace(found, name=name) if isinstance(found, ModelSpec) else found
+
+    def downloaded(self) -> list[ModelSpec]:
+        return list(self.on_disk)

@@ -200,6 +200,8 @@ class HubStore:
         described = describe_repo(name, repo_id, revision, read_configs(partial, names))
         if isinstance(described, ModelSpec):
             write_spec(partial, described)
+        else:  # refused: nothing of it is kept
+            shutil.rmtree(partial, ignore_errors=True)
         return described
 
     # steps of a download
