@@ -43,6 +43,11 @@ MODULE_CONFIGS = ("*_Pooling/config.json", "*_Dense/config.json")
 
 _DEFAULT_POSITIONS = 512  # transformers' BertConfig default for max_position_embeddings
 _ROBERTA_PAD = 1  # transformers' RobertaConfig default pad_token_id
+# the hidden width, as each config spells it: BERT-likes, DistilBERT, T5-likes, GPT-likes
+_WIDTH_KEYS = ("hidden_size", "dim", "d_model", "n_embd")
+# model types whose positions start after padding_idx (fairseq's numbering), so a table of
+# N rows holds N - padding_idx - 1 tokens
+_POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "mpnet", "camembert"})
 # sentence-transformers' legacy boolean keys, in the order it concatenates the modes
 _LEGACY_POOLING_KEYS = (
     ("pooling_mode_cls_token", PoolingMode.CLS),
@@ -69,7 +74,7 @@ def describe_repo(
     modes = (PoolingMode.EOS,) if family is Family.CLIP else _pooling(configs)
     width = _positive(config.get("projection_dim"), 512) if family is Family.CLIP else None
     if width is None:
-        hidden = _positive(config.get("hidden_size"), 0)
+        hidden = next((w for k in _WIDTH_KEYS if (w := _positive(config.get(k), 0))), 0)
         if not hidden:
             return ModelUnavailable(name, "its config.json gives no hidden_size")
         width = _dense_width(configs) or hidden * len(modes)
@@ -151,7 +156,8 @@ def _max_tokens(family: Family, config: Mapping[str, Any], configs: Mapping[str,
         text = _object(config.get("text_config"))
         return _positive(text.get("max_position_embeddings"), 77)
     positions = _positive(config.get("max_position_embeddings"), _DEFAULT_POSITIONS)
-    if family in {Family.ROBERTA, Family.XLM_ROBERTA}:
+    padded = config.get("model_type") in _POSITIONS_AFTER_PADDING
+    if padded or family in {Family.ROBERTA, Family.XLM_ROBERTA}:
         pad = config.get("pad_token_id", _ROBERTA_PAD)
         positions -= (pad if isinstance(pad, int) and pad >= 0 else _ROBERTA_PAD) + 1
     configured = _positive(
