@@ -22,6 +22,8 @@ from typing import Any
 
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import clip_image_embedding, clip_text_embedding
+from domain.architectures.distilbert import distilbert_sentence_embedding
+from domain.architectures.mpnet import mpnet_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import static_sentence_embedding
 from domain.architectures.word2vec import word2vec_sentence_embedding
@@ -90,6 +92,12 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
     Family.XLM_ROBERTA: FamilyTraits(
         roberta_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
     ),
+    # BERT's layers under other names, without token types
+    Family.DISTILBERT: FamilyTraits(
+        distilbert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
+    # BERT's layers with a relative position bias, RoBERTa's position numbering
+    Family.MPNET: FamilyTraits(mpnet_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS),
     Family.CLIP: FamilyTraits(
         clip_text_embedding,
         (*_TRANSFORMER, "preprocessor_config.json"),
