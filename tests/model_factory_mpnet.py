@@ -98,9 +98,21 @@ def _vocabulary() -> dict[str, int]:
 
 
 def _save_tokenizer(folder: Path) -> None:
+    """Saved by transformers' MPNetTokenizer, with the post-processor the hub's tokenizer.json
+    files carry: transformers' MPNetConverter wrote a TemplateProcessing (two </s> between a
+    pair), where MPNetTokenizer now writes a RobertaProcessing."""
+    from tokenizers import Tokenizer, processors
     from transformers import MPNetTokenizer
 
     MPNetTokenizer(vocab=_vocabulary(), model_max_length=512).save_pretrained(str(folder))
+    path = str(folder / "tokenizer.json")
+    tokenizer = Tokenizer.from_file(path)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s>:0 $A:0 </s>:0",
+        pair="<s>:0 $A:0 </s>:0 </s>:0 $B:1 </s>:1",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    tokenizer.save(path)
 
 
 def _random_mpnet(  # noqa: PLR0913 - the knobs of write_mpnet_model

@@ -49,6 +49,7 @@ from tests.model_factory import minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_mpnet import write_mpnet_model
+from tests.model_factory_repos import write_repo_layout
 from tests.model_factory_roberta import write_roberta_model
 from tests.tolerances import MAX_ABS_DIFF
 
@@ -104,6 +105,13 @@ CASES = [
         "roberta-cls-normalized",
         Family.ROBERTA,
         lambda d: write_roberta_model(d, pooling="cls", normalize=True, seed=3),
+    ),
+    # BAAI/bge-m3's layout: 8,194 position rows, so the token axis reaches 8,192
+    Case(
+        "xlm-roberta-8194-positions-cls",
+        Family.XLM_ROBERTA,
+        lambda d: write_repo_layout("BAAI/bge-m3", d, seed=13),
+        max_tokens=8192,
     ),
     Case(
         "xlm-roberta-mean",
