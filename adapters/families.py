@@ -23,9 +23,13 @@ from adapters.tokenizers.word_level import load_word_level_tokenizer
 from adapters.weights.model_folder import (
     bert_width,
     clip_width,
+    distilbert_width,
+    mpnet_width,
     read_bert,
     read_clip,
+    read_distilbert,
     read_model2vec,
+    read_mpnet,
     read_roberta,
     read_static,
     roberta_width,
@@ -64,6 +68,10 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.ROBERTA: FamilyReaders(read_roberta, load_tokenizer, roberta_width),
     # RoBERTa or XLM-RoBERTa, as config.json says
     Family.XLM_ROBERTA: FamilyReaders(read_roberta, load_tokenizer, roberta_width),
+    # BERT's WordPiece tokenizer.json
+    Family.DISTILBERT: FamilyReaders(read_distilbert, load_tokenizer, distilbert_width),
+    # a WordPiece tokenizer.json with RoBERTa's <s> … </s> around the text
+    Family.MPNET: FamilyReaders(read_mpnet, load_tokenizer, mpnet_width),
     Family.CLIP: FamilyReaders(_fixed_pooling(read_clip), load_tokenizer, clip_width),
     Family.WORD2VEC: FamilyReaders(_fixed_pooling(read_word2vec), load_word_level_tokenizer),
     # no special tokens, [UNK] dropped

@@ -17,6 +17,7 @@ from domain.models import Family, ModelSpec, PoolingMode
 __all__ = ["CATALOGUE", "DEFAULT_MODEL", "Alias", "AliasRefused", "Catalogue"]
 
 _B, _R, _X = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA
+_D, _P = Family.DISTILBERT, Family.MPNET
 _C, _W, _M, _S = Family.CLIP, Family.WORD2VEC, Family.MODEL2VEC, Family.STATIC
 _MEAN, _EOS = PoolingMode.MEAN, PoolingMode.EOS
 
@@ -36,6 +37,28 @@ CATALOGUE: tuple[ModelSpec, ...] = (
     ),
     ModelSpec("gte-base", "thenlper/gte-base", _B, 768, 512, _MEAN),
     ModelSpec("bert-base-uncased", "google-bert/bert-base-uncased", _B, 768, 512, _MEAN),
+    # DistilBertModel (6 layers, dim 768), bert-base-uncased's WordPiece, saved by
+    # sentence-transformers 2.x: max_seq_length 512, mean pooling; multi-qa-distilbert-cos-v1
+    # adds a Normalize module (tests/model_factory_distilbert.py builds both layouts)
+    ModelSpec(
+        "msmarco-distilbert-base-v4",
+        "sentence-transformers/msmarco-distilbert-base-v4",
+        _D,
+        768,
+        512,
+        _MEAN,
+    ),
+    ModelSpec(
+        "multi-qa-distilbert-cos-v1",
+        "sentence-transformers/multi-qa-distilbert-cos-v1",
+        _D,
+        768,
+        512,
+        _MEAN,
+    ),
+    # MPNetModel (12 layers, hidden 768, 514 position rows, 32 relative-position buckets),
+    # MPNetTokenizer, max_seq_length 384, mean pooling, Normalize (tests/model_factory_mpnet.py)
+    ModelSpec("all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2", _P, 768, 384, _MEAN),
     ModelSpec("roberta-base", "FacebookAI/roberta-base", _R, 768, 512, _MEAN),
     ModelSpec("xlm-roberta-base", "FacebookAI/xlm-roberta-base", _X, 768, 512, _MEAN),
     ModelSpec(

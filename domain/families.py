@@ -22,6 +22,8 @@ from typing import Any
 
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import clip_image_embedding, clip_text_embedding
+from domain.architectures.distilbert import distilbert_sentence_embedding
+from domain.architectures.mpnet import mpnet_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import static_sentence_embedding
 from domain.architectures.word2vec import word2vec_sentence_embedding
@@ -92,6 +94,12 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
     Family.XLM_ROBERTA: FamilyTraits(
         roberta_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
     ),
+    # BERT's layers under other names, without token types
+    Family.DISTILBERT: FamilyTraits(
+        distilbert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
+    # BERT's layers with a relative position bias, RoBERTa's position numbering
+    Family.MPNET: FamilyTraits(mpnet_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS),
     Family.CLIP: FamilyTraits(
         clip_text_embedding,
         (*_TRANSFORMER, "preprocessor_config.json"),
@@ -147,6 +155,10 @@ ARCHITECTURES: Mapping[str, Family] = {
     "XLMRobertaModel": Family.XLM_ROBERTA,
     "XLMRobertaForMaskedLM": Family.XLM_ROBERTA,
     "CLIPModel": Family.CLIP,
+    "DistilBertModel": Family.DISTILBERT,
+    "DistilBertForMaskedLM": Family.DISTILBERT,
+    "MPNetModel": Family.MPNET,
+    "MPNetForMaskedLM": Family.MPNET,
 }
 # config.json's `model_type`, for a config without `architectures` (and without `auto_map`)
 MODEL_TYPES: Mapping[str, Family] = {
@@ -154,6 +166,8 @@ MODEL_TYPES: Mapping[str, Family] = {
     "roberta": Family.ROBERTA,
     "xlm-roberta": Family.XLM_ROBERTA,
     "clip": Family.CLIP,
+    "distilbert": Family.DISTILBERT,
+    "mpnet": Family.MPNET,
 }
 
 # the two file lists by family, as the hub store reads them

@@ -12,6 +12,8 @@ class Family(enum.StrEnum):
     BERT = "bert"
     ROBERTA = "roberta"
     XLM_ROBERTA = "xlm-roberta"
+    DISTILBERT = "distilbert"
+    MPNET = "mpnet"
     CLIP = "clip"
     WORD2VEC = "word2vec"
     MODEL2VEC = "model2vec"

@@ -49,10 +49,22 @@ class Ops(Protocol[T]):
     def layer_norm(self, x: T, w: Norm, eps: float) -> T: ...
     def gelu_erf(self, x: T) -> T: ...  # exact GELU, 0.5·x·(1+erf(x/√2))
     def quick_gelu(self, x: T) -> T: ...  # CLIP's x·sigmoid(1.702·x)
-    # [B,T,H] each; mask [B,T] (None: every key is real); causal: no key after its query
-    def attention(  # noqa: PLR0913 - q, k, v, mask and two facts about the layer
-        self, q: T, k: T, v: T, mask: T | None, heads: int, *, causal: bool = False
+    # [B,T,H] each; mask [B,T] (None: every key is real); causal: no key after its query;
+    # bias [1,NH,T,T] (offset_bias's), added to the scaled scores before the mask
+    def attention(  # noqa: PLR0913 - q, k, v, mask and three facts about the layer
+        self,
+        q: T,
+        k: T,
+        v: T,
+        mask: T | None,
+        heads: int,
+        *,
+        causal: bool = False,
+        bias: T | None = None,
     ) -> T: ...
+    # [B,T] x [2R+1,NH] -> [1,NH,T,T]: per head, for query i and key j, table[clip(j-i, -R, R) + R],
+    # a score bias that depends on the keys' offset alone (MPNet's relative positions)
+    def offset_bias(self, ids: T, table: Array) -> T: ...
     # [B,C,H,W] -> [B,N,C·size·size]: the non-overlapping size x size patches, row by row, each
     # flattened channel-first as a Conv2d's weight [out, C, size, size] is, so a strided
     # convolution is this and a linear

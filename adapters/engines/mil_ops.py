@@ -103,7 +103,15 @@ class MilOps:
         return mb.gelu(x=x, mode="SIGMOID_APPROXIMATION")  # defined as x·sigmoid(1.702·x)
 
     def attention(  # noqa: PLR0913 - the Ops signature
-        self, q: Var, k: Var, v: Var, mask: Var | None, heads: int, *, causal: bool = False
+        self,
+        q: Var,
+        k: Var,
+        v: Var,
+        mask: Var | None,
+        heads: int,
+        *,
+        causal: bool = False,
+        bias: Var | None = None,
     ) -> Var:
         width = q.shape[-1]
         shape = mb.shape(x=q)  # [B,T,H]
@@ -117,9 +125,11 @@ class MilOps:
 
         scores = mb.matmul(x=split(q), y=split(k), transpose_y=True)  # [B,NH,T,T]
         scores = mb.mul(x=scores, y=np.float32(1 / math.sqrt(width // heads)))
-        bias = self._score_bias(q, mask, causal=causal)
-        if bias is not None:
+        if bias is not None:  # [1,NH,T,T], before the mask as the numpy engine adds it
             scores = mb.add(x=scores, y=bias)
+        masked = self._score_bias(q, mask, causal=causal)
+        if masked is not None:
+            scores = mb.add(x=scores, y=masked)
         probs = mb.softmax(x=scores, axis=-1)
         ctx = mb.transpose(x=mb.matmul(x=probs, y=split(v)), perm=[0, 2, 1, 3])  # [B,T,NH,HD]
         return mb.reshape(x=ctx, shape=shape)  # [B,T,H]
@@ -148,6 +158,19 @@ class MilOps:
             mb.reduce_max(x=ids, axes=[1], keep_dims=True) if token is None else np.int32(token)
         )
         return self._gather_rows(x, self._first(mb.equal(x=ids, y=target)))
+
+    def offset_bias(self, ids: Var, table: Array) -> Var:
+        def make() -> Var:
+            reach = table.shape[0] // 2
+            arange = self._arange(ids)  # [T]
+            keys = mb.expand_dims(x=arange, axes=[0])  # [1,T]
+            queries = mb.expand_dims(x=arange, axes=[1])  # [T,1]
+            offsets = mb.sub(x=keys, y=queries)  # [T,T]: j - i
+            clipped = mb.minimum(x=mb.maximum(x=offsets, y=np.int32(-reach)), y=np.int32(reach))
+            picked = mb.gather(x=table, indices=mb.add(x=clipped, y=np.int32(reach)), axis=0)
+            return mb.expand_dims(x=mb.transpose(x=picked, perm=[2, 0, 1]), axes=[0])
+
+        return self._derive(("offset_bias", id(ids), id(table)), make)
 
     def pool(self, x: Var, mask: Var, mode: PoolingMode) -> Var:
         match mode:

@@ -74,6 +74,7 @@ class NumpyOps:
         heads: int,
         *,
         causal: bool = False,
+        bias: Tensor | None = None,
     ) -> Tensor:
         b, t, h = q.shape
         hd = h // heads
@@ -83,6 +84,8 @@ class NumpyOps:
 
         scores = split(q) @ split(k).transpose(0, 1, 3, 2)  # [B,NH,T,T]
         scores *= np.float32(1 / np.sqrt(hd))
+        if bias is not None:
+            scores += bias  # before the mask, as MPNet adds it
         if mask is not None:
             scores += np.where(mask > 0, np.float32(0), _NEG)[:, None, None, :]  # pads: no weight
         if causal:
@@ -92,6 +95,12 @@ class NumpyOps:
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
         return (scores @ split(v)).transpose(0, 2, 1, 3).reshape(b, t, h)
+
+    def offset_bias(self, ids: Tensor, table: Array) -> Tensor:
+        reach, t = table.shape[0] // 2, ids.shape[1]
+        arange = np.arange(t)
+        offsets = np.clip(arange[None, :] - arange[:, None], -reach, reach) + reach  # [T,T]
+        return np.ascontiguousarray(table[offsets].transpose(2, 0, 1))[None]  # [1,NH,T,T]
 
     def pool(self, x: Tensor, mask: Tensor, mode: PoolingMode) -> Tensor:
         m = mask[:, :, None].astype(np.float32)  # [B,T,1]

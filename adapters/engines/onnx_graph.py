@@ -128,12 +128,13 @@ class OnnxOps:
         heads: int,
         *,
         causal: bool = False,
+        bias: Value | None = None,
     ) -> Value:
         if q.width is None:
             msg = "attention needs the width of its queries (record them with linear)"
             raise ValueError(msg)
         if self._attention == "com.microsoft":
-            fused = self._fused_attention(q, k, v, mask, heads, causal=causal)
+            fused = self._fused_attention(q, k, v, mask, heads, causal=causal, bias=bias)
             if fused is not None:
                 return fused
         hd = q.width // heads
@@ -142,9 +143,11 @@ class OnnxOps:
         kt = self._op("Transpose", self._op("Reshape", k, shape), perm=[0, 2, 3, 1])
         vh = self._op("Transpose", self._op("Reshape", v, shape), perm=[0, 2, 1, 3])
         scores = self._op("Mul", self._op("MatMul", qh, kt), self._float(1 / math.sqrt(hd)))
-        bias = self._score_bias(mask, causal=causal)  # [B,1,1,T] or [B|1,1,T,T]
-        if bias is not None:
+        if bias is not None:  # [1,NH,T,T], before the mask as the numpy engine adds it
             scores = self._op("Add", scores, bias)
+        masked = self._score_bias(mask, causal=causal)  # [B,1,1,T] or [B|1,1,T,T]
+        if masked is not None:
+            scores = self._op("Add", scores, masked)
         probs = self._op("Softmax", scores, axis=-1)  # [B,NH,T,T]
         ctx = self._op("Transpose", self._op("MatMul", probs, vh), perm=[0, 2, 1, 3])
         return self._op("Reshape", ctx, self._ints([0, 0, q.width]), width=q.width)
@@ -176,6 +179,22 @@ class OnnxOps:
         scores = self._op("Cast", hits, to=TensorProto.INT32)
         where = self._op("ArgMax", scores, axis=1, keepdims=1)  # [B,1]: the first largest
         return self._op("GatherND", x, where, batch_dims=1, width=x.width)
+
+    def offset_bias(self, ids: Value, table: Array) -> Value:
+        def make() -> Value:
+            reach = table.shape[0] // 2
+            t = self._op("Squeeze", self._op("Shape", ids, start=1, end=2), self._ints([0]))
+            arange = self._op("Range", self._int(0), t, self._int(1))
+            keys = self._op("Unsqueeze", arange, self._ints([0]))  # [1,T]
+            queries = self._op("Unsqueeze", arange, self._ints([1]))  # [T,1]
+            offsets = self._op("Sub", keys, queries)  # [T,T]: j - i
+            clipped = self._op("Min", self._op("Max", offsets, self._int(-reach)), self._int(reach))
+            rows = self._op("Add", clipped, self._int(reach))
+            picked = self._op("Gather", self._weight(table, "offset_bias"), rows, axis=0)
+            heads_first = self._op("Transpose", picked, perm=[2, 0, 1])  # [NH,T,T]
+            return self._op("Unsqueeze", heads_first, self._ints([0]))  # [1,NH,T,T]
+
+        return self._derive(("offset_bias", ids.name, str(id(table))), make)
 
     def pool(self, x: Value, mask: Value, mode: PoolingMode) -> Value:
         match mode:
@@ -346,10 +365,19 @@ class OnnxOps:
         return self._op("Where", keep, self._float(0.0), self._float(_NEG))
 
     def _fused_attention(  # noqa: PLR0913 - the attention signature
-        self, q: Value, k: Value, v: Value, mask: Value | None, heads: int, *, causal: bool
+        self,
+        q: Value,
+        k: Value,
+        v: Value,
+        mask: Value | None,
+        heads: int,
+        *,
+        causal: bool,
+        bias: Value | None,
     ) -> Value | None:
         """ONNX Runtime's Attention kernel: the q, k, v projections as one [H,3H] GEMM, then
-        attention over the padding mask (int32 [B,T]); the three linears are left unused.
+        attention over the padding mask (int32 [B,T]) and a score bias (its `attention_bias`
+        input, [1,NH,T,T]); the three linears are left unused.
 
         None where q, k and v are not linears of one input: the written-out form serves then.
         """
@@ -359,18 +387,19 @@ class OnnxOps:
             return None
         self.uses_contrib_ops = True
         weight = np.concatenate([w.weight for _, w in found]).T  # [H,3H]
-        bias = np.concatenate([w.bias for _, w in found])  # [3H]
+        qkv_bias = np.concatenate([w.bias for _, w in found])  # [3H]
         padding: Value | str = ""  # none: every position is real
         if mask is not None:
             padding = self._derive(
                 ("int32", mask.name), lambda: self._op("Cast", mask, to=TensorProto.INT32)
             )
+        inputs: list[Value | str] = [found[0][0], self._weight(weight, "qkv")]
+        inputs += [self._weight(qkv_bias, "qkv"), padding]
+        if bias is not None:
+            inputs += ["", bias]  # no past state; then attention_bias
         return self._op(
             "Attention",
-            found[0][0],
-            self._weight(weight, "qkv"),
-            self._weight(bias, "qkv"),
-            padding,
+            *inputs,
             domain=_MS,
             num_heads=heads,
             unidirectional=int(causal),

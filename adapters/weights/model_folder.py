@@ -16,6 +16,12 @@ from safetensors.numpy import load_file
 from adapters.weights.torch_checkpoint import read_torch_checkpoint
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
 from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
+from domain.architectures.distilbert import (
+    DistilBertConfig,
+    DistilBertModel,
+    load_distilbert_weights,
+)
+from domain.architectures.mpnet import MPNetConfig, MPNetModel, load_mpnet_weights
 from domain.architectures.roberta import (
     ROBERTA_MODEL_TYPES,
     RobertaConfig,
@@ -30,12 +36,16 @@ __all__ = [
     "MODEL2VEC_DEFAULT_MAX_LENGTH",
     "bert_width",
     "clip_width",
+    "distilbert_width",
     "max_seq_length",
     "model2vec_max_length",
+    "mpnet_width",
     "read_bert",
     "read_clip",
+    "read_distilbert",
     "read_json",
     "read_model2vec",
+    "read_mpnet",
     "read_roberta",
     "read_safetensors",
     "read_sentence_head",
@@ -148,6 +158,8 @@ def _positions(config: dict[str, Any]) -> int:
     if config.get("model_type") in ROBERTA_MODEL_TYPES:
         # positions start at padding_idx + 1: a 514-row table holds 512 tokens
         return RobertaConfig.from_json(config).max_tokens
+    if config.get("model_type") == "mpnet":  # numbered as RoBERTa numbers them
+        return MPNetConfig.from_json(config).max_tokens
     return int(config.get("max_position_embeddings", 512))
 
 
@@ -179,6 +191,18 @@ def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
     return RobertaModel(config, weights, read_sentence_head(folder, default_pooling))
 
 
+def read_distilbert(folder: Path, default_pooling: PoolingMode) -> DistilBertModel:
+    config = DistilBertConfig.from_json(read_json(folder / "config.json"))
+    weights = load_distilbert_weights(read_weights(folder), config)
+    return DistilBertModel(config, weights, read_sentence_head(folder, default_pooling))
+
+
+def read_mpnet(folder: Path, default_pooling: PoolingMode) -> MPNetModel:
+    config = MPNetConfig.from_json(read_json(folder / "config.json"))
+    weights = load_mpnet_weights(read_weights(folder), config)
+    return MPNetModel(config, weights, read_sentence_head(folder, default_pooling))
+
+
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
@@ -194,6 +218,16 @@ def bert_width(folder: Path, default_pooling: PoolingMode) -> int:
 
 def roberta_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = RobertaConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
+    return hidden * len(read_sentence_head(folder, default_pooling).pooling)
+
+
+def distilbert_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = DistilBertConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
+    return hidden * len(read_sentence_head(folder, default_pooling).pooling)
+
+
+def mpnet_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = MPNetConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
     return hidden * len(read_sentence_head(folder, default_pooling).pooling)
 
 

@@ -5,7 +5,7 @@ Weights are named after the checkpoint keys of transformers' BertModel.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +16,10 @@ from domain.ops import Array, Linear, Norm, Ops, T
 from domain.sentence_head import SentenceHead, sentence_vector
 
 __all__ = [
+    "BertAttention",
     "BertConfig",
     "BertEmbeddings",
+    "BertLayer",
     "BertModel",
     "BertWeights",
     "bert_encoder",
@@ -120,29 +122,44 @@ def bert_embeddings(ops: Ops[T], ids: T, w: BertEmbeddings, cfg: BertConfig) -> 
     return ops.layer_norm(x, w.norm, cfg.layer_norm_eps)
 
 
-def self_attention(ops: Ops[T], x: T, mask: T, w: BertAttention, cfg: BertConfig) -> T:
+# `bias` [1,NH,T,T]: a score bias every layer shares (MPNet's relative positions); BERT has none
+
+
+def self_attention(  # noqa: PLR0913 - the block's inputs, weights, config and shared bias
+    ops: Ops[T], x: T, mask: T, w: BertAttention, cfg: BertConfig, *, bias: T | None = None
+) -> T:
     q, k, v = ops.linear(x, w.query), ops.linear(x, w.key), ops.linear(x, w.value)  # [B,T,H]
-    ctx = ops.attention(q, k, v, mask, cfg.num_attention_heads)  # pads are never attended to
+    ctx = ops.attention(q, k, v, mask, cfg.num_attention_heads, bias=bias)  # pads never read
     return ops.linear(ctx, w.output)  # [B,T,H]
 
 
-def bert_layer(ops: Ops[T], x: T, mask: T, w: BertLayer, cfg: BertConfig) -> T:
-    a = self_attention(ops, x, mask, w.attention, cfg)  # [B,T,H] -> [B,T,H]
+def bert_layer(  # noqa: PLR0913 - the block's inputs, weights, config and shared bias
+    ops: Ops[T], x: T, mask: T, w: BertLayer, cfg: BertConfig, *, bias: T | None = None
+) -> T:
+    a = self_attention(ops, x, mask, w.attention, cfg, bias=bias)  # [B,T,H] -> [B,T,H]
     x = ops.layer_norm(ops.add(x, a), w.attention_norm, cfg.layer_norm_eps)  # post-LN: add, norm
     h = ops.gelu_erf(ops.linear(x, w.intermediate))  # [B,T,H] -> [B,T,I]
     return ops.layer_norm(ops.add(x, ops.linear(h, w.output)), w.output_norm, cfg.layer_norm_eps)
 
 
-def bert_encoder(ops: Ops[T], x: T, mask: T, w: BertWeights, cfg: BertConfig) -> T:
-    for layer in w.layers:
-        x = bert_layer(ops, x, mask, layer, cfg)  # [B,T,H] -> [B,T,H]
+def bert_encoder(  # noqa: PLR0913 - the block's inputs, weights, config and shared bias
+    ops: Ops[T],
+    x: T,
+    mask: T,
+    layers: Sequence[BertLayer],
+    cfg: BertConfig,
+    *,
+    bias: T | None = None,
+) -> T:
+    for layer in layers:
+        x = bert_layer(ops, x, mask, layer, cfg, bias=bias)  # [B,T,H] -> [B,T,H]
     return x
 
 
 def bert_sentence_embedding(ops: Ops[T], ids: T, mask: T, model: BertModel) -> T:
     cfg, w = model.config, model.weights
     x = bert_embeddings(ops, ids, w.embeddings, cfg)  # [B,T,H]
-    x = bert_encoder(ops, x, mask, w, cfg)  # [B,T,H]
+    x = bert_encoder(ops, x, mask, w.layers, cfg)  # [B,T,H]
     return sentence_vector(ops, x, mask, model.head)  # [B,D]
 
 

@@ -93,7 +93,7 @@ def roberta_embeddings(ops: Ops[T], ids: T, mask: T, w: BertEmbeddings, cfg: Rob
 def roberta_sentence_embedding(ops: Ops[T], ids: T, mask: T, model: RobertaModel) -> T:
     cfg, w = model.config, model.weights
     x = roberta_embeddings(ops, ids, mask, w.embeddings, cfg)  # [B,T,H]
-    x = bert_encoder(ops, x, mask, w, cfg.encoder)  # BERT's post-LN layers, unchanged
+    x = bert_encoder(ops, x, mask, w.layers, cfg.encoder)  # BERT's post-LN layers, unchanged
     return sentence_vector(ops, x, mask, model.head)  # [B,D]
 
 

@@ -37,14 +37,19 @@ from coremltools.converters.mil.mil import types  # type: ignore[import-untyped]
 from adapters.engines.coreml_engine import MAX_BATCH, CoreMLEngine, build_coreml_package
 from adapters.engines.mil_ops import OPSET, MilOps, ct
 from adapters.engines.numpy_ref import NumpyEngine, NumpyOps
-from adapters.weights.model_folder import read_bert, read_clip, read_roberta
-from domain.architectures.bert import BertEmbeddings, bert_sentence_embedding
-from domain.architectures.clip import ClipModel, clip_image_embedding, clip_text_embedding
-from domain.architectures.roberta import RobertaModel, roberta_sentence_embedding
+from adapters.families import FAMILY_READERS
+from domain.architectures.bert import BertEmbeddings
+from domain.architectures.clip import ClipModel, clip_image_embedding
+from domain.architectures.mpnet import PADDING_IDX, MPNetModel
+from domain.architectures.roberta import RobertaModel
 from domain.errors import ModelUnavailable
+from domain.families import FAMILIES
 from domain.models import Family, ModelSpec, PoolingMode
 from tests.model_factory import minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
+from tests.model_factory_distilbert import write_distilbert_model
+from tests.model_factory_mpnet import write_mpnet_model
+from tests.model_factory_repos import write_repo_layout
 from tests.model_factory_roberta import write_roberta_model
 from tests.tolerances import MAX_ABS_DIFF
 
@@ -101,11 +106,25 @@ CASES = [
         Family.ROBERTA,
         lambda d: write_roberta_model(d, pooling="cls", normalize=True, seed=3),
     ),
+    # BAAI/bge-m3's layout: 8,194 position rows, so the token axis reaches 8,192
+    Case(
+        "xlm-roberta-8194-positions-cls",
+        Family.XLM_ROBERTA,
+        lambda d: write_repo_layout("BAAI/bge-m3", d, seed=13),
+        max_tokens=8192,
+    ),
     Case(
         "xlm-roberta-mean",
         Family.XLM_ROBERTA,
         lambda d: write_roberta_model(d, flavour="xlm-roberta", seed=4),
     ),
+    Case(
+        "distilbert-cls",
+        Family.DISTILBERT,
+        lambda d: write_distilbert_model(d, pooling="cls", seed=11),
+    ),
+    # a relative position bias, and positions from padding_idx + 1: 514 rows hold 512 tokens
+    Case("mpnet-mean-normalized", Family.MPNET, lambda d: write_mpnet_model(d, seed=12)),
     Case("clip", Family.CLIP, lambda d: write_clip_model(d, seed=5), max_tokens=77, vision=True),
     Case(
         "clip-legacy-eos-gelu",
@@ -172,11 +191,7 @@ def built_vision(request: pytest.FixtureRequest, workshop: _Workshop) -> Built:
 
 
 def _read(family: Family, folder: Path) -> Any:
-    if family is Family.CLIP:
-        return read_clip(folder)
-    if family is Family.BERT:
-        return read_bert(folder, PoolingMode.MEAN)
-    return read_roberta(folder, PoolingMode.MEAN)
+    return FAMILY_READERS[family].read(folder, PoolingMode.MEAN)
 
 
 # --- reading a saved package back ---------------------------------------------------------------
@@ -194,7 +209,7 @@ def _saved(path: Path) -> tuple[Any, Any]:
 def _width(model: Any) -> int:
     if isinstance(model, ClipModel):
         return model.config.projection_dim
-    config = model.config.encoder if isinstance(model, RobertaModel) else model.config
+    config = getattr(model.config, "encoder", model.config)  # BERT's, under other families
     return config.hidden_size * len(model.head.pooling)  # pooling modes concatenate
 
 
@@ -315,8 +330,7 @@ def _evaluated(forward: Callable[..., Any], *arrays: np.ndarray[Any, Any]) -> np
 def _token_batch(model: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """Three right-padded rows of 9, 5 and 2 tokens, with the ids each family singles out."""
     rng = np.random.default_rng(0)
-    config = model.config.encoder if isinstance(model, RobertaModel) else model.config
-    vocab = config.vocab_size
+    vocab = getattr(model.config, "encoder", model.config).vocab_size
     ids = rng.integers(0, vocab - 1, (3, 9))
     mask = np.zeros((3, 9), dtype=np.int64)
     for row, length in enumerate((9, 5, 2)):
@@ -329,15 +343,14 @@ def _token_batch(model: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]
         ids[2, 1] = eos
     if isinstance(model, RobertaModel):
         ids[0, 3] = model.config.padding_idx  # a pad id inside a row gets no position
+    if isinstance(model, MPNetModel):
+        ids[0, 3] = PADDING_IDX
     return ids, mask
 
 
-def _text_forward(model: Any) -> Callable[..., Any]:
-    if isinstance(model, ClipModel):
-        return lambda ops, ids, mask: clip_text_embedding(ops, ids, mask, model)
-    if isinstance(model, RobertaModel):
-        return lambda ops, ids, mask: roberta_sentence_embedding(ops, ids, mask, model)
-    return lambda ops, ids, mask: bert_sentence_embedding(ops, ids, mask, model)
+def _text_forward(family: Family, model: Any) -> Callable[..., Any]:
+    forward = FAMILIES[family].text_forward
+    return lambda ops, ids, mask: forward(ops, ids, mask, model)
 
 
 def _assert_close(got: np.ndarray[Any, Any], want: np.ndarray[Any, Any]) -> None:
@@ -349,7 +362,7 @@ def _assert_close(got: np.ndarray[Any, Any], want: np.ndarray[Any, Any]) -> None
 def test_recorded_text_tower_computes_what_the_numpy_reference_computes(built: Built) -> None:
     """The MIL ops MilOps records, evaluated by coremltools, give the numpy engine's vectors."""
     ids, mask = _token_batch(built.model)
-    forward = _text_forward(built.model)
+    forward = _text_forward(built.case.family, built.model)
     got = _evaluated(forward, ids.astype(np.int32), mask.astype(np.int32))
     _assert_close(got, forward(NumpyOps(), ids, mask))
 
@@ -474,7 +487,14 @@ def test_a_changed_folder_gets_a_new_package(small_bert: Path, tmp_path: Path, c
 def test_the_engine_refuses_families_it_does_not_record(tmp_path: Path) -> None:
     """Static and word-vector families have no forward pass worth a Core ML program."""
     engine = CoreMLEngine(tmp_path)
-    assert engine.families == {Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.CLIP}
+    assert engine.families == {
+        Family.BERT,
+        Family.ROBERTA,
+        Family.XLM_ROBERTA,
+        Family.DISTILBERT,
+        Family.MPNET,
+        Family.CLIP,
+    }
     spec = ModelSpec("glove", "local/glove", Family.WORD2VEC, 50, None, PoolingMode.MEAN)
     assert isinstance(engine.load(spec, tmp_path), ModelUnavailable)
     assert not any(tmp_path.iterdir())

@@ -39,6 +39,8 @@ from domain.errors import ModelUnavailable
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
+from tests.model_factory_distilbert import write_distilbert_model
+from tests.model_factory_mpnet import write_mpnet_model
 from tests.model_factory_roberta import write_roberta_model
 from tests.parity.test_bert_parity import scaled_abs_diff
 from tests.parity.test_clip_parity import PICTURES, picture_bytes
@@ -139,6 +141,16 @@ CASES = [
         "xlm-roberta-cls-normalized",
         "xlm-roberta-base",
         functools.partial(_roberta, flavour="xlm-roberta", pooling="cls", normalize=True, seed=7),
+    ),
+    Case(
+        "distilbert-max-normalized",
+        "multi-qa-distilbert-cos-v1",
+        functools.partial(write_distilbert_model, pooling="max", normalize=True, seed=12),
+    ),
+    Case(
+        "mpnet-cls+mean",
+        "all-mpnet-base-v2",
+        functools.partial(write_mpnet_model, pooling=["cls", "mean"], seed=13),
     ),
     Case("clip-eos-first", "clip-vit-base-patch32", functools.partial(_clip, eos="first", seed=8)),
     Case(

@@ -40,6 +40,7 @@ from tests.corpus import VARIED_TEXTS
 from tests.hub_standin import HubStandIn, Seen, unreachable_url
 from tests.model_factory import reference_model, write_bert_model
 from tests.model_factory_clip import write_clip_model
+from tests.model_factory_repos import write_repo_layout
 from tests.model_factory_roberta import write_roberta_model
 from tests.model_factory_static import write_model2vec_model, write_static_model
 from tests.model_factory_word2vec import random_vectors, write_word2vec_text
@@ -265,6 +266,18 @@ ROWS = [
         _bert_with_a_torch_checkpoint,
         sentence_transformers_output,
         (_PLAIN_ROBERTA_READS - {"model.safetensors"}) | {"pytorch_model.bin"},
+    ),
+    Row(  # DistilBERT, legacy sentence-transformers files, mean pooling
+        "msmarco-distilbert-base-v4",
+        functools.partial(write_repo_layout, "sentence-transformers/msmarco-distilbert-base-v4"),
+        sentence_transformers_output,
+        _ST_BERT_READS,
+    ),
+    Row(  # MPNet, legacy files, Normalize: its Normalize folder holds nothing to read
+        "all-mpnet-base-v2",
+        functools.partial(write_repo_layout, "sentence-transformers/all-mpnet-base-v2", seed=17),
+        sentence_transformers_output,
+        _ST_BERT_READS,
     ),
 ]
 
