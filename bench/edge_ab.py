@@ -91,13 +91,17 @@ def main() -> int:
             p99_h = statistics.median(h.percentile(0.99) or 0 for h in http)
             p99_p = statistics.median(p.percentile(0.99) or 0 for p in inproc)
             share = statistics.median(r.share for r in per_round)
+            cpu_h = statistics.median(h.cpu_ms_per_text for h in http)
+            cpu_p = statistics.median(p.cpu_ms_per_text for p in inproc)
             passes = statistics.median(h.passes_per_request or 0 for h in http)
             c, b = shape
             print(
                 f"{name:>8} c{c} b{b}: HTTP {rate_h:6.1f} texts/s p99 {p99_h:6.0f} ms "
                 f"(floor x{p99_h / floor_ms(c, b, rate_h):.2f}, {passes:.1f} passes/req) | "
-                f"in-process {rate_p:6.1f} texts/s p99 {p99_p:6.0f} ms | HTTP/in-process "
-                f"{share:.2f} (rounds: {', '.join(f'{r.share:.2f}' for r in per_round)})"
+                f"in-process {rate_p:6.1f} texts/s p99 {p99_p:6.0f} ms (floor "
+                f"x{p99_p / floor_ms(c, b, rate_p):.2f}) | HTTP/in-process {share:.2f} (rounds: "
+                f"{', '.join(f'{r.share:.2f}' for r in per_round)}) | CPU ms/text HTTP server "
+                f"{cpu_h:.1f}, in-process {cpu_p:.1f}"
             )
     return 0
 

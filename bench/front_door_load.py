@@ -50,6 +50,11 @@ class InProcessResult:
     latencies_ms: tuple[float, ...]
     passes_per_request: float | None
     engine: str
+    cpu_s: float  # the process's CPU time over the cell, all its threads
+
+    @property
+    def cpu_ms_per_text(self) -> float:
+        return self.cpu_s * 1e3 / self.texts if self.texts else 0.0
 
     @property
     def texts_per_s(self) -> float:
@@ -101,6 +106,7 @@ class FrontDoorRunner:
             tuple(got["latencies_ms"]),
             float(passes) if passes is not None else None,
             self.engine,
+            float(got["cpu_s"]),
         )
 
     def close(self) -> None:
@@ -163,11 +169,12 @@ async def _cell(
                 counts["texts"] += len(chunk)
                 passes.append(result.batches)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(sender() for _ in range(concurrency)))
     return {
         "texts": counts["texts"],
         "seconds": time.perf_counter() - started,
+        "cpu_s": time.process_time() - cpu,
         "latencies_ms": latencies,
         "passes": statistics.fmean(passes) if passes else None,
     }

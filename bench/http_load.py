@@ -50,11 +50,16 @@ class CellResult:
     server_cpu_s: float
     client_cpu_s: float
     server_ms: float | None  # mean of the access log's duration_ms: the handler's own time
-    passes_per_request: float | None  # mean forward passes of the merged run each request joined
+    passes_per_request: float | None  # mean forward passes that held each request's rows
 
     @property
     def texts_per_s(self) -> float:
         return self.texts / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_text(self) -> float:
+        """The server's CPU time per text embedded (all its threads), the client's not counted."""
+        return self.server_cpu_s * 1e3 / self.texts if self.texts else 0.0
 
     @property
     def mean_ms(self) -> float | None:
