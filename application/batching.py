@@ -1,10 +1,8 @@
 """Turning many token sequences, from many requests, into few well-shaped forward passes.
 
 Padding a batch to its longest row is what costs: sorting by length and cutting the sorted
-rows where padding plus a pass's own cost is least keeps it small. Rows from every request
-waiting are planned together, and re-planned with the requests that arrive while a forward pass
-runs (continuous batching); the pass holding the oldest row runs next, and a request is answered
-when its last row is embedded.
+rows under a token budget keeps padding small. Requests that arrive while a forward pass runs
+wait together and run as one merged set (dynamic batching).
 """
 
 from __future__ import annotations
@@ -29,11 +27,9 @@ __all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches"]
 # 2 cores took 15.5 ms for one text alone and 11.7 ms per text in sorted passes of 32, texts of
 # 58 tokens on average (OpenVINO; ONNX Runtime ~12, numpy ~8): a pass costs ~16-22 tokens more.
 PASS_OVERHEAD_TOKENS = 16
-# rows past which planning runs on the executor: ~20 us a row, off the event loop
+# a merged run this long is planned on the executor: ~20 us a row, off the event loop
 _PLAN_ON_LOOP = 512
-# planned rows past which new arrivals are planned on their own, not with every row waiting
-_REPLAN_ROWS = 1024
-# loop turns the first pass on an idle model waits while requests are still joining (`_gather`)
+# loop turns a starting merged run waits while requests are still joining it (see `_gather`)
 _GATHER_TURNS = 8
 
 
@@ -106,27 +102,13 @@ _IMAGES_PER_PASS = 16
 @dataclass(frozen=True, slots=True)
 class BatchRun:
     vectors: Array  # [N,D] in the order the rows were given
-    batches: int  # forward passes this request's rows ran in
+    batches: int  # forward passes of the merged run this request took part in
 
 
 @dataclass(slots=True)
 class _Job:
     rows: Sequence[Sequence[int]]
     future: asyncio.Future[BatchRun]
-    out: Array  # [N,D], filled pass by pass
-    left: int  # rows not embedded yet
-    passes: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    job: _Job
-    index: int  # in job.rows
-    seq: int  # arrival order across jobs: the oldest row's pass runs first
-
-    @property
-    def length(self) -> int:
-        return len(self.job.rows[self.index])
 
 
 class Batcher:
@@ -151,9 +133,7 @@ class Batcher:
         self._pending: list[_Job] = []
         self._worker: asyncio.Task[None] | None = None
         self._waiting = 0  # rows queued or being embedded
-        self._rows_per_s = 0.0  # the last pass's rate, to tell refused clients a wait
-        self._plan: list[list[_Row]] = []  # the passes planned and not run yet
-        self._arrived = 0  # rows ever queued: the next row's seq
+        self._rows_per_s = 0.0  # the last merged run's rate, to tell refused clients a wait
 
     @property
     def waiting(self) -> int:
@@ -177,8 +157,7 @@ class Batcher:
         return max(1, min(60, math.ceil(self._waiting / self._rows_per_s)))
 
     async def _queued(self, rows: Sequence[Sequence[int]]) -> BatchRun:
-        out = np.empty((len(rows), self._encoder.dimensions), dtype=np.float32)
-        job = _Job(rows, asyncio.get_running_loop().create_future(), out, len(rows))
+        job = _Job(rows, asyncio.get_running_loop().create_future())
         self._pending.append(job)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
@@ -200,7 +179,7 @@ class Batcher:
         return BatchRun(np.concatenate(parts), batches=len(parts))
 
     async def _gather(self) -> None:
-        """Before the first pass on an idle model: requests that are already on their way
+        """Before a merged run starts on an idle model: requests that are already on their way
         (read from their sockets in this turn of the loop, a step or two from the batcher)
         join it, instead of the first one running alone while the rest wait for it. Waits
         only while more keep coming, a few loop turns at most: no timer, no added latency."""
@@ -211,60 +190,37 @@ class Batcher:
                 return
 
     async def _drain(self) -> None:
-        """One pass at a time, the pass that holds the oldest waiting row first. Rows that
-        arrive while a pass runs are planned with every row still waiting before the next one
-        (continuous batching): a request waits for the pass in flight, not for the rest of a
-        merged run, and each request is answered as soon as its last row is embedded, so
-        latency follows arrival order rather than which requests happened to arrive together.
-        """
         await self._gather()
-        while self._pending or self._plan:
-            if self._pending:
-                await self._replan()
-            batch = self._plan.pop(min(range(len(self._plan)), key=lambda n: self._plan[n][0].seq))
-            batch = [row for row in batch if not row.job.future.done()]  # clients gone
-            if batch:
-                await self._run(batch)
+        while self._pending:
+            jobs, self._pending = self._pending, []
+            started = time.perf_counter_ns()
+            try:
+                vectors, batches = await self._run([r for job in jobs for r in job.rows])
+            except Exception as exc:  # noqa: BLE001 - a bug in an engine fails its requests, not the worker
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            infer_ns = time.perf_counter_ns() - started
+            self._rows_per_s = len(vectors) / max(infer_ns / 1e9, 1e-9)
+            offset = 0
+            for job in jobs:
+                part = vectors[offset : offset + len(job.rows)]
+                offset += len(job.rows)
+                if not job.future.done():  # its client may have gone away
+                    job.future.set_result(BatchRun(part, batches))
 
-    async def _replan(self) -> None:
-        """The queued requests' rows, and every planned row not run yet, cut into passes anew;
-        each pass's rows kept oldest first."""
-        jobs, self._pending = self._pending, []
-        rows = [row for batch in self._plan for row in batch]
-        kept: list[list[_Row]] = []
-        if len(rows) > _REPLAN_ROWS:  # a long queue's plan stands: planning is not free
-            kept, rows = self._plan, []
-        for job in jobs:
-            rows += [_Row(job, n, self._arrived + n) for n in range(len(job.rows))]
-            self._arrived += len(job.rows)
-        args = ([r.length for r in rows], self._token_budget, self._max_batch, self._pass_overhead)
+    async def _run(self, rows: Sequence[Sequence[int]]) -> tuple[Array, int]:
+        loop = asyncio.get_running_loop()
+        args = ([len(r) for r in rows], self._token_budget, self._max_batch, self._pass_overhead)
         if len(rows) > _PLAN_ON_LOOP:
-            loop = asyncio.get_running_loop()
             plan = await loop.run_in_executor(self._executor, plan_batches, *args)
         else:
             plan = plan_batches(*args)
-        self._plan = kept + [sorted((rows[i] for i in b), key=lambda r: r.seq) for b in plan]
-
-    async def _run(self, batch: list[_Row]) -> None:
-        """One forward pass; a request whose last row it held is answered."""
-        loop = asyncio.get_running_loop()
-        ids, mask = pad([row.job.rows[row.index] for row in batch])
-        started = time.perf_counter_ns()
-        try:
-            vectors = await loop.run_in_executor(self._executor, self._encoder.embed, ids, mask)
-        except Exception as exc:  # noqa: BLE001 - a bug in an engine fails its requests, not the worker
-            for row in batch:
-                if not row.job.future.done():
-                    row.job.future.set_exception(exc)
-            return
-        self._rows_per_s = len(batch) / max((time.perf_counter_ns() - started) / 1e9, 1e-9)
-        if self._on_pass is not None:
-            self._on_pass(len(batch))
-        for row, vector in zip(batch, vectors, strict=True):
-            job = row.job
-            job.out[row.index] = vector
-            job.left -= 1
-        for job in {id(row.job): row.job for row in batch}.values():
-            job.passes += 1
-            if job.left == 0 and not job.future.done():
-                job.future.set_result(BatchRun(job.out, job.passes))
+        out = np.empty((len(rows), self._encoder.dimensions), dtype=np.float32)
+        for batch in plan:
+            ids, mask = pad([rows[i] for i in batch])
+            out[batch] = await loop.run_in_executor(self._executor, self._encoder.embed, ids, mask)
+            if self._on_pass is not None:
+                self._on_pass(len(batch))
+        return out, len(plan)

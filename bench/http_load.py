@@ -50,7 +50,7 @@ class CellResult:
     server_cpu_s: float
     client_cpu_s: float
     server_ms: float | None  # mean of the access log's duration_ms: the handler's own time
-    passes_per_request: float | None  # mean forward passes that held each request's rows
+    passes_per_request: float | None  # mean forward passes of the merged run each request joined
 
     @property
     def texts_per_s(self) -> float:

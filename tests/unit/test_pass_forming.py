@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import pytest
-
-from application.batching import Batcher, BatchRun, plan_batches
+from application.batching import Batcher, plan_batches
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
@@ -123,78 +120,3 @@ def _least_cost(sizes: list[int], overhead: int) -> int:
     return min(
         overhead + k * sizes[0] + _least_cost(sizes[k:], overhead) for k in range(1, len(sizes) + 1)
     )
-
-
-class _StepEncoder(FakeEncoder):
-    """Each forward pass waits for a step of its own: the test runs passes one at a time."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.steps = threading.Semaphore(0)
-        self.started = threading.Semaphore(0)
-
-    def embed(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        self.started.release()
-        self.steps.acquire(timeout=10)
-        return super().embed(ids, mask)
-
-
-async def _pass_started(encoder: _StepEncoder) -> None:
-    assert await asyncio.to_thread(encoder.started.acquire, timeout=10)
-
-
-async def test_a_request_is_answered_when_its_own_rows_are_done() -> None:
-    """The first request's pass done, it is answered while the second's pass still runs."""
-    encoder = _StepEncoder()
-    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1))
-    first = asyncio.create_task(batcher.embed([[7] * 200]))
-    second = asyncio.create_task(batcher.embed([[1] * 3]))
-    await _pass_started(encoder)  # the first's long row, alone: padding 3 to 200 costs more
-    encoder.steps.release()
-    await _pass_started(encoder)
-    assert first.done()
-    assert not second.done()
-    encoder.steps.release()
-    await second
-    assert encoder.batches == [(1, 200), (1, 3)]
-
-
-async def test_rows_arriving_during_a_pass_join_the_rows_still_waiting() -> None:
-    """A request that arrives while a pass runs shares the next pass with a queued request's
-    rows of its length, instead of waiting for a run of its own after them."""
-    encoder = _StepEncoder()
-    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1))
-    first = asyncio.create_task(batcher.embed([[7] * 200, [1] * 3]))
-    await _pass_started(encoder)  # the long row runs; the short one waits for the next pass
-    late = asyncio.create_task(batcher.embed([[2] * 3]))
-    await _until(lambda: batcher.waiting == 3)
-    encoder.steps.release()
-    await _pass_started(encoder)
-    encoder.steps.release()
-    runs = await asyncio.gather(first, late)
-    assert encoder.batches == [(1, 200), (2, 3)]
-    assert [r.batches for r in runs if isinstance(r, BatchRun)] == [2, 1]
-
-
-async def test_the_pass_holding_the_oldest_row_runs_first() -> None:
-    """Later requests of another length wait behind an earlier one, whatever their length."""
-    encoder = _StepEncoder()
-    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1))
-    first = asyncio.create_task(batcher.embed([[1] * 3]))
-    await _pass_started(encoder)
-    later = [asyncio.create_task(batcher.embed([[n] * size])) for n, size in ((2, 5), (3, 200))]
-    await _until(lambda: batcher.waiting == 3)
-    for _ in range(2):
-        encoder.steps.release()
-        await _pass_started(encoder)
-    encoder.steps.release()
-    await asyncio.gather(first, *later)
-    assert encoder.batches == [(1, 3), (1, 5), (1, 200)]
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    pytest.fail("the condition never held")
