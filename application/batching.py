@@ -55,7 +55,7 @@ def _cheapest_cuts(
 ) -> list[list[int]]:
     """`sizes` longest first: best[j] is the least cost of the first j rows, whose last pass
     starts at cut[j] (and is padded to that row's size)."""
-    best = [0] + [0] * len(sizes)
+    best = [0] * (len(sizes) + 1)
     cut = [0] * (len(sizes) + 1)
     for j in range(1, len(sizes) + 1):
         best[j], cut[j] = best[j - 1] + pass_overhead + sizes[j - 1], j - 1  # a pass of its own
