@@ -23,10 +23,13 @@ from domain.ports import Encoder
 __all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches"]
 
 
-# What one more forward pass costs beyond its rows, in padded tokens' worth: all-MiniLM-L6-v2 on
-# 2 cores took 15.5 ms for one text alone and 11.7 ms per text in sorted passes of 32, texts of
-# 58 tokens on average (OpenVINO; ONNX Runtime ~12, numpy ~8): a pass costs ~16-22 tokens more.
-PASS_OVERHEAD_TOKENS = 16
+# What one more forward pass costs beyond its rows, in padded tokens' worth. On 2 cores, with
+# all-MiniLM-L6-v2's texts of 58 tokens on average, one text alone took 15.5 ms and 11.7 ms per
+# text in sorted passes of 32 (OpenVINO): ~22 tokens more of wall time (ONNX Runtime ~12, numpy
+# ~8), and more of CPU time, the runtimes' threads waking and spinning around each pass. Cut
+# for 32, plans lose under 1% where a pass costs 16 and gain where it costs 64
+# (bench/batching_sim.py --overhead).
+PASS_OVERHEAD_TOKENS = 32
 # a merged run this long is planned on the executor: ~20 us a row, off the event loop
 _PLAN_ON_LOOP = 512
 # loop turns a starting merged run waits while requests are still joining it (see `_gather`)
