@@ -29,6 +29,11 @@ from domain.vectors import l2_normalize, truncate_dimensions
 
 __all__ = ["EmbeddingService", "Limits"]
 
+# characters (or token ids) that a request may hold and still be tokenized on the event loop:
+# ~1 ms of tokenizing at most, and every single text of the benchmark's corpus fits
+_INLINE_SIZE = 4096
+_CHARS_PER_ID = 4  # a token id read as text (OpenAI's ids are decoded first) is ~4 characters
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -76,8 +81,11 @@ class EmbeddingService:
         dimensions = self._dimensions(req, model.encoder.dimensions)
         if isinstance(dimensions, InvalidDimensions):
             return dimensions
-        # tokenizing thousands of long texts, or decoding images, takes a while: off the loop
-        prepared = await asyncio.to_thread(self._inputs.prepare, req, model)
+        prepared = (
+            self._inputs.prepare(req, model)
+            if _small(req)
+            else await asyncio.to_thread(self._inputs.prepare, req, model)
+        )
         if not isinstance(prepared, Prepared):
             return prepared
         run = await self._embed_rows(model, [e.ids for e in prepared.encoded])
@@ -148,6 +156,21 @@ class EmbeddingService:
         if 1 <= d <= available:
             return d  # the full size too: `dimensions` always answers unit vectors
         return None if req.lenient_dimensions else InvalidDimensions(d, available)
+
+
+def _small(req: EmbeddingRequest) -> bool:
+    """Whether the request is read on the event loop: tokenizing thousands of long texts, or
+    decoding images, takes a while and goes to a thread; a few short texts take tens of
+    microseconds, less than the hand-off to a thread and back, and a request that reaches the
+    batcher without that detour joins the forward pass its neighbours are forming."""
+    size = 0
+    for item in req.inputs:
+        if isinstance(item, str) and item.startswith("data:"):
+            return False  # maybe an image: a small file can hold a large one
+        size += len(item) if isinstance(item, str) else _CHARS_PER_ID * len(item.ids)
+        if size > _INLINE_SIZE:
+            return False
+    return True
 
 
 def _pool(vectors: Array, rows: list[Encoded], windows: list[int]) -> Array:

@@ -57,6 +57,11 @@ class CellResult:
         return self.texts / self.seconds if self.seconds else 0.0
 
     @property
+    def cpu_ms_per_text(self) -> float:
+        """The server's CPU time per text embedded (all its threads), the client's not counted."""
+        return self.server_cpu_s * 1e3 / self.texts if self.texts else 0.0
+
+    @property
     def mean_ms(self) -> float | None:
         return statistics.fmean(self.latencies_ms) if self.latencies_ms else None
 

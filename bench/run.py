@@ -6,6 +6,8 @@
 Sections (docs/benchmarks.md says what each row means):
   in-process  all-MiniLM-L6-v2 texts/s per engine vs sentence-transformers (engine_throughput)
   HTTP        the real server on 127.0.0.1: throughput and latency per load shape (http_load)
+  edge        c16 x b1 and c4 x b32 over HTTP and straight into FrontDoor.embed, interleaved:
+              HTTP / in-process is what the edge costs (edge_cost, front_door_load)
   static      Model2Vec on our numpy engine vs the model2vec library (static_families)
   start       cold start to the first embedding, and resident memory (cold_start)
   stack       uvicorn vs granian (and uvicorn with httptools+uvloop), JSON encoding costs
@@ -37,9 +39,11 @@ for _path in (str(_ROOT), str(_BENCH)):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import cold_start  # noqa: E402 - bench/ and the repository root go on the path first
+import edge_cost  # noqa: E402
 import engine_throughput  # noqa: E402
 import static_families  # noqa: E402
 from corpus import corpus, fingerprint  # noqa: E402
+from front_door_load import FrontDoorRunner  # noqa: E402
 from http_load import Cell, CellResult, run_cell, warm_up  # noqa: E402
 from report import Row, draw_chart, environment, markdown, text_table  # noqa: E402
 from server_process import Server, rss_mb, served  # noqa: E402
@@ -242,6 +246,7 @@ def _serve_plan(ctx: Context, plan: ServerPlan, n: int) -> None:
             ctx.rows.append(_http_row(ctx, plan, engine, result))
             before = after
         if plan.label == "default":
+            _edge(ctx, server, plan, engine)
             ctx.rows.append(
                 Row(
                     "start",
@@ -250,6 +255,24 @@ def _serve_plan(ctx: Context, plan: ServerPlan, n: int) -> None:
                     target=f"< 300 MB: {'met' if rss_mb(server.pid) < 300 else 'MISSED'}",
                 )
             )
+
+
+def _edge(ctx: Context, server: Server, plan: ServerPlan, engine: str) -> None:
+    """The edge section, against the default server: its HTTP cells interleaved with the same
+    cells in process, on the same home (so the same engine)."""
+    rounds = 1 if ctx.quick else 3
+    cell_s = max(ctx.cell_s, 8.0)  # a c4 x b32 cell of 6 s holds a dozen requests
+    ctx.log(f"edge: HTTP vs FrontDoor.embed in process, {rounds} rounds of {cell_s:.0f} s cells")
+    runner = FrontDoorRunner(ctx.texts, ctx.work / "home", plan.args)
+    try:
+        if runner.engine != engine:
+            ctx.notes.append(f"edge: in process ran {runner.engine}, the server {engine}")
+        runs = edge_cost.measure_edge(
+            server, runner, ctx.texts, cell_s=cell_s, rounds=rounds, log=ctx.log
+        )
+    finally:
+        runner.close()
+    ctx.rows += edge_cost.rows_of(runs, engine)
 
 
 def http(ctx: Context) -> None:
