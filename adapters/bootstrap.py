@@ -13,6 +13,7 @@ from adapters.engines.numpy_ref import NumpyEngine
 from adapters.engines.partial_writes import sweep_stale
 from adapters.engines.probe_answers import NpyProbeAnswers
 from adapters.families import GRAPH_FAMILIES
+from adapters.heap import give_back_freed_memory
 from adapters.http.app import create_app
 from adapters.http.metrics import Metrics
 from adapters.observability import configure_logging
@@ -160,4 +161,5 @@ def _engines(settings: Settings) -> EngineSelector:
         memory=JsonChoiceMemory(settings.home / "engine-choices.json"),
         answers=NpyProbeAnswers(cache),
         precision_of=precision_of,
+        give_back=give_back_freed_memory,
     )

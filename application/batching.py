@@ -15,12 +15,15 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
+import structlog
 
 from domain.errors import Overloaded
 from domain.ops import Array, IdArray
-from domain.ports import Encoder
+from domain.ports import Encoder, ReleasesMemory
 
 __all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches"]
+
+log = structlog.get_logger(__name__)
 
 
 # What one more forward pass costs beyond its rows, in padded tokens' worth. On 2 cores, with
@@ -194,6 +197,22 @@ class Batcher:
 
     async def _drain(self) -> None:
         await self._gather()
+        while self._pending:
+            await self._answer_pending()
+            # the model is idle: the working memory its passes kept goes back (a burst of large
+            # batches would otherwise hold its peak for good); under sustained load the queue
+            # never empties, so it is not released and taken again pass after pass
+            await self._release_memory()
+
+    async def _release_memory(self) -> None:
+        if isinstance(self._encoder, ReleasesMemory):
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(self._executor, self._encoder.release_memory)
+            except Exception:  # a bug in an engine keeps its memory; the worker must go on
+                log.exception("memory_release_failed", model=self._name)
+
+    async def _answer_pending(self) -> None:
         while self._pending:
             jobs, self._pending = self._pending, []
             started = time.perf_counter_ns()

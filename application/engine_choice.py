@@ -266,6 +266,7 @@ class EngineSelector:
         answers: ProbeAnswers | None = None,
         precision_of: Callable[[ModelSpec], Precision] = lambda _spec: "fp32",
         speed_of: Callable[[Encoder, list[tuple[IdArray, IdArray]]], float] | None = None,
+        give_back: Callable[[], None] = lambda: None,
     ) -> None:
         self.reference = reference
         self._candidates = tuple(candidates)
@@ -275,6 +276,10 @@ class EngineSelector:
         self._precision_of = precision_of
         self._made: dict[str, InferenceEngine] = {}
         self._speed_of = speed_of or _texts_per_s
+        # returns freed heap to the system: a choice frees more than the model it keeps (the
+        # reference's weights, the engines not chosen, the graphs recorded), and the heap would
+        # otherwise hold on to it
+        self._give_back = give_back
 
     @property
     def families(self) -> frozenset[Family]:
@@ -284,6 +289,13 @@ class EngineSelector:
         return frozenset(found)
 
     def choose(
+        self, spec: ModelSpec, folder: Path, tokenizer: Tokenizer
+    ) -> Chosen | ModelUnavailable:
+        chosen = self._choose(spec, folder, tokenizer)
+        self._give_back()  # the trial, and all it loaded and did not choose, is gone by now
+        return chosen
+
+    def _choose(
         self, spec: ModelSpec, folder: Path, tokenizer: Tokenizer
     ) -> Chosen | ModelUnavailable:
         candidates = [

@@ -100,7 +100,7 @@ def rows_of(first: Start, later: Sequence[Start]) -> list[object]:
             "start",
             f"cold start, first ever (empty home: graphs built, engines timed), {first.engine}",
             value=f"{first.seconds:.2f} s",
-            note=f"model load {first.load_ms:.0f} ms" if first.load_ms else "",
+            note=f"model load {first.load_ms or 0:.0f} ms; RSS after it {first.rss_mb:.0f} MB",
         ),
         Row(
             "start",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from domain.errors import (
     ArchitectureNotSupported,
@@ -29,6 +29,7 @@ __all__ = [
     "ModelFacts",
     "ModelStore",
     "OnProgress",
+    "ReleasesMemory",
     "RepoModels",
     "TokenIdDecoder",
     "Tokenizer",
@@ -190,6 +191,16 @@ class Encoder(Protocol):
         ...
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array: ...  # [B,T], [B,T] -> [B,D]
+
+
+@runtime_checkable
+class ReleasesMemory(Protocol):
+    """An Encoder whose runtime keeps the working memory of its largest pass from pass to pass
+    (arenas, intermediate buffers), and can give it back while the model is idle."""
+
+    def release_memory(self) -> None:
+        """Called between passes, never during one; cheap when there is nothing to give back."""
+        ...
 
 
 class InferenceEngine(Protocol):

@@ -89,6 +89,10 @@ class FakeEncoder:
         self.batches: list[tuple[int, int]] = []  # (B, T) of every forward pass
         self._gate = gate
         self.entered = threading.Event()  # set when a forward pass starts, before the gate
+        self.releases: list[int] = []  # passes run so far, at each release_memory
+
+    def release_memory(self) -> None:
+        self.releases.append(len(self.batches))
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array:
         self.entered.set()

@@ -63,9 +63,13 @@ class GraphKey:
 class GraphCache:
     """A folder of graphs by key. Safe to share between processes: writers never collide."""
 
-    def __init__(self, root: Path, *, inline_limit: int = PROTOBUF_LIMIT) -> None:
+    def __init__(self, root: Path, *, inline_limit: int = 0) -> None:
         self._root = root
-        self._inline_limit = inline_limit  # weights past this many bytes go to a .data file
+        # weights past this many bytes go to a .data file: by default all of them, since ONNX
+        # Runtime maps such a file instead of copying it, and the pages of the token embedding
+        # table that no text reads stay on disk (~40 MB of all-MiniLM-L6-v2's 90); a graph past
+        # PROTOBUF_LIMIT must keep them apart anyway
+        self._inline_limit = min(inline_limit, PROTOBUF_LIMIT)
         # graphs this instance recorded, by file identity: fresh, whatever an earlier process left
         self._recorded: dict[Path, tuple[int, int, int]] = {}
 

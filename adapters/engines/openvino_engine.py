@@ -19,11 +19,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 from adapters.engines.graph_cache import GraphCache
-from adapters.engines.model_graphs import (
-    Run,
-    graph_encoder,
-    load_graphs,
-)
+from adapters.engines.model_graphs import graph_encoder, load_graphs
 from adapters.engines.onnx_graph import AttentionKind
 from adapters.families import GRAPH_FAMILIES
 from domain.errors import ModelUnavailable
@@ -93,7 +89,7 @@ class OpenVinoEngine:
                 unreadable=_UNREADABLE,
                 fresh=fresh,
             )
-            return graph_encoder(folder, graphs, _runner, _width(graphs.text))
+            return graph_encoder(folder, graphs, _Runner, _width(graphs.text))
         except (OSError, ValueError, KeyError, TypeError, SafetensorError, RuntimeError) as exc:
             return ModelUnavailable(spec.qualified_name, str(exc))
 
@@ -127,18 +123,24 @@ class OpenVinoEngine:
         return compiled
 
 
-def _runner(compiled: ov.CompiledModel) -> Run:
+class _Runner:
     """One infer request, one caller at a time: requests are not safe to share."""
-    request = compiled.create_infer_request()
-    lock = threading.Lock()
 
-    def run(feeds: Mapping[str, np.ndarray]) -> Array:
-        with lock:
-            request.infer(dict(feeds))
-            out: Array = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+    def __init__(self, compiled: ov.CompiledModel) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> Array:
+        with self._lock:
+            self._request.infer(dict(feeds))
+            out: Array = np.array(self._request.get_output_tensor(0).data, dtype=np.float32)
         return out
 
-    return run
+    def release(self) -> None:
+        # the compiled model keeps the intermediate buffers of its largest shape so far
+        with self._lock:
+            self._compiled.release_memory()
 
 
 def _width(compiled: ov.CompiledModel) -> int:

@@ -70,6 +70,34 @@ async def test_requests_arriving_during_a_forward_pass_are_merged() -> None:
     assert [_ran(r).vectors[0, 0] for r in runs] == [3.0, 3.0, 3.0, 3.0]
 
 
+async def test_memory_is_released_once_the_queue_is_empty_not_between_passes() -> None:
+    """The engine gives its working memory back when no request waits, after the last pass of
+    a merged run; passes that follow one another keep it."""
+    gate = threading.Event()
+    encoder = FakeEncoder(gate)
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1))
+    first = asyncio.create_task(batcher.embed([[1, 2]]))
+    assert await asyncio.to_thread(encoder.entered.wait, 10)
+    later = asyncio.create_task(batcher.embed([[3] * 4, [5]]))  # two passes: lengths 4 and 1
+    await _until(lambda: batcher.waiting == 3)
+    gate.set()
+    await asyncio.gather(first, later)
+    await _released(encoder, 1)  # answers go out first, then the memory
+    assert encoder.releases == [3]  # after all three passes, once
+    await batcher.embed([[7]])
+    await _released(encoder, 2)
+    assert encoder.releases == [3, 4]  # idle again after the next request
+
+
+async def _released(encoder: FakeEncoder, times: int) -> None:
+    """Waits for the release that follows the answers, on the executor's thread."""
+    for _ in range(10_000):
+        if len(encoder.releases) >= times:
+            return
+        await asyncio.sleep(0.001)
+    pytest.fail("the memory was never released")
+
+
 async def test_a_batcher_with_nothing_to_do_runs_no_pass() -> None:
     """An empty request gets an empty [0, D] result without touching the engine."""
     encoder = FakeEncoder()

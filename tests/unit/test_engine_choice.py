@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,38 @@ def test_a_wrong_remembered_answer_is_computed_again_and_the_engine_kept() -> No
     assert warm.loads == [SPEC]
     assert answers.kept[FOLDER].tobytes() == right.tobytes()
     assert memory.choices == {"m:latest|fp32": "b"}
+
+
+class _Fresh:
+    """An engine that makes a new encoder at every load and keeps none: what a real one does."""
+
+    def __init__(self, name: str, speed: float, made: list[weakref.ref[_Skewed]]) -> None:
+        self.name = name
+        self.families = frozenset({Family.BERT})
+        self._speed = speed
+        self._made = made
+
+    def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
+        encoder = _Skewed(0.0, self._speed)
+        self._made.append(weakref.ref(encoder))
+        return encoder
+
+
+def test_the_heap_is_given_back_once_only_the_chosen_encoder_is_left() -> None:
+    """When the selector gives the freed heap back, the reference's encoder (loaded for the
+    gate) and the slower engine's are unreachable: a trim then returns their memory."""
+    made: list[weakref.ref[_Skewed]] = []
+    alive: list[list[bool]] = []
+    reference = _Fresh("fake", 100.0, made)
+    engines = [_Fresh("slow", 50.0, made), _Fresh("fast", 500.0, made)]
+    selector = EngineSelector(
+        reference,  # type: ignore[arg-type]
+        [Candidate(e.name, "fp32", e.families, lambda e=e: e) for e in engines],  # type: ignore[misc]
+        speed_of=_speed,
+        give_back=lambda: alive.append([ref() is not None for ref in made]),
+    )
+    chosen = selector.choose(SPEC, FOLDER, FakeTokenizer(max_tokens=64))
+    assert not isinstance(chosen, ModelUnavailable)
+    assert chosen.engine == "fast"
+    assert made[2]() is chosen.encoder
+    assert alive == [[False, False, True]]  # the reference's, the slow one's, the chosen
