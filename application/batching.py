@@ -99,6 +99,9 @@ class BatchSettings:
     # inputs that may wait for one model; past it a request is refused with a retry time,
     # so a burst turns into quick 503s instead of minutes of queueing for everyone
     queue_limit: int = 16_384
+    # how long the queue stays empty before the engine's working memory goes back: a pause
+    # between a closed loop's rounds is not idleness, and releasing there costs each next pass
+    release_after_idle_s: float = 1.0
 
 
 # ViT-L/14 reads 257 positions of 1024 per image: 16 keep a pass's attention scores ~70 MB
@@ -135,8 +138,10 @@ class Batcher:
         self._max_batch = settings.max_batch
         self._pass_overhead = settings.pass_overhead_tokens
         self._queue_limit = settings.queue_limit
+        self._release_after_idle_s = settings.release_after_idle_s
         self._name = name
         self._pending: list[_Job] = []
+        self._arrival: asyncio.Future[None] | None = None  # the idle wait in `_drain`
         self._worker: asyncio.Task[None] | None = None
         self._waiting = 0  # rows queued or being embedded
         self._rows_per_s = 0.0  # the last merged run's rate, to tell refused clients a wait
@@ -163,9 +168,15 @@ class Batcher:
         return max(1, min(60, math.ceil(self._waiting / self._rows_per_s)))
 
     async def _queued(self, rows: Sequence[Sequence[int]]) -> BatchRun:
-        job = _Job(rows, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        job = _Job(rows, loop.create_future())
         self._pending.append(job)
-        if self._worker is None or self._worker.done():
+        arrival = self._arrival
+        if arrival is not None and not arrival.done() and arrival.get_loop() is loop:
+            arrival.set_result(None)
+        # a worker idling on another loop (tests run one per test) never sees this job
+        worker = self._worker
+        if worker is None or worker.done() or worker.get_loop() is not loop:
             self._worker = asyncio.create_task(self._drain())
         return await job.future
 
@@ -201,8 +212,22 @@ class Batcher:
             await self._answer_pending()
             # the model is idle: the working memory its passes kept goes back (a burst of large
             # batches would otherwise hold its peak for good); under sustained load the queue
-            # never empties, so it is not released and taken again pass after pass
-            await self._release_memory()
+            # does not stay empty, so it is not released and taken again pass after pass
+            if not await self._more_within(self._release_after_idle_s):
+                await self._release_memory()
+
+    async def _more_within(self, seconds: float) -> bool:
+        """Whether a request comes within `seconds` of the queue emptying."""
+        if self._pending:
+            return True
+        self._arrival = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._arrival, seconds)
+        except TimeoutError:
+            return False
+        finally:
+            self._arrival = None
+        return True
 
     async def _release_memory(self) -> None:
         if isinstance(self._encoder, ReleasesMemory):

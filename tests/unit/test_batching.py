@@ -70,12 +70,15 @@ async def test_requests_arriving_during_a_forward_pass_are_merged() -> None:
     assert [_ran(r).vectors[0, 0] for r in runs] == [3.0, 3.0, 3.0, 3.0]
 
 
+_QUICK_RELEASE = BatchSettings(release_after_idle_s=0.01)
+
+
 async def test_memory_is_released_once_the_queue_is_empty_not_between_passes() -> None:
     """The engine gives its working memory back when no request waits, after the last pass of
     a merged run; passes that follow one another keep it."""
     gate = threading.Event()
     encoder = FakeEncoder(gate)
-    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1))
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1), _QUICK_RELEASE)
     first = asyncio.create_task(batcher.embed([[1, 2]]))
     assert await asyncio.to_thread(encoder.entered.wait, 10)
     later = asyncio.create_task(batcher.embed([[3] * 4, [5]]))  # two passes: lengths 4 and 1
@@ -83,10 +86,27 @@ async def test_memory_is_released_once_the_queue_is_empty_not_between_passes() -
     gate.set()
     await asyncio.gather(first, later)
     await _released(encoder, 1)  # answers go out first, then the memory
-    assert encoder.releases == [3]  # after all three passes, once
+    passes = len(encoder.batches)
+    assert passes >= 2
+    assert encoder.releases == [passes]  # after all the passes, once
     await batcher.embed([[7]])
     await _released(encoder, 2)
-    assert encoder.releases == [3, 4]  # idle again after the next request
+    assert encoder.releases == [passes, passes + 1]  # idle again after the next request
+
+
+async def test_a_request_within_the_idle_window_keeps_the_memory() -> None:
+    """A closed loop's pause between rounds is not idleness: the memory goes back once the
+    queue has stayed empty for the whole window, not after each round."""
+    encoder = FakeEncoder()
+    batcher = Batcher(
+        encoder, ThreadPoolExecutor(max_workers=1), BatchSettings(release_after_idle_s=0.5)
+    )
+    for _ in range(3):
+        await batcher.embed([[1, 2]])
+        await asyncio.sleep(0.01)  # well inside the window
+    assert encoder.releases == []
+    await _released(encoder, 1)
+    assert encoder.releases == [3]  # once, after the last of the three rounds
 
 
 async def _released(encoder: FakeEncoder, times: int) -> None:
