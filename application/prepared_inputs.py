@@ -94,29 +94,55 @@ class InputPreparer:
         the cut (a refusal counts on to `_REFUSAL_COUNT` x the limit, so that its message says
         how long the input is when that is cheap), and never past the request's token budget.
         Items go in groups that together read at most about twice the budget, and reading stops
-        at the first group past it."""
+        at the first group past it.
+
+        The budget counts each input's tokens before any cut, as OpenAI counts them: an input
+        the cut shortens is read on to count it, but only as far as what is left of the budget
+        (`_count`), so the reading stays bounded by the budget. ("chunk" counts in `_chunk`.)"""
         budget = self.max_total_tokens
         room = tokenizer.max_tokens - len(tokenizer.wrap(()).ids)
         refuse = truncate is Truncation.REFUSE
         read = min(room * _REFUSAL_COUNT if refuse else room, budget)
         group = max(1, 2 * budget // (read + 1))
         encoded: list[Encoded] = []
-        counted = 0
+        counted, exact = 0, True
         for start in range(0, len(texts), group):
             part = texts[start : start + group]
             rows = self._encode([item for _, item in part], tokenizer, read)
             if not isinstance(rows, list):
                 return rows
-            for (index, _), row in zip(part, rows, strict=True):
+            for (index, item), row in zip(part, rows, strict=True):
                 if refuse and row.truncated:
                     return InputTooLong(index, row.full_length, tokenizer.max_tokens, row.exact)
+                if truncate is not Truncation.CUT or not row.truncated:
+                    counted += len(row.ids)
+                    continue
+                whole = self._count(item, row, tokenizer, budget - counted)
+                if not isinstance(whole, tuple):
+                    return whole
+                counted, exact = counted + whole[0], exact and whole[1]
+                if counted > budget:
+                    return TooManyTokens(counted, budget, exact=exact)
             encoded += rows
-            counted += sum(len(row.ids) for row in rows)
             # reading stopped short of the model's own cut: that input alone is past the budget
             stopped = read < room and any(not row.exact for row in rows)
             if stopped or (counted > budget and start + group < len(texts)):
                 return TooManyTokens(counted, budget, exact=False)
         return encoded
+
+    def _count(
+        self, item: str | TokenIds, row: Encoded, tokenizer: Tokenizer, left: int
+    ) -> tuple[int, bool] | EmbedError:
+        """A cut input's tokens before the cut, special tokens included, and whether that is
+        its whole count: read no further than one token past `left`."""
+        if row.exact:
+            return row.full_length, True
+        specials = len(tokenizer.wrap(()).ids)
+        limit = max(left - specials, 0)
+        ids = self._whole_ids(item, tokenizer, limit)
+        if not isinstance(ids, tuple):
+            return ids
+        return len(ids) + specials, len(ids) <= limit
 
     def _encode(
         self, items: list[str | TokenIds], tokenizer: Tokenizer, read: int
