@@ -134,10 +134,13 @@ class InputPreparer:
         self, item: str | TokenIds, row: Encoded, tokenizer: Tokenizer, left: int
     ) -> tuple[int, bool] | EmbedError:
         """A cut input's tokens before the cut, special tokens included, and whether that is
-        its whole count: read no further than one token past `left`."""
+        its whole count: read no further than one token past `left`. OpenAI's token ids count
+        as many as they are, as OpenAI counts them, with no decoding past the cut."""
         if row.exact:
             return row.full_length, True
         specials = len(tokenizer.wrap(()).ids)
+        if isinstance(item, TokenIds) and self.token_ids is not None:
+            return len(item.ids) + specials, True
         limit = max(left - specials, 0)
         ids = self._whole_ids(item, tokenizer, limit)
         if not isinstance(ids, tuple):

@@ -140,17 +140,16 @@ async def test_a_chunked_input_within_the_budget_is_embedded_whole(
     assert result.token_counts == (5 * 8,)  # five windows of 6 words
 
 
-async def test_token_ids_are_decoded_only_as_far_as_the_budget_needs(
+async def test_token_ids_count_as_many_as_they_are_and_are_decoded_only_to_the_cut(
     tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
 ) -> None:
-    """500,000 OpenAI ids against a budget of 1,000: about twice the budget is decoded, to
-    count them, and the request is refused."""
-    service = _service(tmp_path, tokenizer, decoder, budget=1000)
+    """500,000 OpenAI ids against the 300,000 budget: they count as OpenAI counts them (with
+    BOS and EOS), a few dozen are decoded, and the request is refused."""
+    service = _service(tmp_path, tokenizer, decoder)
     ids = TokenIds((1,) * 500_000)
     refused = await service.embed(EmbeddingRequest("all-minilm", [ids]))
-    assert isinstance(refused, TooManyTokens)
-    assert not refused.exact
-    assert max(decoder.decoded) <= 4 * 1000
+    assert refused == TooManyTokens(500_002, 300_000)
+    assert max(decoder.decoded) <= 4 * 7
 
 
 async def test_token_ids_within_the_budget_embed_as_the_cut_text(
