@@ -96,7 +96,8 @@ async def test_a_small_request_is_answered_while_a_huge_token_id_body_is_decoded
         return decode(body, *args, **kwargs)
 
     monkeypatch.setattr(msgspec.json, "decode", held_open)
-    ids = b",".join([b"0"] * (LARGE_BODY_BYTES // 2 + 1))
+    # ~175,000 ids of cl100k's "hello" (6 bytes each with the comma): within the token budget
+    ids = b",".join([b"15339"] * (LARGE_BODY_BYTES // 6 + 1))
     body = b'{"model": "%s", "input": [[%s]]}' % (MODEL.encode(), ids)
     huge = asyncio.create_task(http.post("/v1/embeddings", content=body))
     assert await asyncio.to_thread(entered.wait, 10)
