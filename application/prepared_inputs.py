@@ -114,8 +114,8 @@ class InputPreparer:
             for (index, item), row in zip(part, rows, strict=True):
                 if refuse and row.truncated:
                     return InputTooLong(index, row.full_length, tokenizer.max_tokens, row.exact)
-                if truncate is not Truncation.CUT or not row.truncated:
-                    counted += len(row.ids)
+                if truncate is not Truncation.CUT:
+                    counted += len(row.ids)  # refused past the cut, or counted by `_chunk`
                     continue
                 whole = self._count(item, row, tokenizer, budget - counted)
                 if not isinstance(whole, tuple):
@@ -133,14 +133,14 @@ class InputPreparer:
     def _count(
         self, item: str | TokenIds, row: Encoded, tokenizer: Tokenizer, left: int
     ) -> tuple[int, bool] | EmbedError:
-        """A cut input's tokens before the cut, special tokens included, and whether that is
-        its whole count: read no further than one token past `left`. OpenAI's token ids count
-        as many as they are, as OpenAI counts them, with no decoding past the cut."""
-        if row.exact:
-            return row.full_length, True
+        """An input's tokens before the cut, special tokens included, and whether that is its
+        whole count: read no further than one token past `left`. OpenAI's token ids count as
+        many as they are, as OpenAI counts them, with no decoding past the cut."""
         specials = len(tokenizer.wrap(()).ids)
         if isinstance(item, TokenIds) and self.token_ids is not None:
             return len(item.ids) + specials, True
+        if row.exact:
+            return row.full_length, True
         limit = max(left - specials, 0)
         ids = self._whole_ids(item, tokenizer, limit)
         if not isinstance(ids, tuple):
