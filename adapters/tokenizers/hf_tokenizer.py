@@ -175,11 +175,12 @@ class HFTokenizer:
 
         A long text is tokenized in pieces that end (start, `from_end`) at cut points
         (adapters/tokenizers/cut_points.py), whose ids add up to the whole text's, until it has
-        enough: the first of `limit` + 1 characters, each next one twice as long, up to
-        8 x (`limit` + 1) and at most `_PIECE_CHARS`. So what normalisation collapses (whitespace
-        runs, marks) costs reading, never ids; no piece holds many more tokens than `limit` asks
-        for, nor more than the few MB of one piece's Encoding (~350 bytes a token, offsets and
-        token strings included). Reading that much in all gives the freed heap back (heap.py)."""
+        enough: the first of `limit` + 1 characters, each next one at least twice as long
+        (`_next_size`), up to 8 x (`limit` + 1) and at most `_PIECE_CHARS`. So what
+        normalisation collapses (whitespace runs, marks) costs reading, never ids; no piece
+        holds many more tokens than `limit` asks for, nor more than the few MB of one piece's
+        Encoding (~350 bytes a token, offsets and token strings included). Reading that much in
+        all gives the freed heap back (heap.py)."""
         cuts = self._cuts
         if limit is None or cuts is None:
             whole = self._tok.encode_batch_fast(texts, add_special_tokens=False)
@@ -218,7 +219,7 @@ class HFTokenizer:
                     out[n] = _ends(out[n], wanted, from_end=from_end)
                     del todo[n]
                 else:
-                    todo[n] = (done, min(2 * todo[n][1], largest))
+                    todo[n] = (done, _next_size(todo[n][1], done, len(out[n]), wanted, largest))
             del raw
         if tokenized >= _TRIM_AFTER_CHARS:
             note_large_request()
@@ -251,6 +252,14 @@ def _piece(text: str, done: int, size: int, cuts: CutPoints, *, from_end: bool) 
         end = len(text) - done
         return (0 if end <= size else cuts.before(text, end - size)), end
     return done, (len(text) if len(text) - done <= size else cuts.after(text, done + size))
+
+
+def _next_size(size: int, chars: int, tokens: int, wanted: int, largest: int) -> int:
+    """The next piece: at least twice the last, or what the rest needs at the text's
+    characters per token so far, a quarter over (so most texts take two pieces, not four),
+    and never past `largest`."""
+    needed = (wanted - tokens) * chars * 5 // (4 * max(tokens, 1))
+    return min(max(2 * size, needed), largest)
 
 
 def _ends(ids: list[int], count: int, *, from_end: bool) -> list[int]:
