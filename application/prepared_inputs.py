@@ -55,7 +55,9 @@ class InputPreparer:
                 texts.append((index, item))
             else:
                 images.append((index, image))
-        encoded = self._read(texts, model.tokenizer, req.truncate)
+        encoded = self._ids_past_budget(texts, model.tokenizer, req.truncate) or self._read(
+            texts, model.tokenizer, req.truncate
+        )
         if not isinstance(encoded, list):
             return encoded
         windows = [1] * len(encoded)
@@ -129,6 +131,17 @@ class InputPreparer:
             if stopped or (counted > budget and start + group < len(texts)):
                 return TooManyTokens(counted, budget, exact=False)
         return encoded
+
+    def _ids_past_budget(
+        self, texts: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, truncate: Truncation
+    ) -> TooManyTokens | None:
+        """OpenAI's ids count as many as they are (`_count`): past the budget on their own, the
+        request is refused before any of them is checked or decoded."""
+        if truncate is not Truncation.CUT or self.token_ids is None:
+            return None
+        specials = len(tokenizer.wrap(()).ids)
+        ids = sum(len(item.ids) + specials for _, item in texts if isinstance(item, TokenIds))
+        return TooManyTokens(ids, self.max_total_tokens) if ids > self.max_total_tokens else None
 
     def _count(
         self, item: str | TokenIds, row: Encoded, tokenizer: Tokenizer, left: int

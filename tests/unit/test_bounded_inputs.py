@@ -140,15 +140,26 @@ async def test_a_chunked_input_within_the_budget_is_embedded_whole(
     assert result.token_counts == (5 * 8,)  # five windows of 6 words
 
 
-async def test_token_ids_count_as_many_as_they_are_and_are_decoded_only_to_the_cut(
+async def test_token_ids_count_as_many_as_they_are_and_none_is_decoded_past_the_budget(
     tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
 ) -> None:
     """500,000 OpenAI ids against the 300,000 budget: they count as OpenAI counts them (with
-    BOS and EOS), a few dozen are decoded, and the request is refused."""
+    BOS and EOS), and the request is refused before any is decoded."""
     service = _service(tmp_path, tokenizer, decoder)
     ids = TokenIds((1,) * 500_000)
     refused = await service.embed(EmbeddingRequest("all-minilm", [ids]))
     assert refused == TooManyTokens(500_002, 300_000)
+    assert decoder.decoded == []
+
+
+async def test_token_ids_within_the_budget_are_decoded_only_as_far_as_the_cut(
+    tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
+) -> None:
+    """200,000 OpenAI ids cut to 6 words: a few dozen are decoded, and usage counts those."""
+    service = _service(tmp_path, tokenizer, decoder)
+    result = await service.embed(EmbeddingRequest("all-minilm", [TokenIds((1,) * 200_000)]))
+    assert isinstance(result, EmbeddingResult)
+    assert result.token_counts == (8,)
     assert max(decoder.decoded) <= 4 * 7
 
 
