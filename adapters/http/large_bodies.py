@@ -17,6 +17,8 @@ import msgspec
 from litestar import Request
 from litestar.serialization import decode_json
 
+from adapters.heap import note_large_request
+
 __all__ = ["LARGE_BODY_BYTES", "decode_large_body", "route_body_type"]
 
 LARGE_BODY_BYTES = 1 << 20  # ~500,000 token ids: a few ms to decode, below this, on the loop
@@ -30,7 +32,10 @@ def route_body_type(request: Request[Any, Any, Any]) -> Any:
 
 def decode_large_body(body: bytes, target: Any, request: Request[Any, Any, Any]) -> Any:
     """The body as the route's type (`target`) where it is one, else as plain JSON values;
-    run on a worker thread. Raises as Litestar's own decoding does for a body that is no JSON."""
+    run on a worker thread. Raises as Litestar's own decoding does for a body that is no JSON.
+    What the body and its values take is given back to the system once the request is done
+    (adapters/heap.py): a request refused before it reads much would otherwise leave it held."""
+    note_large_request()
     if isinstance(target, type) and issubclass(target, msgspec.Struct):
         try:
             return msgspec.json.decode(body, type=target)
