@@ -55,7 +55,9 @@ class InputPreparer:
                 texts.append((index, item))
             else:
                 images.append((index, image))
-        encoded = self._read(texts, model.tokenizer, req.truncate)
+        encoded = self._ids_past_budget(texts, model.tokenizer, req.truncate) or self._read(
+            texts, model.tokenizer, req.truncate
+        )
         if not isinstance(encoded, list):
             return encoded
         windows = [1] * len(encoded)
@@ -94,29 +96,69 @@ class InputPreparer:
         the cut (a refusal counts on to `_REFUSAL_COUNT` x the limit, so that its message says
         how long the input is when that is cheap), and never past the request's token budget.
         Items go in groups that together read at most about twice the budget, and reading stops
-        at the first group past it."""
+        at the first group past it.
+
+        The budget counts each input's tokens before any cut, as OpenAI counts them: an input
+        the cut shortens is read on to count it, but only as far as what is left of the budget
+        (`_count`), so the reading stays bounded by the budget. ("chunk" counts in `_chunk`.)"""
         budget = self.max_total_tokens
         room = tokenizer.max_tokens - len(tokenizer.wrap(()).ids)
         refuse = truncate is Truncation.REFUSE
         read = min(room * _REFUSAL_COUNT if refuse else room, budget)
         group = max(1, 2 * budget // (read + 1))
         encoded: list[Encoded] = []
-        counted = 0
+        counted, exact = 0, True
         for start in range(0, len(texts), group):
             part = texts[start : start + group]
             rows = self._encode([item for _, item in part], tokenizer, read)
             if not isinstance(rows, list):
                 return rows
-            for (index, _), row in zip(part, rows, strict=True):
+            for (index, item), row in zip(part, rows, strict=True):
                 if refuse and row.truncated:
                     return InputTooLong(index, row.full_length, tokenizer.max_tokens, row.exact)
+                if truncate is not Truncation.CUT:
+                    counted += len(row.ids)  # refused past the cut, or counted by `_chunk`
+                    continue
+                whole = self._count(item, row, tokenizer, budget - counted)
+                if not isinstance(whole, tuple):
+                    return whole
+                counted, exact = counted + whole[0], exact and whole[1]
+                if counted > budget:
+                    return TooManyTokens(counted, budget, exact=exact)
             encoded += rows
-            counted += sum(len(row.ids) for row in rows)
             # reading stopped short of the model's own cut: that input alone is past the budget
             stopped = read < room and any(not row.exact for row in rows)
             if stopped or (counted > budget and start + group < len(texts)):
                 return TooManyTokens(counted, budget, exact=False)
         return encoded
+
+    def _ids_past_budget(
+        self, texts: list[tuple[int, str | TokenIds]], tokenizer: Tokenizer, truncate: Truncation
+    ) -> TooManyTokens | None:
+        """OpenAI's ids count as many as they are (`_count`): past the budget on their own, the
+        request is refused before any of them is checked or decoded."""
+        if truncate is not Truncation.CUT or self.token_ids is None:
+            return None
+        specials = len(tokenizer.wrap(()).ids)
+        ids = sum(len(item.ids) + specials for _, item in texts if isinstance(item, TokenIds))
+        return TooManyTokens(ids, self.max_total_tokens) if ids > self.max_total_tokens else None
+
+    def _count(
+        self, item: str | TokenIds, row: Encoded, tokenizer: Tokenizer, left: int
+    ) -> tuple[int, bool] | EmbedError:
+        """An input's tokens before the cut, special tokens included, and whether that is its
+        whole count: read no further than one token past `left`. OpenAI's token ids count as
+        many as they are, as OpenAI counts them, with no decoding past the cut."""
+        specials = len(tokenizer.wrap(()).ids)
+        if isinstance(item, TokenIds) and self.token_ids is not None:
+            return len(item.ids) + specials, True
+        if row.exact:
+            return row.full_length, True
+        limit = max(left - specials, 0)
+        ids = self._whole_ids(item, tokenizer, limit)
+        if not isinstance(ids, tuple):
+            return ids
+        return len(ids) + specials, len(ids) <= limit
 
     def _encode(
         self, items: list[str | TokenIds], tokenizer: Tokenizer, read: int

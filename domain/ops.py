@@ -39,6 +39,10 @@ class Ops(Protocol[T]):
     """T is the engine's tensor: an ndarray for numpy, a graph value for a recorder."""
 
     def embedding(self, table: Array, ids: T) -> T: ...  # [V,H] x [B,T] -> [B,T,H]
+    # [V,H] x [B,T] x [B,T] -> [B,H]: the mean of the real tokens' rows, zero for a row with
+    # none (torch's EmbeddingBag, mode "mean"): a lookup and a mean pool, without the [B,T,H]
+    # states between them, which a static model has no other use for
+    def embedding_bag(self, table: Array, ids: T, mask: T) -> T: ...
     def positions(self, ids: T) -> T: ...  # [B,T] -> [B,T] holding 0..T-1
     # fairseq's make_positions, as RoBERTa numbers tokens: [B,T] x [B,T] -> [B,T] holding
     # padding_idx + 1, + 2, ... over the tokens that are real (mask 1) and not padding_idx,

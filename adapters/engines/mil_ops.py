@@ -75,6 +75,9 @@ class MilOps:
     def embedding(self, table: Array, ids: Var) -> Var:
         return mb.gather(x=table, indices=ids, axis=0)  # [V,H] x [B,T] -> [B,T,H]
 
+    def embedding_bag(self, table: Array, ids: Var, mask: Var) -> Var:
+        return self.pool(self.embedding(table, ids), mask, PoolingMode.MEAN)  # MIL has no bag
+
     def positions(self, ids: Var) -> Var:
         arange = self._arange(ids)  # [T]
         return mb.add(x=mb.mul(x=ids, y=np.int32(0)), y=arange)  # [B,T], 0..T-1 on every row

@@ -171,6 +171,9 @@ class OnnxOps:
         first = self._op("Expand", self._weight(row.reshape(1, 1, -1), "row"), shape)  # [B,1,H]
         return self._op("Concat", first, x, axis=1, width=row.shape[-1])
 
+    def embedding_bag(self, table: Array, ids: Value, mask: Value) -> Value:
+        return self.pool(self.embedding(table, ids), mask, PoolingMode.MEAN)  # ONNX has no bag
+
     def token_at(self, x: Value, position: int) -> Value:
         return self._op("Gather", x, self._int(position), axis=1, width=x.width)
 

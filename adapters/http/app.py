@@ -13,7 +13,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Empty, Message, Receive, Scope, Send
 
 from adapters.http import health, model_admin, ollama, openai
 from adapters.http.access import AccessPolicy, answered_hosts, cors_config
@@ -25,6 +25,7 @@ from adapters.http.errors import (
     json_problem,
     malformed_body,
 )
+from adapters.http.large_bodies import LARGE_BODY_BYTES, decode_large_body, route_body_type
 from adapters.http.metrics import Metrics
 from application.front_door import FrontDoor
 from domain.requests import Truncation
@@ -85,11 +86,20 @@ def _undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
 
 class _Request(Request[Any, Any, Any]):
     """Litestar's request, whose JSON refusals say what is wrong in words a person can act on
-    (msgspec calls a lone surrogate escape "Input data was truncated")."""
+    (msgspec calls a lone surrogate escape "Input data was truncated"), and whose large bodies
+    are decoded off the event loop (adapters/http/large_bodies.py)."""
+
+    _large: Any = Empty
 
     async def json(self) -> Any:
         try:
-            return await super().json()
+            body = await self.body()
+            if len(body) < LARGE_BODY_BYTES:
+                return await super().json()
+            if self._large is Empty:
+                target = route_body_type(self)
+                self._large = await asyncio.to_thread(decode_large_body, body, target, self)
+            return self._large  # noqa: TRY300 - the except is for both decodings
         except SerializationException as exc:
             raise SerializationException(json_problem(await self.body(), str(exc))) from exc
 

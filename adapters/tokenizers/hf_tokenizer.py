@@ -90,7 +90,8 @@ class HFTokenizer:
         self._max_tokens = max_tokens
         self._rules = rules
         self._prefix, self._suffix = self._special_tokens() if rules.special_tokens else ((), ())
-        self._room = max_tokens - len(self._prefix) - len(self._suffix)
+        self._specials = len(self._prefix) + len(self._suffix)
+        self._room = max_tokens - self._specials
         self._cuts = cut_points(json.loads(tokenizer.to_str()))
         if self._room < 1:
             msg = f"max_seq_length {max_tokens} leaves no room for text"
@@ -125,7 +126,7 @@ class HFTokenizer:
         longer = [n for n, (t, c) in enumerate(zip(texts, cut, strict=True)) if len(t) > len(c)]
         if longer:  # cut by characters: the text past them says how many tokens it really had
             whole = self._read([texts[n] for n in longer], room, dropped=True)
-            specials = len(self._prefix) + len(self._suffix)
+            specials = self._specials
             for n, ids in zip(longer, whole, strict=True):
                 exact = encoded[n].exact and (room is None or len(ids) <= room)
                 full = max(len(ids) + specials, encoded[n].full_length)
@@ -135,13 +136,12 @@ class HFTokenizer:
     def _recount(self, text: str, encoded: Encoded) -> Encoded:
         """Ids dropped after the cut (model2vec's unknown token) may leave the ids read short
         of the cut: the text is then read on until one more id survives the drop, or it ends."""
-        if encoded.exact:
+        if encoded.exact or encoded.truncated:  # ids past the cut survived the drop already
             return encoded
-        specials = len(self._prefix) + len(self._suffix)
-        kept = len(encoded.ids) - specials
+        kept = len(encoded.ids) - self._specials
         more = self._read([text], kept, dropped=True)[0]
         exact = len(more) <= kept
-        return Encoded(ids=encoded.ids, full_length=len(more) + specials, exact=exact)
+        return Encoded(ids=encoded.ids, full_length=len(more) + self._specials, exact=exact)
 
     def _wrap_read(self, ids: list[int], read: int | None) -> Encoded:
         encoded = self.wrap(ids)
@@ -175,11 +175,12 @@ class HFTokenizer:
 
         A long text is tokenized in pieces that end (start, `from_end`) at cut points
         (adapters/tokenizers/cut_points.py), whose ids add up to the whole text's, until it has
-        enough: the first of `limit` + 1 characters, each next one twice as long, up to
-        8 x (`limit` + 1) and at most `_PIECE_CHARS`. So what normalisation collapses (whitespace
-        runs, marks) costs reading, never ids; no piece holds many more tokens than `limit` asks
-        for, nor more than the few MB of one piece's Encoding (~350 bytes a token, offsets and
-        token strings included). Reading that much in all gives the freed heap back (heap.py)."""
+        enough: the first of `limit` + 1 characters, each next one at least twice as long
+        (`_next_size`), up to 8 x (`limit` + 1) and at most `_PIECE_CHARS`. So what
+        normalisation collapses (whitespace runs, marks) costs reading, never ids; no piece
+        holds many more tokens than `limit` asks for, nor more than the few MB of one piece's
+        Encoding (~350 bytes a token, offsets and token strings included). Reading that much in
+        all gives the freed heap back (heap.py)."""
         cuts = self._cuts
         if limit is None or cuts is None:
             whole = self._tok.encode_batch_fast(texts, add_special_tokens=False)
@@ -207,7 +208,9 @@ class HFTokenizer:
             tokenized += sum(b - a for a, b in spans.values())
             for (n, (a, b)), e in zip(spans.items(), raw, strict=True):
                 ids = self._dropped(e.ids) if dropped else e.ids
-                if from_end:
+                if not out[n]:
+                    out[n] = ids  # a fresh list: the first piece's ids need no copy
+                elif from_end:
                     out[n][:0] = ids
                 else:
                     out[n] += ids
@@ -216,23 +219,30 @@ class HFTokenizer:
                     out[n] = _ends(out[n], wanted, from_end=from_end)
                     del todo[n]
                 else:
-                    todo[n] = (done, min(2 * todo[n][1], largest))
+                    todo[n] = (done, _next_size(todo[n][1], done, len(out[n]), wanted, largest))
             del raw
         if tokenized >= _TRIM_AFTER_CHARS:
             note_large_request()
         return out
 
     def wrap(self, ids: Sequence[int]) -> Encoded:
-        kept = ids[max(0, len(ids) - self._room) :] if self._rules.keep_end else ids[: self._room]
+        # runs once per text (1,024 texts of ~60 tokens take ~60 ms to tokenize): no generator
+        # and no tuple splice where the family has nothing to splice
+        room, drop = self._room, self._rules.drop
         total = len(ids)
-        if self._rules.drop:
+        end = self._rules.keep_end
+        kept = ids if total <= room else ids[total - room :] if end else ids[:room]
+        if drop:
             # list.count runs at C speed; most texts hold no dropped id, and skip the filter
-            dropped = sum(ids.count(d) for d in self._rules.drop)
+            dropped = sum(map(ids.count, drop))
             if dropped:
                 total -= dropped
-                kept = [i for i in kept if i not in self._rules.drop]
-        specials = len(self._prefix) + len(self._suffix)
-        return Encoded(ids=(*self._prefix, *kept, *self._suffix), full_length=total + specials)
+                kept = [i for i in kept if i not in drop]
+        if not self._specials:
+            return Encoded(ids=tuple(kept), full_length=total)
+        return Encoded(
+            ids=(*self._prefix, *kept, *self._suffix), full_length=total + self._specials
+        )
 
 
 def _piece(text: str, done: int, size: int, cuts: CutPoints, *, from_end: bool) -> tuple[int, int]:
@@ -244,8 +254,18 @@ def _piece(text: str, done: int, size: int, cuts: CutPoints, *, from_end: bool) 
     return done, (len(text) if len(text) - done <= size else cuts.after(text, done + size))
 
 
+def _next_size(size: int, chars: int, tokens: int, wanted: int, largest: int) -> int:
+    """The next piece: at least twice the last, or what the rest needs at the text's
+    characters per token so far, a quarter over (so most texts take two pieces, not four),
+    and never past `largest`."""
+    needed = (wanted - tokens) * chars * 5 // (4 * max(tokens, 1))
+    return min(max(2 * size, needed), largest)
+
+
 def _ends(ids: list[int], count: int, *, from_end: bool) -> list[int]:
-    return ids[max(0, len(ids) - count) :] if from_end else ids[:count]
+    if len(ids) <= count:
+        return ids
+    return ids[len(ids) - count :] if from_end else ids[:count]
 
 
 def _prepend_lowercase(tokenizer: HFTokenizerFile) -> None:

@@ -10,9 +10,11 @@ the row up, then multiplies by the weight, per token; sentence-transformers fold
 row per token id when it loads such a folder. The products are the same float32 numbers either
 way, so they are folded here once at load time and the forward pass stays a plain lookup.
 
-A text with no token (empty, or only unknown tokens in Model2Vec) has an all-zero mask row: the
-mean pool gives it the zero vector, and normalisation keeps it at zero, as both references do
-(model2vec returns its zero-initialised row; an empty EmbeddingBag is zero).
+The lookup and the mean are one op (`embedding_bag`, torch's EmbeddingBag): the [B,T,H] token
+states between them would only be summed away. A text with no token (empty, or only unknown
+tokens in Model2Vec) has an all-zero mask row: the bag gives it the zero vector, and
+normalisation keeps it at zero, as both references do (model2vec returns its zero-initialised
+row; an empty EmbeddingBag is zero).
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from domain.models import PoolingMode
 from domain.ops import Array, Ops, T
-from domain.sentence_head import SentenceHead, sentence_vector
 
 __all__ = ["StaticEmbeddingModel", "fold_token_weights", "static_sentence_embedding"]
 
@@ -41,10 +41,6 @@ class StaticEmbeddingModel:
     @property
     def dimensions(self) -> int:
         return int(self.embedding.shape[1])
-
-    @property
-    def head(self) -> SentenceHead:
-        return SentenceHead(pooling=(PoolingMode.MEAN,), normalize=self.normalize)
 
 
 def fold_token_weights(
@@ -76,5 +72,5 @@ def fold_token_weights(
 
 
 def static_sentence_embedding(ops: Ops[T], ids: T, mask: T, model: StaticEmbeddingModel) -> T:
-    x = ops.embedding(model.embedding, ids)  # [B,T] -> [B,T,H]
-    return sentence_vector(ops, x, mask, model.head)  # mean over real tokens, [B,H]
+    x = ops.embedding_bag(model.embedding, ids, mask)  # [B,T] -> [B,H], mean over real tokens
+    return ops.l2_normalize(x) if model.normalize else x

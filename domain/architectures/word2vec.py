@@ -1,16 +1,15 @@
 """Word vectors (word2vec, GloVe) as a sentence encoder: the mean of the known words' vectors.
 
 The vocabulary lives with the word-level tokenizer, which hands over the row of each known word
-and drops the rest, so the forward pass is a lookup and a masked mean. A text with no known word
-has an all-zero mask row, and the mean pool gives it the zero vector (its sum over no rows is 0,
-divided by a floored count), which normalisation keeps at zero.
+and drops the rest, so the forward pass is a lookup and a masked mean, one op (`embedding_bag`).
+A text with no known word has an all-zero mask row, and the bag gives it the zero vector (its
+sum over no rows is 0, divided by a floored count), which normalisation keeps at zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.models import PoolingMode
 from domain.ops import Array, Ops, T
 
 __all__ = ["Word2VecModel", "word2vec_sentence_embedding"]
@@ -31,5 +30,4 @@ class Word2VecModel:
 
 
 def word2vec_sentence_embedding(ops: Ops[T], ids: T, mask: T, model: Word2VecModel) -> T:
-    x = ops.embedding(model.vectors, ids)  # [B,T] -> [B,T,H]
-    return ops.pool(x, mask, PoolingMode.MEAN)  # [B,H]; no known word -> zeros
+    return ops.embedding_bag(model.vectors, ids, mask)  # [B,T] -> [B,H]; no known word -> zeros

@@ -39,18 +39,6 @@ class _CrashingEncoder:
         raise RuntimeError(msg)
 
 
-class _EnteringEncoder(FakeEncoder):
-    """Says when a forward pass has started, then holds it at the gate."""
-
-    def __init__(self, gate: threading.Event, entered: threading.Event) -> None:
-        super().__init__(gate)
-        self._entered = entered
-
-    def embed(self, ids: IdArray, mask: IdArray) -> Array:
-        self._entered.set()
-        return super().embed(ids, mask)
-
-
 @pytest.fixture(scope="module")
 def strict_app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
     home = tmp_path_factory.mktemp("strict")
@@ -202,11 +190,11 @@ async def test_a_full_queue_is_a_503_with_retry_after_in_the_dialect(
 ) -> None:
     """Past the queue limit a request is refused at once: 503 and Retry-After, which clients
     honour before retrying, in the caller's envelope; the queued work still completes."""
-    gate, entered = threading.Event(), threading.Event()
+    gate = threading.Event()
     catalogue = Catalogue(CATALOGUE)
     store = FakeStore({MINILM: tmp_path})
     engine = FakeEngine()
-    engine.encoder = _EnteringEncoder(gate, entered)
+    engine.encoder = FakeEncoder(gate)  # says when a forward pass starts, holds it at the gate
     registry = ModelRegistry(
         store,
         engine,
@@ -224,7 +212,8 @@ async def test_a_full_queue_is_a_503_with_retry_after_in_the_dialect(
     async for client in _client(app):
         body = {"model": "all-minilm", "input": ["a", "b"]}
         first = asyncio.create_task(client.post(path, json=body))
-        assert await asyncio.to_thread(entered.wait, 10)  # the first forward pass is running
+        # the first forward pass is running
+        assert await asyncio.to_thread(engine.encoder.entered.wait, 10)
         refused = await client.post(path, json=body)
         gate.set()
         assert (await first).status_code == 200

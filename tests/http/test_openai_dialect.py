@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+from typing import Any
+
 import httpx
+import msgspec
 import numpy as np
 import openai
 import pytest
 
+from adapters.http.large_bodies import LARGE_BODY_BYTES
 from application.catalogue import CATALOGUE
 from tests.tolerances import BATCH_INVARIANCE
 
@@ -71,6 +77,37 @@ async def test_cl100k_token_arrays_embed_as_their_text(oai: openai.AsyncOpenAI) 
     )
     one_array = await oai.embeddings.create(model=MODEL, input=ids)
     assert one_array.data[0].embedding == by_text.data[0].embedding
+
+
+async def test_a_small_request_is_answered_while_a_huge_token_id_body_is_decoded(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body of millions of ids is decoded on a worker thread: its decoding is held open
+    here until a small request has been answered, which the event loop could not do if the
+    decoding ran on it."""
+    decode = msgspec.json.decode
+    entered, answered = threading.Event(), threading.Event()
+    decoded_on: list[int] = []
+
+    def held_open(body: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(body, bytes) and len(body) >= LARGE_BODY_BYTES:
+            decoded_on.append(threading.get_ident())
+            entered.set()
+            answered.wait(timeout=10)  # on the loop's thread, this is a 10 s stall
+        return decode(body, *args, **kwargs)
+
+    monkeypatch.setattr(msgspec.json, "decode", held_open)
+    # ~175,000 ids of cl100k's "hello" (6 bytes each with the comma): within the token budget
+    ids = b",".join([b"15339"] * (LARGE_BODY_BYTES // 6 + 1))
+    body = b'{"model": "%s", "input": [[%s]]}' % (MODEL.encode(), ids)
+    huge = asyncio.create_task(http.post("/v1/embeddings", content=body))
+    assert await asyncio.to_thread(entered.wait, 10)
+    small = await http.post("/v1/embeddings", json={"model": MODEL, "input": "hi"})
+    answered.set()
+    assert small.status_code == 200
+    assert (await huge).status_code == 200
+    assert decoded_on
+    assert decoded_on[0] != threading.get_ident()
 
 
 async def test_dimensions_cut_and_renormalise(oai: openai.AsyncOpenAI) -> None:

@@ -46,15 +46,49 @@ def decoder() -> FakeDecoder:
     return FakeDecoder()
 
 
-async def test_a_cut_input_is_read_only_as_far_as_the_cut(
+async def test_a_cut_input_embeds_what_the_cut_keeps(
     tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
 ) -> None:
-    """A million characters cut to 6 words: the tokenizer reads 7 words' worth, no more."""
+    """1,000 words within the budget: 6 are embedded, and usage counts those."""
     service = _service(tmp_path, tokenizer, decoder)
-    result = await service.embed(EmbeddingRequest("all-minilm", [HUGE]))
+    result = await service.embed(EmbeddingRequest("all-minilm", ["a " * 1000]))
     assert isinstance(result, EmbeddingResult)
     assert result.token_counts == (8,)
-    assert max(tokenizer.reads) <= 2 * 7
+    assert result.vectors[0, 0] == BOS + 6 * 1 + EOS
+
+
+async def test_the_budget_counts_a_cut_input_before_the_cut(
+    tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
+) -> None:
+    """As OpenAI counts them: 20 words and BOS and EOS are 22 tokens, past a budget of 10,
+    though the cut would embed 8 of them. Counting stops one token past the budget."""
+    service = _service(tmp_path, tokenizer, decoder, budget=10)
+    refused = await service.embed(EmbeddingRequest("all-minilm", ["a " * 20]))
+    assert refused == TooManyTokens(11, 10, exact=False)
+    assert refused.message == "Requested more than 10 tokens, max 10 tokens per request"
+
+
+async def test_the_budget_counts_every_input_before_its_cut(
+    tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
+) -> None:
+    """Three inputs of 12 tokens each are 36, past 30, though each embeds 8: the first two
+    are counted whole (24), the third only to one token past what is left (7)."""
+    service = _service(tmp_path, tokenizer, decoder, budget=30)
+    refused = await service.embed(EmbeddingRequest("all-minilm", ["a " * 10] * 3))
+    assert refused == TooManyTokens(31, 30, exact=False)
+    assert tokenizer.limits == [30 - 2, 18 - 2, 6 - 2]
+
+
+async def test_a_cut_input_past_the_budget_is_read_only_to_the_budget(
+    tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
+) -> None:
+    """500,000 words against 300,000: counting stops one token past the budget."""
+    service = _service(tmp_path, tokenizer, decoder)
+    refused = await service.embed(EmbeddingRequest("all-minilm", [HUGE]))
+    assert isinstance(refused, TooManyTokens)
+    assert not refused.exact
+    assert tokenizer.limits == [300_000 - 2]  # the text's own tokens, BOS and EOS aside
+    assert max(tokenizer.reads) <= 2 * 300_000
 
 
 async def test_a_refusal_counts_a_short_excess_exactly(
@@ -106,16 +140,36 @@ async def test_a_chunked_input_within_the_budget_is_embedded_whole(
     assert result.token_counts == (5 * 8,)  # five windows of 6 words
 
 
-async def test_token_ids_are_decoded_only_as_far_as_the_cut(
+async def test_token_ids_count_as_many_as_they_are_and_none_is_decoded_past_the_budget(
     tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
 ) -> None:
-    """500,000 OpenAI ids cut to 6 words: a few dozen are decoded, and the row is the one the
-    whole decoded text gives."""
+    """500,000 OpenAI ids against the 300,000 budget: they count as OpenAI counts them (with
+    BOS and EOS), and the request is refused before any is decoded."""
     service = _service(tmp_path, tokenizer, decoder)
     ids = TokenIds((1,) * 500_000)
-    result = await service.embed(EmbeddingRequest("all-minilm", [ids]))
+    refused = await service.embed(EmbeddingRequest("all-minilm", [ids]))
+    assert refused == TooManyTokens(500_002, 300_000)
+    assert decoder.decoded == []
+
+
+async def test_token_ids_within_the_budget_are_decoded_only_as_far_as_the_cut(
+    tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
+) -> None:
+    """200,000 OpenAI ids cut to 6 words: a few dozen are decoded, and usage counts those."""
+    service = _service(tmp_path, tokenizer, decoder)
+    result = await service.embed(EmbeddingRequest("all-minilm", [TokenIds((1,) * 200_000)]))
     assert isinstance(result, EmbeddingResult)
+    assert result.token_counts == (8,)
     assert max(decoder.decoded) <= 4 * 7
+
+
+async def test_token_ids_within_the_budget_embed_as_the_cut_text(
+    tmp_path: Path, tokenizer: FakeTokenizer, decoder: FakeDecoder
+) -> None:
+    """The row is the one the whole decoded text gives, cut to 6 words."""
+    service = _service(tmp_path, tokenizer, decoder)
+    result = await service.embed(EmbeddingRequest("all-minilm", [TokenIds((1,) * 1000)]))
+    assert isinstance(result, EmbeddingResult)
     assert result.vectors[0, 0] == BOS + 6 * 1 + EOS
 
 
