@@ -23,7 +23,7 @@ import numpy as np
 
 from domain.models import PoolingMode
 from domain.ops import Array, Ops, T
-from domain.sentence_head import SentenceHead, sentence_vector
+from domain.sentence_head import NORMALIZE, SentenceHead, sentence_vector
 
 __all__ = ["StaticEmbeddingModel", "fold_token_weights", "static_sentence_embedding"]
 
@@ -44,7 +44,7 @@ class StaticEmbeddingModel:
 
     @property
     def head(self) -> SentenceHead:
-        return SentenceHead(pooling=(PoolingMode.MEAN,), normalize=self.normalize)
+        return SentenceHead((PoolingMode.MEAN,), (NORMALIZE,) if self.normalize else ())
 
 
 def fold_token_weights(
