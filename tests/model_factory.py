@@ -304,9 +304,10 @@ def _save_with_sentence_transformers(  # noqa: PLR0913 - the head's parts, as wr
     modes: list[str],
     normalize: bool,
     max_seq_length: int | None,
-    head: _Head,
-    seed: int,
+    head: _Head | None = None,
+    seed: int = 0,
 ) -> None:
+    head = head or _Head()
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules.normalize import Normalize
     from sentence_transformers.base.modules.transformer import Transformer
