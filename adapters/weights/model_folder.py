@@ -231,8 +231,15 @@ def _dense(layout: _DenseLayout, width: int) -> Dense:
 
 
 def pools_prompt(folder: Path) -> bool:
-    """The Pooling module's include_prompt: whether a prompt's tokens are pooled (default)."""
-    return _head_layout(folder, PoolingMode.MEAN).include_prompt
+    """The Pooling module's include_prompt: whether a prompt's tokens are pooled (default).
+
+    Read for the tokenizer of any family, so other modules are not judged here (the family's
+    own reader does that)."""
+    for module in _modules(folder):
+        if str(module.get("type", "")).rsplit(".", 1)[-1] == "Pooling":
+            config = read_json(_module_folder(folder, module) / "config.json")
+            return bool(config.get("include_prompt", True))
+    return True
 
 
 def read_prompts(folder: Path) -> dict[str, str]:
