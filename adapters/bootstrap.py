@@ -104,7 +104,12 @@ def build_front_door(settings: Settings, metrics: Metrics | None = None) -> Fron
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
     cache = EmbeddingCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
     embeddings = EmbeddingService(
-        names, registry, decoder, cache=cache, chunk_overlap=settings.chunk_overlap
+        names,
+        registry,
+        decoder,
+        cache=cache,
+        chunk_overlap=settings.chunk_overlap,
+        default_prompt_name=settings.default_prompt_name,
     )
     return FrontDoor(
         names,

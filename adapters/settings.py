@@ -347,6 +347,18 @@ class Settings:
             "half a window",
         )
     )
+    default_prompt_name: str | None = setting(
+        Option(
+            flag="--default-prompt-name",
+            env="EMBEDSERVE_DEFAULT_PROMPT_NAME",
+            default="",
+            parse=_optional_text,
+            metavar="NAME",
+            meaning="the prompt a request that chooses none gets (no prompt_name, prompt or "
+            "input_type), by name, for the models that define that name; others, and every "
+            "model when unset, get no prompt, as TEI and Ollama",
+        )
+    )
     keep_alive_s: float = setting(
         Option(
             flag="--keep-alive",

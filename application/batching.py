@@ -20,6 +20,7 @@ import structlog
 from domain.errors import Overloaded
 from domain.ops import Array, IdArray
 from domain.ports import Encoder, ReleasesMemory
+from domain.sentence_head import PROMPT_TOKEN
 
 __all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches"]
 
@@ -80,14 +81,18 @@ def _cheapest_cuts(
     return batches[::-1]
 
 
-def pad(rows: Sequence[Sequence[int]]) -> tuple[IdArray, IdArray]:
-    """Right-pad to the longest row: ids [B,T] and attention mask [B,T]."""
+def pad(rows: Sequence[Sequence[int]], skips: Sequence[int] = ()) -> tuple[IdArray, IdArray]:
+    """Right-pad to the longest row: ids [B,T] and attention mask [B,T]. A row's first
+    `skips[n]` tokens (none where `skips` is empty) are marked PROMPT_TOKEN in the mask: read by
+    attention, left out of pooling (domain/sentence_head.py)."""
     width = max(len(r) for r in rows)
     ids = np.zeros((len(rows), width), dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
     for n, row in enumerate(rows):
         ids[n, : len(row)] = row
         mask[n, : len(row)] = 1
+        if skips:
+            mask[n, : min(skips[n], len(row))] = PROMPT_TOKEN
     return ids, mask
 
 
@@ -117,6 +122,7 @@ class BatchRun:
 @dataclass(slots=True)
 class _Job:
     rows: Sequence[Sequence[int]]
+    skip: int  # each row's first tokens that pooling leaves out (a prompt's), as `pad` takes
     future: asyncio.Future[BatchRun]
 
 
@@ -150,7 +156,8 @@ class Batcher:
     def waiting(self) -> int:
         return self._waiting
 
-    async def embed(self, rows: Sequence[Sequence[int]]) -> BatchRun | Overloaded:
+    async def embed(self, rows: Sequence[Sequence[int]], skip: int = 0) -> BatchRun | Overloaded:
+        """Rows of token ids to vectors; `skip`: each row's first tokens pooling leaves out."""
         if not rows:
             empty = np.zeros((0, self._encoder.dimensions), dtype=np.float32)
             return BatchRun(empty, 0)
@@ -158,7 +165,7 @@ class Batcher:
             return Overloaded(self._name, self._waiting, self._retry_after())
         self._waiting += len(rows)
         try:
-            return await self._queued(rows)
+            return await self._queued(rows, skip)
         finally:
             self._waiting -= len(rows)
 
@@ -167,9 +174,9 @@ class Batcher:
             return 1
         return max(1, min(60, math.ceil(self._waiting / self._rows_per_s)))
 
-    async def _queued(self, rows: Sequence[Sequence[int]]) -> BatchRun:
+    async def _queued(self, rows: Sequence[Sequence[int]], skip: int) -> BatchRun:
         loop = asyncio.get_running_loop()
-        job = _Job(rows, loop.create_future())
+        job = _Job(rows, skip, loop.create_future())
         self._pending.append(job)
         arrival = self._arrival
         if arrival is not None and not arrival.done() and arrival.get_loop() is loop:
@@ -242,7 +249,9 @@ class Batcher:
             jobs, self._pending = self._pending, []
             started = time.perf_counter_ns()
             try:
-                vectors, batches = await self._run([r for job in jobs for r in job.rows])
+                rows = [r for job in jobs for r in job.rows]
+                skips = [job.skip for job in jobs for _ in job.rows]
+                vectors, batches = await self._run(rows, skips if any(skips) else [])
             except Exception as exc:  # noqa: BLE001 - a bug in an engine fails its requests, not the worker
                 for job in jobs:
                     if not job.future.done():
@@ -257,7 +266,7 @@ class Batcher:
                 if not job.future.done():  # its client may have gone away
                     job.future.set_result(BatchRun(part, batches))
 
-    async def _run(self, rows: Sequence[Sequence[int]]) -> tuple[Array, int]:
+    async def _run(self, rows: Sequence[Sequence[int]], skips: Sequence[int]) -> tuple[Array, int]:
         loop = asyncio.get_running_loop()
         args = ([len(r) for r in rows], self._token_budget, self._max_batch, self._pass_overhead)
         if len(rows) > _PLAN_ON_LOOP:
@@ -266,7 +275,7 @@ class Batcher:
             plan = plan_batches(*args)
         out = np.empty((len(rows), self._encoder.dimensions), dtype=np.float32)
         for batch in plan:
-            ids, mask = pad([rows[i] for i in batch])
+            ids, mask = pad([rows[i] for i in batch], [skips[i] for i in batch] if skips else ())
             out[batch] = await loop.run_in_executor(self._executor, self._encoder.embed, ids, mask)
             if self._on_pass is not None:
                 self._on_pass(len(batch))

@@ -56,12 +56,15 @@ class EmbeddingService:
         cache: EmbeddingCache | None = None,
         *,
         chunk_overlap: int = DEFAULT_OVERLAP,
+        default_prompt_name: str | None = None,
     ) -> None:
         self._names = as_lookup(catalogue)
         self._registry = registry
         self._limits = limits
         self._cache = cache
-        self._inputs = InputPreparer(token_ids, limits.max_total_tokens, chunk_overlap)
+        self._inputs = InputPreparer(
+            token_ids, limits.max_total_tokens, chunk_overlap, default_prompt_name
+        )
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResult | EmbedError:
         started = time.perf_counter_ns()
@@ -88,7 +91,7 @@ class EmbeddingService:
         )
         if not isinstance(prepared, Prepared):
             return prepared
-        run = await self._embed_rows(model, [e.ids for e in prepared.encoded])
+        run = await self._embed_rows(model, [e.ids for e in prepared.encoded], prepared.skip)
         if isinstance(run, Overloaded):
             return run
         # windows pooled at full size: `dimensions` and normalisation then apply as to any row
@@ -99,9 +102,10 @@ class EmbeddingService:
                 vectors, prepared.text_slots, images.vectors, prepared.image_slots
             )
             batches += images.batches
+        normalize = req.normalization is Normalization.ALWAYS
         if dimensions is not None:
-            vectors = truncate_dimensions(vectors, dimensions)
-        elif req.normalization is Normalization.ALWAYS:
+            vectors = truncate_dimensions(vectors, dimensions, normalize=normalize)
+        elif normalize:
             vectors = l2_normalize(vectors)
         return EmbeddingResult(
             model=spec.qualified_name,
@@ -121,15 +125,18 @@ class EmbeddingService:
         return await self._registry.acquire(spec, req.keep_alive_s)
 
     async def _embed_rows(
-        self, model: LoadedModel, rows: list[tuple[int, ...]]
+        self, model: LoadedModel, rows: list[tuple[int, ...]], skip: int
     ) -> BatchRun | Overloaded:
-        """The model's vectors for these token ids; with a cache, only the rows it lacks run,
-        each distinct one once, and order is kept."""
+        """The model's vectors for these token ids, the first `skip` of each left out of
+        pooling (a prompt's, where the model pools without it); with a cache, only the rows it
+        lacks run, each distinct one once, and order is kept."""
         cache = self._cache
         if cache is None:
-            return await model.batcher.embed(rows)
-        # the engine and precision too: a reload on another engine gives other last bits
-        key = f"{model.spec.qualified_name}@{model.engine}/{model.precision}"
+            return await model.batcher.embed(rows, skip)
+        # the engine and precision too: a reload on another engine gives other last bits; the
+        # prompt is in the ids, but where pooling leaves it out, "query: " + text and the text
+        # "query: ..." have the same ids and other vectors
+        key = f"{model.spec.qualified_name}@{model.engine}/{model.precision}#{skip}"
         out = np.empty((len(rows), model.encoder.dimensions), dtype=np.float32)
         missing: dict[tuple[int, ...], list[int]] = {}  # ids -> the rows that wait for them
         for index, ids in enumerate(rows):
@@ -140,7 +147,7 @@ class EmbeddingService:
                 out[index] = row
         if not missing:
             return BatchRun(out, batches=0)
-        run = await model.batcher.embed(list(missing))
+        run = await model.batcher.embed(list(missing), skip)
         if isinstance(run, Overloaded):
             return run
         for (ids, slots), row in zip(missing.items(), run.vectors, strict=True):

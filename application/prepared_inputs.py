@@ -1,5 +1,11 @@
 """A request's inputs made ready for the model: texts and token ids tokenized (cut, refused or
 cut into windows, as the request's truncation says), images decoded into pixels, tokens counted.
+
+A prompt (domain/prompts.py) goes before each text item, as sentence-transformers embeds
+`prompt + text`: the two are tokenized as one text and cut as one, so the prompt counts in the
+item's tokens and a cut takes the text's end. Token-id items get it too: OpenAI's ids are
+decoded to text first, ids of the model's own vocabulary follow the prompt's ids. A chunked
+item keeps the prompt at the head of every window. Images get no prompt.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from domain.data_url import ImageData, parse_image_data_url
 from domain.errors import EmbedError, InputTooLong, InvalidInput, TokenIdOutOfRange, TooManyTokens
 from domain.ops import Array
 from domain.ports import Encoded, ImageEncoder, TokenIdDecoder, Tokenizer
+from domain.prompts import choose_prompt
 from domain.requests import EmbeddingRequest, TokenIds, Truncation
 
 __all__ = ["InputPreparer", "Prepared"]
@@ -31,6 +38,7 @@ class Prepared:
     pixels: Array  # [N,C,S,S], the image items', in order
     image_slots: list[int]
     token_counts: tuple[int, ...]  # per request item
+    skip: int = 0  # each row's first tokens pooling leaves out: the prompt's, where it does
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +50,33 @@ class InputPreparer:
     token_ids: TokenIdDecoder | None
     max_total_tokens: int
     chunk_overlap: int
+    default_prompt_name: str | None = None  # applied where the model names such a prompt
 
     def prepare(self, req: EmbeddingRequest, model: LoadedModel) -> Prepared | EmbedError:
         """Texts and token ids tokenized, images decoded into the model's pixel input."""
+        tokenizer = model.tokenizer
+        prompt = choose_prompt(req.prompt, tokenizer.prompts, self.default_prompt_name)
+        if isinstance(prompt, InvalidInput):
+            return prompt
+        return _Prompted(self, prompt).prepare(req, model)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prompted:
+    """One request's preparation, with the prompt chosen for it ("" for none)."""
+
+    settings: InputPreparer
+    prompt: str
+
+    @property
+    def token_ids(self) -> TokenIdDecoder | None:
+        return self.settings.token_ids
+
+    @property
+    def max_total_tokens(self) -> int:
+        return self.settings.max_total_tokens
+
+    def prepare(self, req: EmbeddingRequest, model: LoadedModel) -> Prepared | EmbedError:
         texts: list[tuple[int, str | TokenIds]] = []
         images: list[tuple[int, ImageData]] = []
         for index, item in enumerate(req.inputs):
@@ -87,6 +119,7 @@ class InputPreparer:
             pixels=pixels,
             image_slots=[index for index, _ in images],
             token_counts=counts,
+            skip=model.tokenizer.excluded_prompt_tokens(self.prompt),
         )
 
     def _read(
@@ -168,22 +201,28 @@ class InputPreparer:
         texts: list[str] = []
         for item in items:
             if isinstance(item, str):
-                texts.append(item)
+                texts.append(self.prompt + item)
             elif self.token_ids is not None:
                 text = self._decoded(item, tokenizer, read)
                 if isinstance(text, TokenIdOutOfRange):
                     return text
-                texts.append(text)
+                texts.append(self.prompt + text)
             else:
                 bad = _outside(item.ids, tokenizer.vocab_size)
                 if bad is not None:
                     return bad
         tokenized = iter(tokenizer.encode(texts, read) if texts else [])
         own = self.token_ids is None
+        head = self._prompt_ids(tokenizer)
         return [
-            tokenizer.wrap(item.ids) if own and isinstance(item, TokenIds) else next(tokenized)
+            tokenizer.wrap(head + item.ids)
+            if own and isinstance(item, TokenIds)
+            else next(tokenized)
             for item in items
         ]
+
+    def _prompt_ids(self, tokenizer: Tokenizer) -> tuple[int, ...]:
+        return tokenizer.text_ids([self.prompt])[0] if self.prompt else ()
 
     def _decoded(self, item: TokenIds, tokenizer: Tokenizer, limit: int) -> str | TokenIdOutOfRange:
         """OpenAI token ids as text, decoded only as far as the model's first `limit` + 1
@@ -214,7 +253,14 @@ class InputPreparer:
         specials = len(tokenizer.wrap(()).ids)
         budget = self.max_total_tokens
         used = sum(e.full_length for n, e in enumerate(encoded) if not e.truncated)
-        room = tokenizer.max_tokens - specials
+        head = len(self._prompt_ids(tokenizer))  # every window starts with the prompt's ids
+        room = tokenizer.max_tokens - specials - head
+        if room < 1 and model.spec.family not in WINDOWLESS:
+            return InvalidInput(
+                f"the prompt takes {head} of the model's {tokenizer.max_tokens} tokens: "
+                "no room is left for a window of text",
+                param="prompt",
+            )
         replaced: dict[int, list[Encoded]] = {}
         for n in long:
             left = max(budget - used - specials, 0)
@@ -227,8 +273,9 @@ class InputPreparer:
             if model.spec.family in WINDOWLESS:  # no special tokens, no positions: one row
                 replaced[n] = [Encoded(ids=ids, full_length=len(ids))]
             else:
-                spans = window_spans(len(ids), room, self.chunk_overlap)
-                replaced[n] = [tokenizer.wrap(ids[a:b]) for a, b in spans]
+                prompt, body = ids[:head], ids[head:]
+                spans = window_spans(len(body), room, self.settings.chunk_overlap)
+                replaced[n] = [tokenizer.wrap(prompt + body[a:b]) for a, b in spans]
         rows = [row for n, e in enumerate(encoded) for row in replaced.get(n, [e])]
         return rows, [len(replaced.get(n, [e])) for n, e in enumerate(encoded)]
 
@@ -238,11 +285,11 @@ class InputPreparer:
         """An item's own token ids, no special tokens, nothing cut; only `limit` + 1 of them
         are read (OpenAI's ids decoded no further), so more than `limit` says it goes on."""
         if isinstance(item, TokenIds) and self.token_ids is None:
-            return item.ids[: limit + 1]
+            return (self._prompt_ids(tokenizer) + item.ids)[: limit + 1]
         text = item if isinstance(item, str) else self._decoded(item, tokenizer, limit)
         if not isinstance(text, str):
             return text
-        return tokenizer.text_ids([text], limit)[0]
+        return tokenizer.text_ids([self.prompt + text], limit)[0]
 
 
 def _counts(  # noqa: PLR0913 - the request's items, as prepare splits them

@@ -54,7 +54,9 @@ _SENTENCE_TRANSFORMERS = (
     "config_sentence_transformers.json",
     "*_Pooling/config.json",
     "*_Dense/config.json",
+    # a Dense module's weights, small (out x in floats): both are fetched where a repo has both
     "*_Dense/model.safetensors",
+    "*_Dense/pytorch_model.bin",
 )
 _TRANSFORMER = (
     "config.json",

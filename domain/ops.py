@@ -53,6 +53,7 @@ class Ops(Protocol[T]):
     def layer_norm(self, x: T, w: Norm, eps: float) -> T: ...
     def gelu_erf(self, x: T) -> T: ...  # exact GELU, 0.5·x·(1+erf(x/√2))
     def quick_gelu(self, x: T) -> T: ...  # CLIP's x·sigmoid(1.702·x)
+    def tanh(self, x: T) -> T: ...  # a Dense module's default activation
     # [B,T,H] each; mask [B,T] (None: every key is real); causal: no key after its query;
     # bias [1,NH,T,T] (offset_bias's), added to the scaled scores before the mask
     def attention(  # noqa: PLR0913 - q, k, v, mask and three facts about the layer
@@ -78,6 +79,11 @@ class Ops(Protocol[T]):
     # [B,T,H] -> [B,H]: the state at the first position whose id is `token`; with None, at the
     # position of the largest id (CLIP's end-of-text token, in configs that misname it)
     def token_of(self, x: T, ids: T, token: int | None) -> T: ...
-    def pool(self, x: T, mask: T, mode: PoolingMode) -> T: ...  # [B,T,H] -> [B,H]
+    # [B,T,H] -> [B,H]; a token counts where its mask is above 0, weighs as its mask value
+    # (mean, max, weighted mean: 0 or 1 there, see drop_prompt)
+    def pool(self, x: T, mask: T, mode: PoolingMode) -> T: ...
+    # [B,T] -> [B,T]: 1 where mask is 1, 0 on padding and on the tokens it marks as a prompt's
+    # (domain.sentence_head.PROMPT_TOKEN); the mask's own dtype
+    def drop_prompt(self, mask: T) -> T: ...
     def concat(self, xs: Sequence[T]) -> T: ...  # along the last axis
     def l2_normalize(self, x: T) -> T: ...  # rows to unit length

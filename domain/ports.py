@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -135,6 +135,18 @@ class Tokenizer(Protocol):
 
     @property
     def vocab_size(self) -> int: ...
+
+    @property
+    def prompts(self) -> Mapping[str, str]:
+        """The model's named prompts (config_sentence_transformers.json); {} where none."""
+        ...
+
+    def excluded_prompt_tokens(self, prompt: str) -> int:
+        """How many leading tokens of `prompt + text` pooling leaves out: 0 where the model
+        pools the prompt's tokens too (sentence-transformers' include_prompt, true by default),
+        else the prompt's own tokens as sentence-transformers counts them (the prompt
+        tokenized alone, less a trailing special token)."""
+        ...
 
     def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
         """Each text's ids, special tokens added, cut to the model's limit. `read`: at most

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from domain.ops import Array
+from domain.prompts import PromptChoice
 
 __all__ = ["EmbeddingRequest", "EmbeddingResult", "Normalization", "TokenIds", "Truncation"]
 
@@ -21,7 +22,9 @@ class TokenIds:
 
 class Normalization(enum.Enum):
     MODEL = "model"  # what the model's own pipeline does (sentence-transformers' output)
-    ALWAYS = "always"  # unit length whatever the model does (Ollama's /api/embed)
+    # unit length whatever the model does: /v1/embeddings and /api/embed unless a request says
+    # `"normalize": false`, as OpenAI, TEI, infinity, vLLM and Ollama return
+    ALWAYS = "always"
 
 
 class Truncation(enum.Enum):
@@ -48,6 +51,7 @@ class EmbeddingRequest:
     normalization: Normalization = Normalization.MODEL
     keep_alive_s: float | None = None  # None: the server's default; negative: forever
     lenient_dimensions: bool = False  # Ollama ignores a `dimensions` out of range; OpenAI refuses
+    prompt: PromptChoice | None = None  # None: the server's default prompt (domain/prompts.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ def l2_normalize(vectors: Array) -> Array:
     return unit
 
 
-def truncate_dimensions(vectors: Array, dimensions: int) -> Array:
-    """Matryoshka: keep the first `dimensions` components, then re-normalise."""
-    return l2_normalize(vectors[:, :dimensions])
+def truncate_dimensions(vectors: Array, dimensions: int, *, normalize: bool = True) -> Array:
+    """Matryoshka: keep the first `dimensions` components, then re-normalise (unless asked
+    not to: a request's `"normalize": false` gets the cut alone)."""
+    cut = vectors[:, :dimensions]
+    return l2_normalize(cut) if normalize else np.ascontiguousarray(cut)

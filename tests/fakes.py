@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +31,18 @@ class FakeTokenizer:
     `reads` records how many characters each text was read to, and `limits` each `text_ids`
     limit, so tests see what the pipeline asked for."""
 
-    def __init__(self, max_tokens: int = 8, vocab_size: int = 100) -> None:
+    def __init__(
+        self,
+        max_tokens: int = 8,
+        vocab_size: int = 100,
+        prompts: Mapping[str, str] | None = None,
+        *,
+        pools_prompt: bool = True,
+    ) -> None:
         self._max_tokens = max_tokens
         self._vocab_size = vocab_size
+        self._prompts = dict(prompts or {})
+        self._pools_prompt = pools_prompt
         self.reads: list[int] = []
         self.limits: list[int | None] = []
 
@@ -44,6 +53,14 @@ class FakeTokenizer:
     @property
     def vocab_size(self) -> int:
         return self._vocab_size
+
+    @property
+    def prompts(self) -> Mapping[str, str]:
+        return self._prompts
+
+    def excluded_prompt_tokens(self, prompt: str) -> int:
+        """BOS and the prompt's words, where the model pools without its prompt."""
+        return 0 if self._pools_prompt or not prompt else 1 + len(prompt.split())
 
     def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
         encoded = [self.wrap(self._ids(t, read)) for t in texts]

@@ -34,6 +34,8 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -101,6 +103,9 @@ def write_bert_model(  # noqa: PLR0913 - one keyword per knob a real repo varies
     heads: int = 4,
     intermediate: int = 64,
     max_position_embeddings: int = 512,
+    dense: Sequence[DenseModule] = (),
+    include_prompt: bool = True,
+    prompts: dict[str, str] | None = None,
 ) -> Path:
     """Write a random-weight BERT model into `folder` (created if needed) and return `folder`.
 
@@ -124,10 +129,16 @@ def write_bert_model(  # noqa: PLR0913 - one keyword per knob a real repo varies
         and tokenizer_config.json's do_lower_case), so upper-case words map to [UNK] unless
         `do_lower_case` lower-cases them first.
     seed: every weight is drawn from a generator seeded with it; same seed, same files.
+    dense: Dense modules after pooling (before any Normalize), in order.
+    include_prompt: the Pooling module's `include_prompt`.
+    prompts: config_sentence_transformers.json's named prompts.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    head = _Head(dense=tuple(dense), include_prompt=include_prompt, prompts=prompts or {})
     modes = [pooling] if isinstance(pooling, str) else list(pooling)
-    if layout == "transformers" and (modes != ["mean"] or normalize or do_lower_case):
+    if layout == "transformers" and (
+        modes != ["mean"] or normalize or do_lower_case or head != _Head()
+    ):
         msg = "a plain transformers repo has no pooling, normalize or do_lower_case settings"
         raise ValueError(msg)
     if layout == "transformers" and config_format != "current":
@@ -151,7 +162,13 @@ def write_bert_model(  # noqa: PLR0913 - one keyword per knob a real repo varies
         checkpoint.save_pretrained(source)
         _copy_tokenizer(source, cased=cased_tokenizer)
         _save_with_sentence_transformers(
-            source, folder, modes=modes, normalize=normalize, max_seq_length=max_seq_length
+            source,
+            folder,
+            modes=modes,
+            normalize=normalize,
+            max_seq_length=max_seq_length,
+            head=head,
+            seed=seed,
         )
     if prefixed:
         # sentence-transformers saves the bare BertModel it loaded; put the prefixed checkpoint
@@ -262,9 +279,35 @@ def _set_model_max_length(folder: Path, max_length: int | None) -> None:
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
-def _save_with_sentence_transformers(
-    source: Path, folder: Path, *, modes: list[str], normalize: bool, max_seq_length: int | None
+@dataclass(frozen=True)
+class DenseModule:
+    """One sentence-transformers Dense module: a linear layer to `out_features`, then its
+    activation; `weights` is the file format its weights are saved in."""
+
+    out_features: int
+    activation: Literal["Tanh", "Identity"] = "Tanh"
+    bias: bool = True
+    weights: Literal["safetensors", "bin"] = "safetensors"
+
+
+@dataclass(frozen=True)
+class _Head:
+    dense: tuple[DenseModule, ...] = ()
+    include_prompt: bool = True
+    prompts: dict[str, str] = field(default_factory=dict)
+
+
+def _save_with_sentence_transformers(  # noqa: PLR0913 - the head's parts, as write_bert_model takes them
+    source: Path,
+    folder: Path,
+    *,
+    modes: list[str],
+    normalize: bool,
+    max_seq_length: int | None,
+    head: _Head | None = None,
+    seed: int = 0,
 ) -> None:
+    head = head or _Head()
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules.normalize import Normalize
     from sentence_transformers.base.modules.transformer import Transformer
@@ -272,13 +315,37 @@ def _save_with_sentence_transformers(
 
     transformer = Transformer(str(source), max_seq_length=max_seq_length)
     pooling_mode: str | tuple[str, ...] = modes[0] if len(modes) == 1 else tuple(modes)
-    modules: list[torch.nn.Module] = [
-        transformer,
-        Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling_mode),
-    ]
+    pooling = Pooling(
+        transformer.get_embedding_dimension(),
+        pooling_mode=pooling_mode,
+        include_prompt=head.include_prompt,
+    )
+    modules: list[torch.nn.Module] = [transformer, pooling]
+    width = pooling.get_embedding_dimension()
+    for n, spec in enumerate(head.dense):
+        modules.append(_dense_module(spec, width, seed=seed * 100 + n))
+        width = spec.out_features
     if normalize:
         modules.append(Normalize())
-    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    model = SentenceTransformer(modules=modules, device="cpu", prompts=head.prompts or None)
+    model.save(str(folder))
+    for spec, path in zip(head.dense, sorted(folder.glob("*_Dense")), strict=True):
+        if spec.weights == "bin":  # what older saves carry: the state dict as a torch pickle
+            import torch
+            from safetensors.torch import load_file
+
+            torch.save(load_file(path / "model.safetensors"), path / "pytorch_model.bin")
+            (path / "model.safetensors").unlink()
+
+
+def _dense_module(spec: DenseModule, width: int, *, seed: int) -> torch.nn.Module:
+    import torch
+    from sentence_transformers.base.modules.dense import Dense
+
+    activation = torch.nn.Tanh() if spec.activation == "Tanh" else torch.nn.Identity()
+    module = Dense(width, spec.out_features, bias=spec.bias, activation_function=activation)
+    _randomise(module, seed)
+    return module
 
 
 def _pooling_path(folder: Path) -> str:

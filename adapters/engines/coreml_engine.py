@@ -63,6 +63,8 @@ _COMPUTE_UNITS: dict[str, Any] = {
 }
 # the files a model's weights may be read from; those present key the cache
 _WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
+# a Dense module's weights, in its own folder (2_Dense/...); those present key the cache too
+_DENSE_WEIGHTS = ("*_Dense/model.safetensors", "*_Dense/pytorch_model.bin")
 # Rows per prediction: packages take 1 to this many, and the encoders cut larger batches. A
 # bounded shape lets Core ML plan memory ahead for the GPU and the Neural Engine.
 MAX_BATCH = 256
@@ -105,7 +107,8 @@ def _package_key(spec: ModelSpec, folder: Path, tower: Tower) -> str:
     (path, size, mtime), config.json's contents, and the sentence head: modules.json and each
     module's config.json as they read, and the catalogue's pooling for a folder without them."""
     weights = []
-    for name in _WEIGHTS_FILES:
+    dense = [str(path.relative_to(folder)) for p in _DENSE_WEIGHTS for path in folder.glob(p)]
+    for name in (*_WEIGHTS_FILES, *sorted(dense)):
         path = folder / name
         if path.is_file():
             stat = path.stat()

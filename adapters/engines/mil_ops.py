@@ -60,7 +60,7 @@ __all__ = [
 # `ct` is coremltools itself, exported so that the engine need not import it first, noisily.
 
 # Bump when the recorder's output changes: cached packages from another version are not reused.
-MIL_BUILDER_VERSION = 1
+MIL_BUILDER_VERSION = 2  # 2: the last token found where the mask is above 0
 OPSET = ct.target.iOS16  # gather with batch_dims; every op here is in it (macOS 13, iOS 16)
 OUTPUT = "embeddings"  # the programs' one output, [batch, D]: the name the ONNX graphs use too
 _NEG = float(np.finfo(np.float32).min)  # what transformers (and the numpy engine) use for masks
@@ -104,6 +104,9 @@ class MilOps:
 
     def quick_gelu(self, x: Var) -> Var:
         return mb.gelu(x=x, mode="SIGMOID_APPROXIMATION")  # defined as x·sigmoid(1.702·x)
+
+    def tanh(self, x: Var) -> Var:
+        return mb.tanh(x=x)
 
     def attention(  # noqa: PLR0913 - the Ops signature
         self,
@@ -192,8 +195,12 @@ class MilOps:
                 weights = mb.mul(x=self._float_mask(mask), y=mb.expand_dims(x=ranks, axes=[0, 2]))
                 return self._mean(x, weights, np.float32(1e-9), sqrt=False)  # i-th weighs i
             case PoolingMode.LAST_TOKEN | PoolingMode.EOS:
-                length = mb.reduce_sum(x=mask, axes=[1], keep_dims=False)  # [B]
+                real = mb.cast(x=mb.greater(x=mask, y=np.int32(0)), dtype="int32")
+                length = mb.reduce_sum(x=real, axes=[1], keep_dims=False)  # [B]
                 return self._gather_rows(x, mb.sub(x=length, y=np.int32(1)))  # right-padded
+
+    def drop_prompt(self, mask: Var) -> Var:
+        return mb.cast(x=mb.equal(x=mask, y=np.int32(1)), dtype="int32")
 
     def concat(self, xs: Sequence[Var]) -> Var:
         return mb.concat(values=list(xs), axis=-1)

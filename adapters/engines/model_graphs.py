@@ -159,6 +159,9 @@ def _key(spec: ModelSpec, folder: Path, attention: AttentionKind) -> GraphKey:
     # config.json (the architecture), modules.json and each module's config.json (the head)
     key.add_file_contents([folder / "config.json", folder / "modules.json"])
     key.add_file_contents(sorted(folder.glob("*/config.json")))
+    for dense in sorted(folder.glob("*_Dense/*")):  # a Dense module's weights (2_Dense/...)
+        if dense.name in {"model.safetensors", "pytorch_model.bin"}:
+            key.add_file_identity(dense)
     return key
 
 

@@ -83,6 +83,9 @@ class NumpyOps:
 
         return x * expit(np.float32(1.702) * x)  # expit: no overflow warning far below zero
 
+    def tanh(self, x: Tensor) -> Tensor:
+        return np.tanh(x)
+
     def attention(  # noqa: PLR0913 - the Ops signature
         self,
         q: Tensor,
@@ -138,8 +141,11 @@ class NumpyOps:
                 w = m * np.arange(1, x.shape[1] + 1, dtype=np.float32)[None, :, None]
                 return (x * w).sum(axis=1) / np.maximum(w.sum(axis=1), np.float32(1e-9))
             case PoolingMode.LAST_TOKEN | PoolingMode.EOS:
-                last = mask.sum(axis=1) - 1  # rows are right-padded
+                last = (mask > 0).sum(axis=1) - 1  # rows are right-padded
                 return x[np.arange(x.shape[0]), last]
+
+    def drop_prompt(self, mask: Tensor) -> Tensor:
+        return (mask == 1).astype(mask.dtype)
 
     def patches(self, pixels: Tensor, size: int) -> Tensor:
         b, c, h, w = pixels.shape

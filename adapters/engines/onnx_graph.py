@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # Bump when the recorder's output changes: cached graphs from another version are not reused.
-GRAPH_BUILDER_VERSION = 1
+GRAPH_BUILDER_VERSION = 2  # 2: the last token found where the mask is above 0
 OPSET = 17  # LayerNormalization; every op here is in it, so both runtimes read the graph
 _MS = "com.microsoft"
 # how attention is recorded: written out in standard ONNX ops, which every runtime reads (and
@@ -118,6 +118,9 @@ class OnnxOps:
     def quick_gelu(self, x: Value) -> Value:
         gate = self._op("Sigmoid", self._op("Mul", x, self._float(1.702)))
         return self._op("Mul", x, gate, width=x.width)
+
+    def tanh(self, x: Value) -> Value:
+        return self._op("Tanh", x, width=x.width)
 
     def attention(  # noqa: PLR0913 - the Ops signature
         self,
@@ -220,9 +223,15 @@ class OnnxOps:
                 )  # [B,T,1]: the i-th token weighs i
                 return self._mean(x, weights)
             case PoolingMode.LAST_TOKEN | PoolingMode.EOS:
-                length = self._reduce("ReduceSum", mask, axis=1, keepdims=1)  # [B,1]
+                real = self._op(
+                    "Cast", self._op("Greater", mask, self._int(0)), to=TensorProto.INT64
+                )
+                length = self._reduce("ReduceSum", real, axis=1, keepdims=1)  # [B,1]
                 last = self._op("Sub", length, self._int(1))  # rows are right-padded
                 return self._op("GatherND", x, last, batch_dims=1, width=x.width)
+
+    def drop_prompt(self, mask: Value) -> Value:
+        return self._op("Cast", self._op("Equal", mask, self._int(1)), to=TensorProto.INT64)
 
     def concat(self, xs: Sequence[Value]) -> Value:
         widths = [x.width for x in xs]

@@ -33,6 +33,13 @@ from adapters.http.errors import (
     status_of,
 )
 from adapters.http.go_duration import parse_go_duration
+from adapters.http.prompt_fields import (
+    InputTypeField,
+    NormalizeField,
+    PromptField,
+    PromptNameField,
+    prompt_choice,
+)
 from application.front_door import AwaitedModel, FrontDoor, ModelEntry
 from domain.errors import (
     ArchitectureNotSupported,
@@ -95,6 +102,10 @@ class EmbedRequest(Struct):
     dimensions: int | None = None
     keep_alive: float | str | None = None
     options: dict[str, Any] | None = None
+    normalize: NormalizeField = None
+    prompt_name: PromptNameField = None
+    prompt: PromptField = None
+    input_type: InputTypeField = None
 
 
 class EmbedResponse(Struct, omit_defaults=True):
@@ -107,9 +118,17 @@ class EmbedResponse(Struct, omit_defaults=True):
 
 class LegacyEmbeddingsRequest(Struct):
     model: str = ""
-    prompt: str | None = None
+    prompt: Annotated[
+        str | None,
+        Meta(
+            description="The text to embed (Ollama's field). Here `prompt` is the input, so a "
+            "literal prompt cannot be given: prompt_name and input_type choose one."
+        ),
+    ] = None
     keep_alive: float | str | None = None
     options: dict[str, Any] | None = None
+    prompt_name: PromptNameField = None
+    input_type: InputTypeField = None
 
 
 class LegacyEmbeddingsResponse(Struct):
@@ -341,6 +360,9 @@ def _embedding_handlers(door: FrontDoor, truncate: Truncation) -> list[HTTPRoute
         keep_alive = _keep_alive(data.keep_alive)
         if isinstance(keep_alive, InvalidInput):
             return error_response(keep_alive)
+        prompt = prompt_choice(data.prompt_name, data.prompt, data.input_type)
+        if isinstance(prompt, InvalidInput):
+            return error_response(prompt)
         if isinstance(data.input, str):
             inputs = [data.input] if data.input else []  # "" only loads the model, as in Ollama
         else:
@@ -350,9 +372,11 @@ def _embedding_handlers(door: FrontDoor, truncate: Truncation) -> list[HTTPRoute
             inputs=inputs,
             dimensions=data.dimensions if data.dimensions and data.dimensions > 0 else None,
             truncate=truncate if data.truncate is None else Truncation.of(data.truncate),
-            normalization=Normalization.ALWAYS,
+            # unit vectors, as Ollama's; `"normalize": false` gives the model's own output
+            normalization=Normalization.MODEL if data.normalize is False else Normalization.ALWAYS,
             keep_alive_s=keep_alive,
             lenient_dimensions=True,
+            prompt=prompt,
         )
         result = await run(request, started, "/api/embed")
         if not isinstance(result, EmbeddingResult):
@@ -377,11 +401,15 @@ def _embedding_handlers(door: FrontDoor, truncate: Truncation) -> list[HTTPRoute
         keep_alive = _keep_alive(data.keep_alive)
         if isinstance(keep_alive, InvalidInput):
             return error_response(keep_alive)
+        prompt = prompt_choice(data.prompt_name, None, data.input_type)
+        if isinstance(prompt, InvalidInput):
+            return error_response(prompt)
         request = EmbeddingRequest(
             model=data.model,
             inputs=[data.prompt] if data.prompt else [],  # empty: load the model, embed nothing
             normalization=Normalization.MODEL,  # Ollama leaves this legacy endpoint unnormalised
             keep_alive_s=keep_alive,
+            prompt=prompt,
         )
         result = await run(request, started, "/api/embeddings")
         if not isinstance(result, EmbeddingResult):

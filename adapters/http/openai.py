@@ -31,6 +31,13 @@ from adapters.http.errors import (
     public,
     status_of,
 )
+from adapters.http.prompt_fields import (
+    InputTypeField,
+    NormalizeField,
+    PromptField,
+    PromptNameField,
+    prompt_choice,
+)
 from application.front_door import FrontDoor, ModelEntry
 from domain.errors import (
     ArchitectureNotSupported,
@@ -88,6 +95,10 @@ class EmbeddingsRequest(Struct):
             "every window's tokens. Absent: the server's --truncate setting (default true)."
         ),
     ] = None
+    normalize: NormalizeField = None
+    prompt_name: PromptNameField = None
+    prompt: PromptField = None
+    input_type: InputTypeField = None
 
 
 class Embedding(Struct):
@@ -267,6 +278,11 @@ def _ids_in(raw: str | list[str | int | list[int]]) -> int:
     return sum(len(x) if isinstance(x, list) else 1 for x in raw)
 
 
+def _normalization(normalize: bool | None) -> Normalization:  # noqa: FBT001 - the wire's flag
+    """Unit vectors unless the request says `"normalize": false`."""
+    return Normalization.MODEL if normalize is False else Normalization.ALWAYS
+
+
 def _encode(vector: Array, encoding_format: str | None) -> list[float] | str:
     if encoding_format == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
@@ -328,15 +344,19 @@ def build_router(door: FrontDoor, *, truncate: Truncation) -> Router:
         inputs = (
             await asyncio.to_thread(_to_inputs, data.input) if large else _to_inputs(data.input)
         )
+        prompt = prompt_choice(data.prompt_name, data.prompt, data.input_type)
         if isinstance(inputs, InvalidInput):
             result: EmbeddingResult | EmbedError = inputs
+        elif isinstance(prompt, InvalidInput):
+            result = prompt
         else:
             request = EmbeddingRequest(
                 model=data.model,
                 inputs=inputs,
                 dimensions=data.dimensions,
                 truncate=truncate if data.truncate is None else Truncation.of(data.truncate),
-                normalization=Normalization.MODEL,
+                normalization=_normalization(data.normalize),
+                prompt=prompt,
             )
             result = await door.embed(request)
         if isinstance(result, EmbeddingResult):

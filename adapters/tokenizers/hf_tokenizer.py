@@ -43,7 +43,9 @@ from adapters.tokenizers.word_level import NO_LIMIT
 from adapters.weights.model_folder import (
     max_seq_length,
     model2vec_max_length,
+    pools_prompt,
     read_json,
+    read_prompts,
     static_embedding_module,
 )
 from domain.errors import ModelUnavailable
@@ -74,13 +76,15 @@ class TokenRules:
 
 
 class HFTokenizer:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the file, its limit, and what sentence-transformers adds
         self,
         tokenizer: HFTokenizerFile,
         max_tokens: int,
         *,
         lowercase: bool,
         rules: TokenRules = TokenRules(),
+        prompts: Mapping[str, str] | None = None,
+        pools_prompt: bool = True,
     ) -> None:
         tokenizer.no_padding()
         tokenizer.no_truncation()
@@ -89,6 +93,8 @@ class HFTokenizer:
         self._tok = tokenizer
         self._max_tokens = max_tokens
         self._rules = rules
+        self._prompts = dict(prompts or {})
+        self._pools_prompt = pools_prompt
         self._prefix, self._suffix = self._special_tokens() if rules.special_tokens else ((), ())
         self._specials = len(self._prefix) + len(self._suffix)
         self._room = max_tokens - self._specials
@@ -114,6 +120,17 @@ class HFTokenizer:
     @property
     def vocab_size(self) -> int:
         return int(self._tok.get_vocab_size(with_added_tokens=True))
+
+    @property
+    def prompts(self) -> Mapping[str, str]:
+        return self._prompts
+
+    def excluded_prompt_tokens(self, prompt: str) -> int:
+        if self._pools_prompt or not prompt:
+            return 0
+        ids = self.encode([prompt])[0].ids  # as sentence-transformers tokenizes it: cut too
+        special = {i for i, token in self._tok.get_added_tokens_decoder().items() if token.special}
+        return len(ids) - 1 if ids and ids[-1] in special else len(ids)
 
     def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
         limit = self._rules.char_limit
@@ -393,7 +410,13 @@ def load_tokenizer(spec: ModelSpec, folder: Path) -> Tokenizer | ModelUnavailabl
     try:
         tokenizer = _as_transformers_builds_it(folder)
         lowercase = bool(read_json(folder / "sentence_bert_config.json").get("do_lower_case"))
-        return HFTokenizer(tokenizer, max_seq_length(folder), lowercase=lowercase)
+        return HFTokenizer(
+            tokenizer,
+            max_seq_length(folder),
+            lowercase=lowercase,
+            prompts=read_prompts(folder),
+            pools_prompt=pools_prompt(folder),
+        )
     except Exception as exc:  # noqa: BLE001 - tokenizers raises bare Exception for bad files
         return ModelUnavailable(spec.qualified_name, f"tokenizer.json: {exc}")
 

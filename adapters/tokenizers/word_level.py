@@ -20,7 +20,7 @@ service's own total-token ceiling. A token count is the number of known words.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,6 +76,13 @@ class WordLevelTokenizer:
             found += [index[w] for w in words(text[start:end]) if w in index]
             start, size = end, min(2 * size, 8 * (limit + 1))
         return found[: limit + 1]
+
+    @property
+    def prompts(self) -> Mapping[str, str]:
+        return {}  # word vectors come with no sentence-transformers config
+
+    def excluded_prompt_tokens(self, prompt: str) -> int:  # noqa: ARG002 - the port's signature
+        return 0
 
     def encode(self, texts: Sequence[str], read: int | None = None) -> list[Encoded]:
         encoded = [self.wrap(self.ids(t, read)) for t in texts]

@@ -7,6 +7,7 @@ sequence length is the same whichever engine runs it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from domain.architectures.roberta import (
 )
 from domain.architectures.static_embedding import StaticEmbeddingModel, fold_token_weights
 from domain.models import PoolingMode
-from domain.sentence_head import SentenceHead
+from domain.ops import Linear
+from domain.sentence_head import NORMALIZE, Activation, Dense, HeadStep, Normalize, SentenceHead
 
 __all__ = [
     "MODEL2VEC_DEFAULT_MAX_LENGTH",
@@ -40,12 +42,14 @@ __all__ = [
     "max_seq_length",
     "model2vec_max_length",
     "mpnet_width",
+    "pools_prompt",
     "read_bert",
     "read_clip",
     "read_distilbert",
     "read_json",
     "read_model2vec",
     "read_mpnet",
+    "read_prompts",
     "read_roberta",
     "read_safetensors",
     "read_sentence_head",
@@ -123,18 +127,78 @@ def _pooling_modes(config: dict[str, Any]) -> tuple[PoolingMode, ...]:
     return modes
 
 
-def read_sentence_head(folder: Path, default: PoolingMode) -> SentenceHead:
-    """Pooling and Normalize as modules.json lists them; `default` pooling for a plain repo.
+@dataclass(frozen=True, slots=True)
+class _DenseLayout:
+    """A Dense module's config.json: what the head's width needs, no weight read."""
+
+    folder: Path
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: Activation
+
+
+@dataclass(frozen=True, slots=True)
+class _HeadLayout:
+    pooling: tuple[PoolingMode, ...]
+    include_prompt: bool
+    after: tuple[_DenseLayout | Normalize, ...]
+
+    def width(self, hidden: int) -> int:
+        dense = [step for step in self.after if isinstance(step, _DenseLayout)]
+        return dense[-1].out_features if dense else hidden * len(self.pooling)
+
+
+def _activation(name: object) -> Activation:
+    """sentence-transformers imports any `torch.` class named here; we run the ones we wrote."""
+    if name is None:
+        return Activation.TANH  # Dense's default, which a config without the key gets
+    text = str(name)
+    kind = text.rsplit(".", 1)[-1]
+    if text.startswith("torch.") and kind in set(Activation):
+        return Activation(kind)
+    msg = (
+        f"the Dense module's activation_function {text!r} is not supported "
+        f"(only torch's {', '.join(Activation)})"
+    )
+    raise ValueError(msg)
+
+
+def _dense_layout(folder: Path) -> _DenseLayout:
+    config = read_json(folder / "config.json")
+    if config.get("use_residual"):
+        msg = "a Dense module with use_residual is not supported"
+        raise ValueError(msg)
+    if config.get("module_input_name", "sentence_embedding") != "sentence_embedding":
+        msg = "a Dense module that reads other than the sentence embedding is not supported"
+        raise ValueError(msg)
+    return _DenseLayout(
+        folder=folder,
+        in_features=int(config["in_features"]),
+        out_features=int(config["out_features"]),
+        bias=bool(config.get("bias", True)),
+        activation=_activation(config.get("activation_function")),
+    )
+
+
+def _module_folder(folder: Path, module: dict[str, Any]) -> Path:
+    path = (folder / str(module.get("path", ""))).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        msg = "modules.json points a module outside the model"
+        raise ValueError(msg)
+    return path
+
+
+def _head_layout(folder: Path, default: PoolingMode) -> _HeadLayout:
+    """Pooling, Dense and Normalize as modules.json lists them, from the configs alone.
 
     A repo without sentence-transformers files gets what sentence-transformers itself gives
-    such a repo: mean pooling, no normalisation.
+    such a repo: `default` pooling (mean, unless the catalogue says), no Dense, no Normalize.
     """
-    modules = _modules(folder)
-    if not modules:
-        return SentenceHead(pooling=(default,), normalize=False)
     pooling: tuple[PoolingMode, ...] = (default,)
-    normalize = False
-    for module in modules:
+    include_prompt = True
+    after: list[_DenseLayout | Normalize] = []
+    for module in _modules(folder):
         kind = str(module.get("type", ""))
         if kind.startswith(_MODULE):
             kind = kind.rsplit(".", 1)[-1]
@@ -142,13 +206,73 @@ def read_sentence_head(folder: Path, default: PoolingMode) -> SentenceHead:
             case "Transformer":
                 pass
             case "Pooling":
-                pooling = _pooling_modes(read_json(folder / module["path"] / "config.json"))
+                config = read_json(_module_folder(folder, module) / "config.json")
+                pooling = _pooling_modes(config)
+                include_prompt = bool(config.get("include_prompt", True))
+            case "Dense":
+                after.append(_dense_layout(_module_folder(folder, module)))
             case "Normalize":
-                normalize = True
+                after.append(NORMALIZE)
             case _:
                 msg = f"modules.json lists a {kind!r} module, which is not supported"
                 raise ValueError(msg)
-    return SentenceHead(pooling=pooling, normalize=normalize)
+    return _HeadLayout(pooling, include_prompt, tuple(after))
+
+
+def _dense(layout: _DenseLayout, width: int) -> Dense:
+    """A Dense module's weights (`linear.weight`, `linear.bias`), checked against its config
+    and against the width of what it reads."""
+    if layout.in_features != width:
+        msg = f"a Dense module reads {layout.in_features} values, but is given {width}"
+        raise ValueError(msg)
+    tensors = read_weights(layout.folder)
+    shape = (layout.out_features, layout.in_features)
+    weight = np.asarray(tensors.get("linear.weight"), dtype=np.float32)
+    if weight.shape != shape:
+        msg = f"the Dense module's linear.weight has shape {weight.shape}, not {shape}"
+        raise ValueError(msg)
+    bias = np.zeros(layout.out_features, dtype=np.float32)
+    if layout.bias:
+        bias = np.asarray(tensors.get("linear.bias"), dtype=np.float32)
+        if bias.shape != (layout.out_features,):
+            msg = f"the Dense module's linear.bias has shape {bias.shape}"
+            raise ValueError(msg)
+    return Dense(Linear(np.ascontiguousarray(weight), bias), layout.activation)
+
+
+def pools_prompt(folder: Path) -> bool:
+    """The Pooling module's include_prompt: whether a prompt's tokens are pooled (default).
+
+    Read for the tokenizer of any family, so other modules are not judged here (the family's
+    own reader does that)."""
+    for module in _modules(folder):
+        if str(module.get("type", "")).rsplit(".", 1)[-1] == "Pooling":
+            config = read_json(_module_folder(folder, module) / "config.json")
+            return bool(config.get("include_prompt", True))
+    return True
+
+
+def read_prompts(folder: Path) -> dict[str, str]:
+    """config_sentence_transformers.json's named prompts; {} where it names none."""
+    raw = read_json(folder / "config_sentence_transformers.json").get("prompts") or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        msg = "config_sentence_transformers.json's prompts is not an object of strings"
+        raise ValueError(msg)
+    return {str(name): text for name, text in raw.items()}
+
+
+def read_sentence_head(folder: Path, default: PoolingMode, hidden: int) -> SentenceHead:
+    """The head over token states `hidden` wide, Dense weights read (see _head_layout)."""
+    layout = _head_layout(folder, default)
+    width = hidden * len(layout.pooling)
+    after: list[HeadStep] = []
+    for step in layout.after:
+        if isinstance(step, _DenseLayout):
+            after.append(_dense(step, width))
+            width = step.out_features
+        else:
+            after.append(step)
+    return SentenceHead(layout.pooling, tuple(after), include_prompt=layout.include_prompt)
 
 
 def _positions(config: dict[str, Any]) -> int:
@@ -181,26 +305,30 @@ def max_seq_length(folder: Path) -> int:
 def read_bert(folder: Path, default_pooling: PoolingMode) -> BertModel:
     config = BertConfig.from_json(read_json(folder / "config.json"))
     weights = load_bert_weights(read_weights(folder), config)
-    return BertModel(config, weights, read_sentence_head(folder, default_pooling))
+    head = read_sentence_head(folder, default_pooling, config.hidden_size)
+    return BertModel(config, weights, head)
 
 
 def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
     """RoBERTa or XLM-RoBERTa, as config.json's model_type says."""
     config = RobertaConfig.from_json(read_json(folder / "config.json"))
     weights = load_roberta_weights(read_weights(folder), config)
-    return RobertaModel(config, weights, read_sentence_head(folder, default_pooling))
+    head = read_sentence_head(folder, default_pooling, config.encoder.hidden_size)
+    return RobertaModel(config, weights, head)
 
 
 def read_distilbert(folder: Path, default_pooling: PoolingMode) -> DistilBertModel:
     config = DistilBertConfig.from_json(read_json(folder / "config.json"))
     weights = load_distilbert_weights(read_weights(folder), config)
-    return DistilBertModel(config, weights, read_sentence_head(folder, default_pooling))
+    head = read_sentence_head(folder, default_pooling, config.encoder.hidden_size)
+    return DistilBertModel(config, weights, head)
 
 
 def read_mpnet(folder: Path, default_pooling: PoolingMode) -> MPNetModel:
     config = MPNetConfig.from_json(read_json(folder / "config.json"))
     weights = load_mpnet_weights(read_weights(folder), config)
-    return MPNetModel(config, weights, read_sentence_head(folder, default_pooling))
+    head = read_sentence_head(folder, default_pooling, config.encoder.hidden_size)
+    return MPNetModel(config, weights, head)
 
 
 def read_clip(folder: Path) -> ClipModel:
@@ -213,22 +341,22 @@ def read_clip(folder: Path) -> ClipModel:
 
 def bert_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = BertConfig.from_json(read_json(folder / "config.json")).hidden_size
-    return hidden * len(read_sentence_head(folder, default_pooling).pooling)  # modes concatenate
+    return _head_layout(folder, default_pooling).width(hidden)
 
 
 def roberta_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = RobertaConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
-    return hidden * len(read_sentence_head(folder, default_pooling).pooling)
+    return _head_layout(folder, default_pooling).width(hidden)
 
 
 def distilbert_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = DistilBertConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
-    return hidden * len(read_sentence_head(folder, default_pooling).pooling)
+    return _head_layout(folder, default_pooling).width(hidden)
 
 
 def mpnet_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = MPNetConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
-    return hidden * len(read_sentence_head(folder, default_pooling).pooling)
+    return _head_layout(folder, default_pooling).width(hidden)
 
 
 def clip_width(folder: Path, _default_pooling: PoolingMode) -> int:

@@ -105,7 +105,7 @@ class BertModel:
 
     @property
     def dimensions(self) -> int:
-        return self.config.hidden_size * len(self.head.pooling)  # pooling modes concatenate
+        return self.head.width(self.config.hidden_size)
 
     @property
     def max_tokens(self) -> int:

@@ -92,7 +92,7 @@ class DistilBertModel:
 
     @property
     def dimensions(self) -> int:
-        return self.config.encoder.hidden_size * len(self.head.pooling)  # modes concatenate
+        return self.head.width(self.config.encoder.hidden_size)
 
     @property
     def max_tokens(self) -> int:

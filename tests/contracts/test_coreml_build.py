@@ -38,14 +38,15 @@ from adapters.engines.coreml_engine import MAX_BATCH, CoreMLEngine, build_coreml
 from adapters.engines.mil_ops import OPSET, MilOps, ct
 from adapters.engines.numpy_ref import NumpyEngine, NumpyOps
 from adapters.families import FAMILY_READERS
-from domain.architectures.bert import BertEmbeddings
+from domain.architectures.bert import BertEmbeddings, BertModel
 from domain.architectures.clip import ClipModel, clip_image_embedding
 from domain.architectures.mpnet import PADDING_IDX, MPNetModel
 from domain.architectures.roberta import RobertaModel
 from domain.errors import ModelUnavailable
 from domain.families import FAMILIES
 from domain.models import Family, ModelSpec, PoolingMode
-from tests.model_factory import minilm_folder, write_bert_model
+from domain.sentence_head import PROMPT_TOKEN
+from tests.model_factory import DenseModule, minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_mpnet import write_mpnet_model
@@ -99,6 +100,26 @@ CASES = [
             pooling=["lasttoken", "max", "cls", "weightedmean", "mean_sqrt_len_tokens", "mean"],
             normalize=True,
             seed=2,
+        ),
+    ),
+    Case(
+        "bert-dense-tanh-identity-normalized",
+        Family.BERT,
+        lambda d: write_bert_model(
+            d,
+            dense=[DenseModule(24), DenseModule(16, "Identity", bias=False)],
+            normalize=True,
+            seed=8,
+        ),
+    ),
+    Case(
+        "bert-modes-without-prompt",
+        Family.BERT,
+        lambda d: write_bert_model(
+            d,
+            pooling=["lasttoken", "max", "cls", "weightedmean", "mean"],
+            include_prompt=False,
+            seed=9,
         ),
     ),
     Case(
@@ -210,7 +231,7 @@ def _width(model: Any) -> int:
     if isinstance(model, ClipModel):
         return model.config.projection_dim
     config = getattr(model.config, "encoder", model.config)  # BERT's, under other families
-    return config.hidden_size * len(model.head.pooling)  # pooling modes concatenate
+    return model.head.width(config.hidden_size)  # pooling modes concatenate; a Dense sets it
 
 
 def _arrays(weights: object) -> Iterator[np.ndarray[Any, Any]]:
@@ -345,6 +366,8 @@ def _token_batch(model: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]
         ids[0, 3] = model.config.padding_idx  # a pad id inside a row gets no position
     if isinstance(model, MPNetModel):
         ids[0, 3] = PADDING_IDX
+    if isinstance(model, BertModel) and not model.head.include_prompt:
+        mask[:2, :3] = PROMPT_TOKEN  # a prompt's tokens: attended, left out of pooling
     return ids, mask
 
 

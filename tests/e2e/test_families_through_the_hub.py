@@ -6,7 +6,8 @@ no family reads (DECOYS). The real server (the console script, as a subprocess) 
 HF_ENDPOINT at the stand-in and an empty home. Every model embeds the same texts through
 `POST /v1/embeddings` (the official openai SDK: encoding_format float, then base64) and
 `POST /api/embed` (the official ollama SDK), and must equal its reference library on the same
-generated folder: the model's own output on /v1, the same L2-normalised on /api/embed. The files
+generated folder: L2-normalised on both by default, the model's own output with
+`"normalize": false`. The files
 under `<home>/Embeddings/<repo_id>/` must be exactly those the family reads.
 
 Then the server and the stand-in stop, and a second server starts on the same home, offline
@@ -38,7 +39,7 @@ from adapters.tokenizers.word_level import words
 from application.catalogue import CATALOGUE
 from tests.corpus import VARIED_TEXTS
 from tests.hub_standin import HubStandIn, Seen, unreachable_url
-from tests.model_factory import reference_model, write_bert_model
+from tests.model_factory import DenseModule, reference_model, write_bert_model
 from tests.model_factory_clip import write_clip_model
 from tests.model_factory_repos import write_repo_layout
 from tests.model_factory_roberta import write_roberta_model
@@ -69,7 +70,7 @@ DECOYS = {
     "openvino/openvino_model.bin": b"openvino",
 }
 
-WAYS = ("openai-float", "openai-base64", "ollama")
+WAYS = ("openai-float", "openai-base64", "openai-model-output", "ollama", "ollama-model-output")
 
 Vectors = np.ndarray
 Answer = Vectors | str  # the vectors, or what went wrong
@@ -181,6 +182,24 @@ ROWS = [
         functools.partial(write_bert_model, config_format="legacy", normalize=True, seed=1),
         sentence_transformers_output,
         _ST_BERT_READS,
+    ),
+    Row(
+        "msmarco-bert-base-dot-v5",  # CLS, then two Dense modules (one a torch pickle)
+        functools.partial(
+            write_bert_model,
+            pooling="cls",
+            dense=[DenseModule(24), DenseModule(16, "Identity", bias=False, weights="bin")],
+            include_prompt=False,
+            seed=20,
+        ),
+        sentence_transformers_output,
+        _ST_BERT_READS
+        | {
+            "2_Dense/config.json",
+            "2_Dense/model.safetensors",
+            "3_Dense/config.json",
+            "3_Dense/pytorch_model.bin",
+        },
     ),
     Row(
         "roberta-base",  # a plain transformers repo: RobertaForMaskedLM keys, byte-level BPE
@@ -330,6 +349,7 @@ def _generate(root: Path) -> dict[str, Path]:
 class _Clients:
     oai: openai.OpenAI
     oll: ollama.Client
+    url: str
 
     def embed(self, way: str, model: str) -> Vectors:
         """TEXTS embedded by `model`, one of WAYS, as float32 rows."""
@@ -345,9 +365,22 @@ class _Clients:
                 )
                 rows = [base64.b64decode(str(d.embedding)) for d in result.data]
                 return np.stack([np.frombuffer(row, dtype="<f4") for row in rows])
+            case "openai-model-output":  # embedserve's `normalize: false`
+                result = self.oai.embeddings.create(
+                    model=model, input=TEXTS, extra_body={"normalize": False}
+                )
+                return np.asarray([d.embedding for d in result.data], dtype=np.float32)
             case "ollama":
                 embedded = self.oll.embed(model=model, input=TEXTS).embeddings
                 return np.asarray(embedded, dtype=np.float32)
+            case "ollama-model-output":  # the ollama SDK sends only its own fields
+                response = httpx.post(
+                    f"{self.url}/api/embed",
+                    json={"model": model, "input": TEXTS, "normalize": False},
+                    timeout=120,
+                )
+                response.raise_for_status()
+                return np.asarray(response.json()["embeddings"], dtype=np.float32)
             case _:
                 raise ValueError(way)
 
@@ -356,7 +389,7 @@ def _ask(url: str) -> dict[tuple[str, str], Answer]:
     answers: dict[tuple[str, str], Answer] = {}
     oai = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     with oai, ollama.Client(host=url) as oll:
-        clients = _Clients(oai, oll)
+        clients = _Clients(oai, oll, url)
         for row in ROWS:
             for way in WAYS:
                 try:
@@ -433,9 +466,9 @@ _BY_MODEL = pytest.mark.parametrize("row", ROWS, ids=[row.model for row in ROWS]
 
 
 @_BY_MODEL
-def test_openai_floats_equal_the_reference(run: Run, row: Row) -> None:
-    """/v1/embeddings with encoding_format float is the reference library's own output."""
-    _assert_close(_vectors(run.online, row, "openai-float"), run.references[row.model])
+def test_openai_floats_equal_the_normalised_reference(run: Run, row: Row) -> None:
+    """/v1/embeddings with encoding_format float is the reference output at unit length."""
+    _assert_close(_vectors(run.online, row, "openai-float"), _unit(run.references[row.model]))
 
 
 @_BY_MODEL
@@ -443,7 +476,14 @@ def test_openai_base64_carries_the_float_answer_bit_for_bit(run: Run, row: Row) 
     """encoding_format base64 decodes (little-endian float32) to exactly the float answer."""
     b64 = _vectors(run.online, row, "openai-base64")
     assert np.array_equal(b64, _vectors(run.online, row, "openai-float"))
-    _assert_close(b64, run.references[row.model])
+    _assert_close(b64, _unit(run.references[row.model]))
+
+
+@_BY_MODEL
+def test_normalize_false_is_the_reference_librarys_own_output(run: Run, row: Row) -> None:
+    """`"normalize": false`, on /v1/embeddings and /api/embed alike, is the model's output."""
+    for way in ("openai-model-output", "ollama-model-output"):
+        _assert_close(_vectors(run.online, row, way), run.references[row.model])
 
 
 @_BY_MODEL

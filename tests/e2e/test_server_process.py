@@ -140,21 +140,27 @@ def test_a_catalogue_model_downloads_on_first_use(
     oai: openai.OpenAI, oll: ollama.Client, server: Server
 ) -> None:
     """msmarco-bert-base-dot-v5 (no Normalize module) comes from the hub stand-in, only its
-    needed files, and equals the reference: raw on /v1, unit length on /api/embed."""
+    needed files, and equals the reference: at unit length on /v1 and /api/embed, as is on /v1
+    with `"normalize": false`."""
     texts = VARIED_TEXTS[:40]
-    result = oai.embeddings.create(
-        model="msmarco-bert-base-dot-v5", input=texts, encoding_format="float"
+    raw = oai.embeddings.create(
+        model="msmarco-bert-base-dot-v5",
+        input=texts,
+        encoding_format="float",
+        extra_body={"normalize": False},
     )
-    ours = np.asarray([d.embedding for d in result.data], dtype=np.float32)
+    ours = np.asarray([d.embedding for d in raw.data], dtype=np.float32)
     reference = reference_model(server.msmarco_folder).encode(texts, convert_to_numpy=True)
     scale = max(1.0, float(np.abs(reference).max()))  # unnormalised: the tolerance is relative
     assert np.abs(ours - reference).max() < MAX_ABS_DIFF * scale
     assert (
         np.linalg.norm(reference, axis=1).min() > 1.5
     )  # not unit vectors: the check means something
-    unit = np.asarray(oll.embed(model="msmarco-bert-base-dot-v5", input=texts).embeddings)
     expected = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    unit = np.asarray(oll.embed(model="msmarco-bert-base-dot-v5", input=texts).embeddings)
     assert np.abs(unit - expected).max() < MAX_ABS_DIFF
+    v1 = oai.embeddings.create(model="msmarco-bert-base-dot-v5", input=texts).data
+    assert np.abs(np.asarray([d.embedding for d in v1]) - expected).max() < MAX_ABS_DIFF
     fetched = set(server.hub.requested("GET"))
     assert not fetched & {"tf_model.h5", "onnx/model.onnx", "pytorch_model.bin"}
     assert (server.home / "Embeddings" / MSMARCO_REPO / "model.safetensors").is_file()

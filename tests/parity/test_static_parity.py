@@ -30,7 +30,7 @@ from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
 from domain.errors import InputTooLong, ModelUnavailable
 from domain.models import Family
-from domain.requests import EmbeddingRequest, EmbeddingResult, Truncation
+from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization, Truncation
 from tests.corpus import VARIED_TEXTS
 from tests.fakes import FakeDecoder, FakeStore
 from tests.model_factory import reference_model
@@ -259,7 +259,10 @@ async def test_dimensions_cut_the_reference_then_renormalise(compared: Compared)
     service = _service(compared.case, compared.folder)
     width = compared.encoder.dimensions
     for d in (1, width // 2, width):
-        result = await service.embed(EmbeddingRequest(compared.case.model, TEXTS, dimensions=d))
+        request = EmbeddingRequest(
+            compared.case.model, TEXTS, dimensions=d, normalization=Normalization.ALWAYS
+        )
+        result = await service.embed(request)
         assert isinstance(result, EmbeddingResult)
         cut = compared.reference[:, :d].astype(np.float64)
         norms = np.linalg.norm(cut, axis=1, keepdims=True)

@@ -123,7 +123,11 @@ async def test_text_without_a_known_word_is_a_zero_vector_even_normalised(
         assert np.isfinite(result.vectors).all()
         assert not result.vectors[:2].any()
         assert result.token_counts == (0, 0, 1)
-    only_unknown = await service.embed(EmbeddingRequest("glove-twitter-25", ["zzqx"], dimensions=5))
+    only_unknown = await service.embed(
+        EmbeddingRequest(
+            "glove-twitter-25", ["zzqx"], dimensions=5, normalization=Normalization.ALWAYS
+        )
+    )
     assert isinstance(only_unknown, EmbeddingResult)
     assert np.isfinite(only_unknown.vectors).all()
     assert not only_unknown.vectors.any()

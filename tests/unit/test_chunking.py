@@ -174,7 +174,13 @@ async def test_dimensions_cut_the_pooled_vector_then_renormalise(
     )
     cut = _ok(
         await overlap_0.embed(
-            EmbeddingRequest("all-minilm", text, dimensions=2, truncate=Truncation.CHUNK)
+            EmbeddingRequest(
+                "all-minilm",
+                text,
+                dimensions=2,
+                truncate=Truncation.CHUNK,
+                normalization=Normalization.ALWAYS,
+            )
         )
     )
     np.testing.assert_allclose(cut.vectors, l2_normalize(full.vectors[:, :2]), atol=1e-6)

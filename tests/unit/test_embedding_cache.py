@@ -165,7 +165,13 @@ async def test_normalisation_and_dimensions_apply_to_cached_rows_too(
             EmbeddingRequest("all-minilm", ["a bb"], normalization=Normalization.ALWAYS)
         )
     )
-    cut = _ok(await cached.embed(EmbeddingRequest("all-minilm", ["a bb"], dimensions=2)))
+    cut = _ok(
+        await cached.embed(
+            EmbeddingRequest(
+                "all-minilm", ["a bb"], dimensions=2, normalization=Normalization.ALWAYS
+            )
+        )
+    )
     assert raw.vectors[0].tolist() == [6.0, 4.0, 3.0, 4.0]
     assert np.linalg.norm(unit.vectors[0]) == pytest.approx(1.0)
     assert cut.vectors.shape == (1, 2)

@@ -109,9 +109,19 @@ async def test_lenient_dimensions_out_of_range_are_ignored(service: EmbeddingSer
 
 async def test_dimensions_cut_then_renormalise(service: EmbeddingService) -> None:
     """dimensions=2 keeps the first two components, scaled to unit length."""
-    result = _ok(await service.embed(EmbeddingRequest("all-minilm", ["abc"], dimensions=2)))
+    request = EmbeddingRequest(
+        "all-minilm", ["abc"], dimensions=2, normalization=Normalization.ALWAYS
+    )
+    result = _ok(await service.embed(request))
     raw = np.array([BOS + 3 + EOS, 3.0])
     np.testing.assert_allclose(result.vectors[0], raw / np.linalg.norm(raw), rtol=1e-6)
+
+
+async def test_dimensions_without_normalisation_only_cut(service: EmbeddingService) -> None:
+    """With the model's own output asked for (`"normalize": false`), dimensions=2 only cuts."""
+    request = EmbeddingRequest("all-minilm", ["abc"], dimensions=2)
+    result = _ok(await service.embed(request))
+    assert result.vectors[0].tolist() == [BOS + 3 + EOS, 3.0]
 
 
 async def test_always_normalization_gives_unit_rows(service: EmbeddingService) -> None:
