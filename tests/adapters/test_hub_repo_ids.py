@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from adapters.stores.hf_hub import HubStore
@@ -41,6 +42,13 @@ NOMIC_FILES = {
     "modules.json": b"[]",
 }
 EXPECTED = ModelSpec(REPO, REPO, Family.BERT, 8, 64, PoolingMode.CLS)
+
+
+@pytest.fixture(autouse=True)
+def no_hf_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parity modules set HF_HUB_OFFLINE when the whole suite is collected: not here."""
+    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def _hub() -> HubStandIn:
