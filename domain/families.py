@@ -161,6 +161,9 @@ ARCHITECTURES: Mapping[str, Family] = {
     "DistilBertForMaskedLM": Family.DISTILBERT,
     "MPNetModel": Family.MPNET,
     "MPNetForMaskedLM": Family.MPNET,
+    # what model2vec's distill() writes into config.json (model2vec/distill/distillation.py),
+    # with model_type "model2vec" and the width as hidden_dim
+    "StaticModel": Family.MODEL2VEC,
 }
 # config.json's `model_type`, for a config without `architectures` (and without `auto_map`)
 MODEL_TYPES: Mapping[str, Family] = {
@@ -170,6 +173,7 @@ MODEL_TYPES: Mapping[str, Family] = {
     "clip": Family.CLIP,
     "distilbert": Family.DISTILBERT,
     "mpnet": Family.MPNET,
+    "model2vec": Family.MODEL2VEC,
 }
 
 # the two file lists by family, as the hub store reads them

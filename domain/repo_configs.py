@@ -28,7 +28,13 @@ from domain.errors import ArchitectureNotSupported, ModelUnavailable
 from domain.families import ARCHITECTURES, MODEL_TYPES
 from domain.models import Family, ModelSpec, PoolingMode
 
-__all__ = ["CONFIG_FILES", "MODULE_CONFIGS", "describe_repo", "supported_architectures"]
+__all__ = [
+    "CONFIG_FILES",
+    "MODULE_CONFIGS",
+    "describe_repo",
+    "pooling_modes",
+    "supported_architectures",
+]
 
 # fetched when the repo has them: what describe_repo reads
 CONFIG_FILES = (
@@ -41,6 +47,7 @@ CONFIG_FILES = (
 # fnmatch patterns: the sentence-transformers modules whose configs change the vectors' shape
 MODULE_CONFIGS = ("*_Pooling/config.json", "*_Dense/config.json")
 
+_MODEL2VEC_MAX_LENGTH = 512  # model2vec's StaticModel, where config.json names no max_length
 _DEFAULT_POSITIONS = 512  # transformers' BertConfig default for max_position_embeddings
 _ROBERTA_PAD = 1  # transformers' RobertaConfig default pad_token_id
 # the hidden width, as each config spells it: BERT-likes, DistilBERT, T5-likes, GPT-likes
@@ -71,6 +78,8 @@ def describe_repo(
     family = _family(config)
     if not isinstance(family, Family):
         return ArchitectureNotSupported(name, family, supported_architectures())
+    if family is Family.MODEL2VEC:
+        return _model2vec(name, repo_id, revision, config)
     modes = (PoolingMode.EOS,) if family is Family.CLIP else _pooling(configs)
     width = _positive(config.get("projection_dim"), 512) if family is Family.CLIP else None
     if width is None:
@@ -86,6 +95,21 @@ def describe_repo(
         _max_tokens(family, config, configs),
         modes[0],
         revision=revision,
+    )
+
+
+def _model2vec(
+    name: str, repo_id: str, revision: str, config: Mapping[str, Any]
+) -> ModelSpec | ModelUnavailable:
+    """A model2vec repo: its width is hidden_dim; max_length absent is model2vec's 512, null
+    is no limit (adapters/weights/model_folder.py reads it the same way at load)."""
+    width = _positive(config.get("hidden_dim"), 0)
+    if not width:
+        return ModelUnavailable(name, "its config.json gives no hidden_dim")
+    limit = config.get("max_length", _MODEL2VEC_MAX_LENGTH)
+    max_tokens = None if limit is None else _positive(limit, _MODEL2VEC_MAX_LENGTH)
+    return ModelSpec(
+        name, repo_id, Family.MODEL2VEC, width, max_tokens, PoolingMode.MEAN, revision=revision
     )
 
 
@@ -128,17 +152,37 @@ def _module_config(configs: Mapping[str, Any], path: str) -> Mapping[str, Any]:
 def _pooling(configs: Mapping[str, Any]) -> tuple[PoolingMode, ...]:
     for kind, path in _modules(configs):
         if kind == "Pooling":
-            return _pooling_modes(_module_config(configs, path)) or (PoolingMode.MEAN,)
+            try:
+                return pooling_modes(_module_config(configs, path))
+            except ValueError:  # refused at load time, with the reason; a listing shows mean
+                return (PoolingMode.MEAN,)
     return (PoolingMode.MEAN,)  # what sentence-transformers gives a plain transformers repo
 
 
-def _pooling_modes(config: Mapping[str, Any]) -> tuple[PoolingMode, ...]:
-    raw = config.get("pooling_mode")
-    if raw is not None:
-        names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+def pooling_modes(config: Mapping[str, Any]) -> tuple[PoolingMode, ...]:
+    """A Pooling module's modes from its config.json, as sentence-transformers reads them:
+    `pooling_mode` (a name, or a list concatenated in its order), else the legacy boolean keys
+    in their fixed order. The one reading, for the listings (here) and the load
+    (adapters/weights/model_folder.py), so the two cannot drift.
+
+    Raises ValueError for a mode we do not run, or a config that enables none.
+    """
+    if "pooling_mode" in config:
+        raw = config["pooling_mode"]
+        names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [raw]
         known = {m.value for m in PoolingMode}
-        return tuple(PoolingMode(n) for n in names if n in known)
-    return tuple(mode for key, mode in _LEGACY_POOLING_KEYS if config.get(key) is True)
+        for name in names:
+            if name not in known:
+                msg = f"the Pooling module's pooling_mode {name!r} is not supported"
+                raise ValueError(msg)
+        modes = tuple(PoolingMode(n) for n in names)
+    else:
+        # truthy, as sentence-transformers' Pooling(**config) takes them
+        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS if config.get(key))
+    if not modes:
+        msg = "the Pooling module's config enables no pooling mode"
+        raise ValueError(msg)
+    return modes
 
 
 def _dense_width(configs: Mapping[str, Any]) -> int | None:

@@ -24,6 +24,23 @@ in public code; the hub itself cannot be reached from here):
   (mean, Normalize): DistilBertModel, max_seq_length 512 (tests/model_factory_distilbert.py).
 - sentence-transformers/all-mpnet-base-v2: MPNetModel, 514 positions; mean, Normalize;
   max_seq_length 384 (tests/model_factory_mpnet.py).
+- sentence-transformers/all-MiniLM-L6-v2 / -L12-v2: BertModel; legacy files, mean, Normalize;
+  max_seq_length 256 / 128, do_lower_case false; WordPiece (uncased vocabulary).
+- sentence-transformers/paraphrase-multilingual-mpnet-base-v2: XLMRobertaModel despite its
+  name; legacy files, mean, no Normalize; max_seq_length 128; XLM-R SentencePiece.
+- Snowflake/snowflake-arctic-embed-l-v2.0: XLMRobertaModel, 8194 positions; Pooling (cls),
+  Normalize; max_seq_length 8192 (its card: built on bge-m3-retromae).
+- ibm-granite/granite-embedding-278m-multilingual: XLMRobertaModel (not confirmed here), 514
+  positions; Pooling (cls), Normalize as its 30m sibling; max_seq_length 512.
+
+Prompts (config_sentence_transformers.json `prompts`): the cards of snowflake-arctic-embed
+v1 (-xs/-s/-m/-l) call `encode(queries, prompt_name="query")` with the query prompt
+"Represent this sentence for searching relevant passages: "; snowflake-arctic-embed-l-v2.0's
+card calls the same and says it prepends "query: ". mxbai-embed-large-v1's card gives the same
+query text as arctic v1; that its config names it `query` is assumed, not confirmed here. The
+BGE v1.5 repos define none (their config_sentence_transformers.json has no `prompts` key, as
+quoted by a third party; the card's query instruction is for the caller to prepend), nor do
+bge-m3, granite-embedding, all-MiniLM and the paraphrase models.
 
 Public API: `REPO_LAYOUTS`, `write_repo_layout`.
 """
@@ -31,6 +48,7 @@ Public API: `REPO_LAYOUTS`, `write_repo_layout`.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -44,7 +62,8 @@ __all__ = ["REPO_LAYOUTS", "write_repo_layout"]
 Writer = Callable[..., Path]  # (folder, *, seed) -> folder
 
 
-def _bge_m3(folder: Path, *, seed: int) -> Path:
+def _xlm_r_cls_8192(folder: Path, *, seed: int) -> Path:
+    """bge-m3's and snowflake-arctic-embed-l-v2.0's shape: XLM-R, 8192 tokens, CLS, Normalize."""
     write_roberta_model(
         folder,
         flavour="xlm-roberta",
@@ -59,26 +78,61 @@ def _bge_m3(folder: Path, *, seed: int) -> Path:
     return folder
 
 
+def _with_prompts(write: Writer, prompts: dict[str, str]) -> Writer:
+    """`write`, then the named prompts in config_sentence_transformers.json, as the repo has."""
+
+    def write_with_prompts(folder: Path, *, seed: int) -> Path:
+        write(folder, seed=seed)
+        path = folder / "config_sentence_transformers.json"
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        config["prompts"] = prompts
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return folder
+
+    return write_with_prompts
+
+
+_QUERY_INSTRUCTION = {"query": "Represent this sentence for searching relevant passages: "}
 _CLS_NORMALIZED_BERT = functools.partial(
     write_bert_model, pooling="cls", normalize=True, config_format="legacy", max_seq_length=512
 )
 _BGE_EN = functools.partial(_CLS_NORMALIZED_BERT, do_lower_case=True)
+_ARCTIC_V1 = _with_prompts(_CLS_NORMALIZED_BERT, _QUERY_INSTRUCTION)
+_ALL_MINILM = functools.partial(
+    write_bert_model, normalize=True, config_format="legacy", do_lower_case=False
+)
 
 REPO_LAYOUTS: Mapping[str, Writer] = {
-    "BAAI/bge-m3": _bge_m3,
+    "BAAI/bge-m3": _xlm_r_cls_8192,
     "ibm-granite/granite-embedding-30m-english": functools.partial(
         write_roberta_model, pooling="cls", normalize=True, max_seq_length=512
     ),
     "BAAI/bge-small-en-v1.5": _BGE_EN,
     "BAAI/bge-base-en-v1.5": _BGE_EN,
     "BAAI/bge-large-en-v1.5": _BGE_EN,
-    "mixedbread-ai/mxbai-embed-large-v1": functools.partial(
-        write_bert_model, pooling="cls", config_format="legacy", max_seq_length=512
+    "mixedbread-ai/mxbai-embed-large-v1": _with_prompts(
+        functools.partial(
+            write_bert_model, pooling="cls", config_format="legacy", max_seq_length=512
+        ),
+        _QUERY_INSTRUCTION,
     ),
-    "Snowflake/snowflake-arctic-embed-xs": _CLS_NORMALIZED_BERT,
-    "Snowflake/snowflake-arctic-embed-s": _CLS_NORMALIZED_BERT,
-    "Snowflake/snowflake-arctic-embed-m": _CLS_NORMALIZED_BERT,
-    "Snowflake/snowflake-arctic-embed-l": _CLS_NORMALIZED_BERT,
+    "Snowflake/snowflake-arctic-embed-xs": _ARCTIC_V1,
+    "Snowflake/snowflake-arctic-embed-s": _ARCTIC_V1,
+    "Snowflake/snowflake-arctic-embed-m": _ARCTIC_V1,
+    "Snowflake/snowflake-arctic-embed-l": _ARCTIC_V1,
+    "Snowflake/snowflake-arctic-embed-l-v2.0": _with_prompts(_xlm_r_cls_8192, {"query": "query: "}),
+    "ibm-granite/granite-embedding-278m-multilingual": functools.partial(
+        write_roberta_model,
+        flavour="xlm-roberta",
+        pooling="cls",
+        normalize=True,
+        max_seq_length=512,
+    ),
+    "sentence-transformers/all-MiniLM-L6-v2": functools.partial(_ALL_MINILM, max_seq_length=256),
+    "sentence-transformers/all-MiniLM-L12-v2": functools.partial(_ALL_MINILM, max_seq_length=128),
+    "sentence-transformers/paraphrase-multilingual-mpnet-base-v2": functools.partial(
+        write_roberta_model, flavour="xlm-roberta", config_format="legacy", max_seq_length=128
+    ),
     "sentence-transformers/msmarco-distilbert-base-v4": write_distilbert_model,
     "sentence-transformers/multi-qa-distilbert-cos-v1": functools.partial(
         write_distilbert_model, normalize=True

@@ -32,6 +32,7 @@ from domain.architectures.roberta import (
 from domain.architectures.static_embedding import StaticEmbeddingModel, fold_token_weights
 from domain.models import PoolingMode
 from domain.ops import Linear
+from domain.repo_configs import pooling_modes
 from domain.sentence_head import NORMALIZE, Activation, Dense, HeadStep, Normalize, SentenceHead
 
 __all__ = [
@@ -66,16 +67,6 @@ _TORCH_WEIGHTS = "pytorch_model.bin"
 # "sentence_transformers.base.modules.transformer.Transformer" in sentence-transformers 6 saves.
 # The class name is what counts.
 _MODULE = "sentence_transformers."
-
-# sentence-transformers' legacy boolean keys, in the order it concatenates the modes
-_LEGACY_POOLING_KEYS = (
-    ("pooling_mode_cls_token", PoolingMode.CLS),
-    ("pooling_mode_max_tokens", PoolingMode.MAX),
-    ("pooling_mode_mean_tokens", PoolingMode.MEAN),
-    ("pooling_mode_mean_sqrt_len_tokens", PoolingMode.MEAN_SQRT_LEN),
-    ("pooling_mode_weightedmean_tokens", PoolingMode.WEIGHTED_MEAN),
-    ("pooling_mode_lasttoken", PoolingMode.LAST_TOKEN),
-)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -113,18 +104,6 @@ def _modules(folder: Path) -> list[dict[str, Any]]:
         msg = "modules.json does not hold a list"
         raise ValueError(msg)  # noqa: TRY004 - a malformed file, reported as a load failure
     return modules
-
-
-def _pooling_modes(config: dict[str, Any]) -> tuple[PoolingMode, ...]:
-    if "pooling_mode" in config:
-        raw = config["pooling_mode"]
-        names = [raw] if isinstance(raw, str) else list(raw)
-        return tuple(PoolingMode(n) for n in names)
-    modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS if config.get(key))
-    if not modes:
-        msg = "the Pooling module's config enables no pooling mode"
-        raise ValueError(msg)
-    return modes
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +186,7 @@ def _head_layout(folder: Path, default: PoolingMode) -> _HeadLayout:
                 pass
             case "Pooling":
                 config = read_json(_module_folder(folder, module) / "config.json")
-                pooling = _pooling_modes(config)
+                pooling = pooling_modes(config)
                 include_prompt = bool(config.get("include_prompt", True))
             case "Dense":
                 after.append(_dense_layout(_module_folder(folder, module)))

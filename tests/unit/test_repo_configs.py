@@ -9,7 +9,7 @@ import pytest
 from domain.errors import ArchitectureNotSupported, ModelUnavailable
 from domain.families import ARCHITECTURES
 from domain.models import Family, ModelSpec, PoolingMode
-from domain.repo_configs import describe_repo
+from domain.repo_configs import describe_repo, pooling_modes
 
 REPO = "BAAI/bge-small-en-v1.5"
 BERT = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 384}
@@ -130,3 +130,50 @@ def test_values_of_the_wrong_type_count_as_absent() -> None:
         describe_repo(REPO, REPO, "main", {"config.json": {"architectures": ["BertModel"]}}),
         ModelUnavailable,
     )
+
+
+def test_a_model2vec_repo_is_the_model2vec_family_by_its_config() -> None:
+    """config.json as model2vec's distill() writes it: StaticModel, model_type model2vec, the
+    width as hidden_dim; no max_length is model2vec's 512, null is no limit."""
+    config = {"architectures": ["StaticModel"], "model_type": "model2vec", "hidden_dim": 256}
+    modules = [
+        {"idx": 0, "name": "0", "path": ".", "type": "sentence_transformers.models.StaticEmbedding"}
+    ]
+    spec = _described({"config.json": config, "modules.json": modules})
+    assert spec == ModelSpec(REPO, REPO, Family.MODEL2VEC, 256, 512, PoolingMode.MEAN)
+    spec = _described(
+        {"config.json": {"model_type": "model2vec", "hidden_dim": 8, "max_length": None}}
+    )
+    assert (spec.family, spec.max_tokens) == (Family.MODEL2VEC, None)
+
+
+@pytest.mark.parametrize(
+    ("config", "modes"),
+    [
+        ({"pooling_mode": "cls"}, (PoolingMode.CLS,)),
+        ({"pooling_mode": ["mean", "max"]}, (PoolingMode.MEAN, PoolingMode.MAX)),
+        # the legacy keys concatenate in sentence-transformers' fixed order, not the file's
+        (
+            {"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": True},
+            (PoolingMode.CLS, PoolingMode.MEAN),
+        ),
+    ],
+)
+def test_pooling_modes_are_read_as_sentence_transformers_reads_them(
+    config: dict[str, Any], modes: tuple[PoolingMode, ...]
+) -> None:
+    assert pooling_modes(config) == modes
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"pooling_mode_cls_token": False}, {"pooling_mode": "median"}, {"pooling_mode": []}],
+)
+def test_a_pooling_config_with_no_mode_we_run_is_refused_at_load(config: dict[str, Any]) -> None:
+    """The load refuses it with the reason; the listing (describe_repo) shows mean instead."""
+    with pytest.raises(ValueError, match="pooling"):
+        pooling_modes(config)
+    spec = _described(
+        {"config.json": BERT, "modules.json": ST_MODULES, "1_Pooling/config.json": config}
+    )
+    assert spec.pooling is PoolingMode.MEAN
