@@ -55,6 +55,9 @@ _C1B1 = (1, 1)
 _C16B1 = (16, 1)
 _C4B32 = (4, 32)
 _SHAPES = (_C1B1, _C16B1, _C4B32)
+# an idle server gives memory back: the batcher after 1 s without requests
+# (BatchSettings.release_after_idle_s), the heap 2 s after a large request (adapters/heap.py)
+_SETTLE_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +250,19 @@ def _serve_plan(ctx: Context, plan: ServerPlan, n: int) -> None:
             before = after
         if plan.label == "default":
             _edge(ctx, server, plan, engine)
+            busy = rss_mb(server.pid)
+            time.sleep(_SETTLE_S)
+            idle = rss_mb(server.pid)
+            label = (
+                f"RSS after the HTTP runs (default server, {engine}), {_SETTLE_S:.0f} s after the"
+                f" last request ({busy:.0f} MB right after it)"
+            )
             ctx.rows.append(
                 Row(
                     "start",
-                    f"RSS after the HTTP runs (default server, {engine})",
-                    value=f"{rss_mb(server.pid):.0f} MB",
-                    target=f"< 300 MB: {'met' if rss_mb(server.pid) < 300 else 'MISSED'}",
+                    label,
+                    value=f"{idle:.0f} MB",
+                    target=f"< 300 MB: {'met' if idle < 300 else 'MISSED'}",
                 )
             )
 
