@@ -54,9 +54,24 @@ class Ops(Protocol[T]):
     def gelu_erf(self, x: T) -> T: ...  # exact GELU, 0.5·x·(1+erf(x/√2))
     def quick_gelu(self, x: T) -> T: ...  # CLIP's x·sigmoid(1.702·x)
     def tanh(self, x: T) -> T: ...  # a Dense module's default activation
-    # [B,T,H] each; mask [B,T] (None: every key is real); causal: no key after its query;
-    # bias [1,NH,T,T] (offset_bias's), added to the scaled scores before the mask
-    def attention(  # noqa: PLR0913 - q, k, v, mask and three facts about the layer
+    def mul(self, a: T, b: T) -> T: ...  # elementwise, same shapes: a gated MLP's gate x input
+    def silu(self, x: T) -> T: ...  # x·sigmoid(x), SwiGLU's gate
+    def gelu_tanh(self, x: T) -> T: ...  # GELU's tanh approximation (gelu_pytorch_tanh)
+    # [...,H] -> [...,H]: x / sqrt(mean(x²) + eps) · weight, over each of `groups` equal slices
+    # of the last axis (groups = heads: a per-head q/k norm); weight [H / groups]. Gemma's
+    # (1 + weight) scale is the loader's to add.
+    def rms_norm(self, x: T, weight: Array, eps: float, groups: int = 1) -> T: ...
+    # [B,T,NH·HD] -> same: rotary position embedding at positions 0..T-1, rotate-half form
+    # (GPT-NeoX's, the one transformers uses), on the first `dims` of each head (None: all of
+    # it), with domain.rotary.rotary_tables's angles. Scores depend on offsets alone, so right
+    # padding leaves the real tokens' scores as they are unpadded.
+    def rotary(self, x: T, heads: int, base: float, dims: int | None = None) -> T: ...
+    # q [B,T,NH·HD], k and v [B,T,KVH·HD] (KVH = kv_heads, NH by default: grouped-query
+    # attention shares each key/value head among NH / KVH query heads); mask [B,T] (None: every
+    # key is real); causal: no key after its query; window: only keys with |i - j| < window;
+    # scale: the scores' factor, 1/sqrt(HD) by default; bias [1,NH,T,T] (offset_bias's), added
+    # to the scaled scores before the mask. -> [B,T,NH·HD]
+    def attention(  # noqa: PLR0913 - q, k, v, mask and the facts about the layer
         self,
         q: T,
         k: T,
@@ -66,6 +81,9 @@ class Ops(Protocol[T]):
         *,
         causal: bool = False,
         bias: T | None = None,
+        kv_heads: int | None = None,
+        window: int | None = None,
+        scale: float | None = None,
     ) -> T: ...
     # [B,T] x [2R+1,NH] -> [1,NH,T,T]: per head, for query i and key j, table[clip(j-i, -R, R) + R],
     # a score bias that depends on the keys' offset alone (MPNet's relative positions)

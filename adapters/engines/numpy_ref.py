@@ -21,6 +21,7 @@ from domain.families import FAMILIES, ImageForward
 from domain.models import ModelSpec, PoolingMode
 from domain.ops import Array, IdArray, Linear, Norm
 from domain.ports import Encoder, ImageEncoder
+from domain.rotary import rotary_tables
 
 __all__ = ["NumpyEngine", "NumpyOps"]
 
@@ -86,6 +87,36 @@ class NumpyOps:
     def tanh(self, x: Tensor) -> Tensor:
         return np.tanh(x)
 
+    def mul(self, a: Tensor, b: Tensor) -> Tensor:
+        return a * b
+
+    def silu(self, x: Tensor) -> Tensor:
+        from scipy.special import expit
+
+        return x * expit(x)
+
+    def gelu_tanh(self, x: Tensor) -> Tensor:
+        inner = np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
+        return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))
+
+    def rms_norm(self, x: Tensor, weight: Array, eps: float, groups: int = 1) -> Tensor:
+        parts = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+        scale = 1 / np.sqrt(np.square(parts).mean(axis=-1, keepdims=True) + np.float32(eps))
+        return (parts * scale * weight).reshape(x.shape)
+
+    def rotary(self, x: Tensor, heads: int, base: float, dims: int | None = None) -> Tensor:
+        b, t, width = x.shape
+        hd = width // heads
+        d = hd if dims is None else dims
+        cos, sin = rotary_tables(base, d, t)  # [T, d/2]
+        cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+        split = x.reshape(b, t, heads, hd)
+        first, second = split[..., : d // 2], split[..., d // 2 : d]
+        turned = np.concatenate(
+            [first * cos - second * sin, second * cos + first * sin, split[..., d:]], axis=-1
+        )
+        return turned.reshape(b, t, width)
+
     def attention(  # noqa: PLR0913 - the Ops signature
         self,
         q: Tensor,
@@ -96,26 +127,34 @@ class NumpyOps:
         *,
         causal: bool = False,
         bias: Tensor | None = None,
+        kv_heads: int | None = None,
+        window: int | None = None,
+        scale: float | None = None,
     ) -> Tensor:
-        b, t, h = q.shape
-        hd = h // heads
+        b, t, width = q.shape
+        hd = width // heads
+        kvh = heads if kv_heads is None else kv_heads
 
-        def split(x: Tensor) -> Tensor:  # [B,T,H] -> [B,NH,T,HD], contiguous so matmul uses BLAS
-            return np.ascontiguousarray(x.reshape(b, t, heads, hd).transpose(0, 2, 1, 3))
+        def split(x: Tensor, n: int) -> Tensor:  # [B,T,n·HD] -> [B,NH,T,HD], contiguous for BLAS
+            parts = x.reshape(b, t, n, hd).transpose(0, 2, 1, 3)
+            return np.ascontiguousarray(np.repeat(parts, heads // n, axis=1))  # query heads' kv
 
-        scores = split(q) @ split(k).transpose(0, 1, 3, 2)  # [B,NH,T,T]
-        scores *= np.float32(1 / np.sqrt(hd))
+        scores = split(q, heads) @ split(k, kvh).transpose(0, 1, 3, 2)  # [B,NH,T,T]
+        scores *= np.float32(1 / np.sqrt(hd) if scale is None else scale)
         if bias is not None:
             scores += bias  # before the mask, as MPNet adds it
         if mask is not None:
             scores += np.where(mask > 0, np.float32(0), _NEG)[:, None, None, :]  # pads: no weight
+        arange = np.arange(t)
+        offsets = arange[None, :] - arange[:, None]  # [T,T], key minus query
         if causal:
-            ahead = np.triu(np.ones((t, t), dtype=bool), k=1)  # keys after their query
-            scores[:, :, ahead] = _NEG
+            scores[:, :, offsets > 0] = _NEG  # keys after their query
+        if window is not None:
+            scores[:, :, np.abs(offsets) >= window] = _NEG
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
-        return (scores @ split(v)).transpose(0, 2, 1, 3).reshape(b, t, h)
+        return (scores @ split(v, kvh)).transpose(0, 2, 1, 3).reshape(b, t, width)
 
     def offset_bias(self, ids: Tensor, table: Array) -> Tensor:
         reach, t = table.shape[0] // 2, ids.shape[1]
