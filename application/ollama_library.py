@@ -18,7 +18,7 @@ from domain.models import Family, ModelSpec, PoolingMode
 
 __all__ = ["AWAITED", "LIBRARY_NAMES", "LIBRARY_SPECS", "AwaitedModel", "LibraryName"]
 
-_B, _R, _X = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA
+_B, _R, _X, _G3 = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.GEMMA3
 _MEAN, _CLS = PoolingMode.MEAN, PoolingMode.CLS
 
 
@@ -105,6 +105,11 @@ LIBRARY_SPECS: tuple[ModelSpec, ...] = (
         512,
         _CLS,
     ),
+    # Gemma3TextModel with use_bidirectional_attention, hidden_size 768, 2048 positions,
+    # sliding_window 512; mean pooling, Dense 768 -> 3072 -> 768 (no bias, Identity),
+    # Normalize; max_seq_length 2048 (confirmed from files quoted by public code pinning them);
+    # task prompts "query", "document", ... (tests/model_factory_gemma3.py)
+    ModelSpec("embeddinggemma-300m", "google/embeddinggemma-300m", _G3, 768, 2048, _MEAN),
 )
 
 LIBRARY_NAMES: tuple[LibraryName, ...] = (
@@ -129,6 +134,8 @@ LIBRARY_NAMES: tuple[LibraryName, ...] = (
     LibraryName("granite-embedding", "latest", "granite-embedding-278m-multilingual"),
     LibraryName("granite-embedding", "30m", "granite-embedding-30m-english"),
     LibraryName("granite-embedding", "278m", "granite-embedding-278m-multilingual"),
+    LibraryName("embeddinggemma", "latest", "embeddinggemma-300m"),
+    LibraryName("embeddinggemma", "300m", "embeddinggemma-300m"),
 )
 
 AWAITED: tuple[AwaitedModel, ...] = (
@@ -138,12 +145,6 @@ AWAITED: tuple[AwaitedModel, ...] = (
     *(
         AwaitedModel("nomic-embed-text", tag, "nomic-ai/nomic-embed-text-v1.5", "NomicBertModel")
         for tag in ("latest", "v1.5")
-    ),
-    # Gemma 3 text encoder, 768 wide, mean pooling then two Dense modules and Normalize. The
-    # architecture string `Gemma3TextModel` could not be confirmed from published files here.
-    *(
-        AwaitedModel("embeddinggemma", tag, "google/embeddinggemma-300m", "Gemma3TextModel")
-        for tag in ("latest", "300m")
     ),
     # Qwen3 decoders with last-token pooling: the 0.6B's config says architectures
     # ["Qwen3ForCausalLM"], hidden_size 1024, model_type qwen3 (as quoted by ports of it); the

@@ -22,6 +22,7 @@ from domain.architectures.distilbert import (
     DistilBertModel,
     load_distilbert_weights,
 )
+from domain.architectures.gemma3 import Gemma3Config, Gemma3Model, load_gemma3_weights
 from domain.architectures.mpnet import MPNetConfig, MPNetModel, load_mpnet_weights
 from domain.architectures.roberta import (
     ROBERTA_MODEL_TYPES,
@@ -40,6 +41,7 @@ __all__ = [
     "bert_width",
     "clip_width",
     "distilbert_width",
+    "gemma3_width",
     "max_seq_length",
     "model2vec_max_length",
     "mpnet_width",
@@ -47,6 +49,7 @@ __all__ = [
     "read_bert",
     "read_clip",
     "read_distilbert",
+    "read_gemma3",
     "read_json",
     "read_model2vec",
     "read_mpnet",
@@ -310,6 +313,13 @@ def read_mpnet(folder: Path, default_pooling: PoolingMode) -> MPNetModel:
     return MPNetModel(config, weights, head)
 
 
+def read_gemma3(folder: Path, default_pooling: PoolingMode) -> Gemma3Model:
+    config = Gemma3Config.from_json(read_json(folder / "config.json"))
+    weights = load_gemma3_weights(read_weights(folder), config)
+    head = read_sentence_head(folder, default_pooling, config.hidden_size)
+    return Gemma3Model(config, weights, head)
+
+
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
@@ -335,6 +345,11 @@ def distilbert_width(folder: Path, default_pooling: PoolingMode) -> int:
 
 def mpnet_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = MPNetConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
+    return _head_layout(folder, default_pooling).width(hidden)
+
+
+def gemma3_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = Gemma3Config.from_json(read_json(folder / "config.json")).hidden_size
     return _head_layout(folder, default_pooling).width(hidden)
 
 

@@ -179,12 +179,12 @@ def mismatched_ids(ours: Sequence[Encoded], reference_ids: Sequence[tuple[int, .
 
 
 def reference_token_ids(model: Any, texts: list[str]) -> list[tuple[int, ...]]:
-    """The token ids sentence-transformers feeds its model for each text, padding removed."""
+    """The token ids sentence-transformers feeds its model for each text, padding removed
+    (on whichever side the tokenizer pads: Gemma's pads on the left)."""
     features = model.preprocess(texts)
-    lengths = [int(n) for n in features["attention_mask"].sum(dim=1)]
     return [
-        tuple(int(i) for i in row[:n])
-        for row, n in zip(features["input_ids"], lengths, strict=True)
+        tuple(int(i) for i, real in zip(row, mask, strict=True) if real)
+        for row, mask in zip(features["input_ids"], features["attention_mask"], strict=True)
     ]
 
 
