@@ -24,6 +24,7 @@ from adapters.weights.model_folder import (
     bert_width,
     clip_width,
     distilbert_width,
+    gemma3_width,
     mpnet_width,
     read_bert,
     read_clip,
@@ -73,9 +74,8 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.DISTILBERT: FamilyReaders(read_distilbert, load_tokenizer, distilbert_width),
     # a WordPiece tokenizer.json with RoBERTa's <s> … </s> around the text
     Family.MPNET: FamilyReaders(read_mpnet, load_tokenizer, mpnet_width),
-    # Gemma's BPE with byte fallback, <bos> … <eos> around the text; no graph until the graph
-    # engines record rms_norm, rotary and windowed grouped attention
-    Family.GEMMA3: FamilyReaders(read_gemma3, load_tokenizer),
+    # Gemma's BPE with byte fallback, <bos> … <eos> around the text
+    Family.GEMMA3: FamilyReaders(read_gemma3, load_tokenizer, gemma3_width),
     Family.CLIP: FamilyReaders(_fixed_pooling(read_clip), load_tokenizer, clip_width),
     Family.WORD2VEC: FamilyReaders(_fixed_pooling(read_word2vec), load_word_level_tokenizer),
     # no special tokens, [UNK] dropped

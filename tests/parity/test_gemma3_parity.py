@@ -19,31 +19,37 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from adapters.engines.numpy_ref import NumpyOps
+from adapters.engines.numpy_ref import NumpyEngine, NumpyOps
+from adapters.families import GRAPH_FAMILIES
+from adapters.tokenizers.by_family import load_tokenizer
 from adapters.weights.model_folder import read_gemma3
 from application.batching import pad
 from application.catalogue import CATALOGUE
+from application.engine_choice import Candidate, EngineSelector
 from domain.architectures.gemma3 import LayerType
+from domain.errors import ModelUnavailable
 from domain.models import PoolingMode
+from tests.contracts.test_engine_parity import _cpu_has_bf16
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import reference_model
 from tests.model_factory_gemma3 import EMBEDDINGGEMMA_PROMPTS, write_gemma3_model
 from tests.parity.every_engine import (
+    ENGINES,
+    GRAPH_ENGINES,
     Reference,
     assert_matches,
     embedded_by,
+    gate,
     mismatched_texts,
     reference_of,
 )
 from tests.parity.test_sentence_head_parity import embed_with_prompt
-from tests.tolerances import BATCH_INVARIANCE, MAX_ABS_DIFF
+from tests.tolerances import BATCH_INVARIANCE, BF16_MIN_COSINE, MAX_ABS_DIFF
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from domain.models import ModelSpec
-
-ENGINES = ("numpy",)  # the graph engines record Gemma 3 once they have its ops
 
 _SPEC = next(s for s in CATALOGUE if s.repo_id == "google/embeddinggemma-300m")
 TEXTS = (*VARIED_TEXTS, "<bos>", "a <pad> b <eos> c", "<mask> <unk>", "<0x41> is not A")
@@ -132,6 +138,51 @@ def test_token_ids_and_limit_match_sentence_transformers(written: Written, graph
     assert ours.tokenizer.max_tokens == written.reference.max_seq_length == 2048
     assert max(len(e.ids) for e in ours.encoded) == 2048
     assert all(e.ids[0] == 2 and e.ids[-1] == 1 for e in ours.encoded)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("engine", GRAPH_ENGINES)
+def test_the_engines_parity_gate_passes(engine: str, written: Written, graphs: Path) -> None:
+    """Loaded as the server loads it, the graph engine passes the gate and is the one used."""
+    chosen = gate(engine, written.case.spec, written.folder, graphs)
+    assert chosen.engine == engine
+    assert chosen.parity is not None
+    assert chosen.parity.passed
+
+
+@pytest.mark.reference
+@pytest.mark.skipif(not _cpu_has_bf16(), reason="the CPU does not compute in bf16 natively")
+def test_bf16_passes_the_gate_or_is_refused_with_its_figure_logged(
+    written: Written, graphs: Path
+) -> None:
+    """Published guidance is no fp16; OpenVINO's bf16 goes through the load-time gate (min
+    cosine BF16_MIN_COSINE): it runs the model where it passes, else numpy does and the log
+    says bf16's min cosine."""
+    from structlog.testing import capture_logs
+
+    from adapters.engines.openvino_engine import OpenVinoEngine
+
+    spec, folder = written.case.spec, written.folder
+    tokenizer = load_tokenizer(spec, folder)
+    assert not isinstance(tokenizer, ModelUnavailable), tokenizer
+    bf16 = OpenVinoEngine(graphs, precision="bf16")
+    candidate = Candidate("openvino", "bf16", GRAPH_FAMILIES, lambda: bf16)
+    selector = EngineSelector(
+        NumpyEngine(), [candidate], forced="openvino", precision_of=lambda _spec: "bf16"
+    )
+    with capture_logs() as logs:
+        chosen = selector.choose(spec, folder, tokenizer)
+    assert not isinstance(chosen, ModelUnavailable), chosen
+    verdict = [e for e in logs if e["event"] == "engine_parity"][-1]
+    assert verdict["precision"] == "bf16"
+    passed = verdict["min_cosine"] >= BF16_MIN_COSINE
+    assert verdict["passed"] == passed
+    if passed:
+        assert (chosen.engine, chosen.precision) == ("openvino", "bf16")
+    else:
+        assert chosen.engine == "numpy"
+        refused = [e for e in logs if e["event"] == "engine_failed_parity"]
+        assert refused[-1]["min_cosine"] == verdict["min_cosine"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
