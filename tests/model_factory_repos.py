@@ -24,6 +24,8 @@ in public code; the hub itself cannot be reached from here):
   (mean, Normalize): DistilBertModel, max_seq_length 512 (tests/model_factory_distilbert.py).
 - sentence-transformers/all-mpnet-base-v2: MPNetModel, 514 positions; mean, Normalize;
   max_seq_length 384 (tests/model_factory_mpnet.py).
+- google/embeddinggemma-300m: Gemma3TextModel, bidirectional; mean, two Dense, Normalize;
+  max_seq_length 2048; Gemma's BPE; its task prompts (tests/model_factory_gemma3.py).
 - sentence-transformers/all-MiniLM-L6-v2 / -L12-v2: BertModel; legacy files, mean, Normalize;
   max_seq_length 256 / 128, do_lower_case false; WordPiece (uncased vocabulary).
 - sentence-transformers/paraphrase-multilingual-mpnet-base-v2: XLMRobertaModel despite its
@@ -54,6 +56,7 @@ from pathlib import Path
 
 from tests.model_factory import _set_model_max_length, write_bert_model
 from tests.model_factory_distilbert import write_distilbert_model
+from tests.model_factory_gemma3 import write_gemma3_model
 from tests.model_factory_mpnet import write_mpnet_model
 from tests.model_factory_roberta import write_roberta_model
 
@@ -138,6 +141,7 @@ REPO_LAYOUTS: Mapping[str, Writer] = {
         write_distilbert_model, normalize=True
     ),
     "sentence-transformers/all-mpnet-base-v2": write_mpnet_model,
+    "google/embeddinggemma-300m": write_gemma3_model,
 }
 
 
