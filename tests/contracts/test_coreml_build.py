@@ -49,6 +49,7 @@ from domain.sentence_head import PROMPT_TOKEN
 from tests.model_factory import DenseModule, minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
 from tests.model_factory_distilbert import write_distilbert_model
+from tests.model_factory_gemma3 import write_gemma3_model
 from tests.model_factory_mpnet import write_mpnet_model
 from tests.model_factory_repos import write_repo_layout
 from tests.model_factory_roberta import write_roberta_model
@@ -121,6 +122,13 @@ CASES = [
             include_prompt=False,
             seed=9,
         ),
+    ),
+    # google/embeddinggemma-300m's layout: rotary, windowed grouped attention, two Dense
+    Case(
+        "gemma3-embeddinggemma",
+        Family.GEMMA3,
+        lambda d: write_gemma3_model(d, seed=14),
+        max_tokens=2048,
     ),
     Case(
         "roberta-cls-normalized",
