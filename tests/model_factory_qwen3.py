@@ -27,7 +27,9 @@ UNCONFIRMED is what we believe the published files say without having read them)
   here reads it). Here the vocabulary is a small BPE trained on the shared corpus, with
   Qwen's special tokens after it as added tokens.
 
-Public API: `write_qwen3_model`, `QWEN3_PROMPTS`.
+Public API: `write_qwen3_model`, `QWEN3_PROMPTS`; the published sizes as header-only files (the
+configs and safetensors headers of the 0.6B, 4B and 8B without their bytes), for the size checks:
+`PUBLISHED_SHAPES`, `published_tensors`, `header_only_safetensors`, `published_repo_files`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ if TYPE_CHECKING:
     import torch
     from tokenizers import Tokenizer
 
-__all__ = ["QWEN3_PROMPTS", "write_qwen3_model"]
+__all__ = [
+    "PUBLISHED_SHAPES",
+    "QWEN3_PROMPTS",
+    "header_only_safetensors",
+    "published_repo_files",
+    "published_tensors",
+    "write_qwen3_model",
+]
 
 QWEN3_PROMPTS = {
     "query": (
@@ -292,3 +301,82 @@ def _save_with_sentence_transformers(source: Path, folder: Path, max_seq_length:
 
 def _write_published_config(folder: Path, config: dict[str, Any]) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+# --- the published sizes, as headers alone -------------------------------------------------
+
+# Qwen3-Embedding-0.6B / 4B / 8B: (vocab, hidden, layers, heads, kv heads, head_dim, intermediate),
+# from Qwen3-0.6B / 4B / 8B's configs, which the embedding models share (UNCONFIRMED for 4B and
+# 8B: their vocabularies may be 151665 rather than 151669).
+PUBLISHED_SHAPES: dict[str, tuple[int, int, int, int, int, int, int]] = {
+    "0.6B": (151669, 1024, 28, 16, 8, 128, 3072),
+    "4B": (151665, 2560, 36, 32, 8, 128, 9728),
+    "8B": (151665, 4096, 36, 32, 8, 128, 12288),
+}
+
+
+def published_tensors(size: str) -> dict[str, tuple[int, ...]]:
+    """Every tensor of Qwen3Model at a published size, by its bare key, with its shape."""
+    vocab, hidden, layers, heads, kv, hd, inter = PUBLISHED_SHAPES[size]
+    shapes: dict[str, tuple[int, ...]] = {"embed_tokens.weight": (vocab, hidden)}
+    for n in range(layers):
+        p = f"layers.{n}"
+        shapes |= {
+            f"{p}.input_layernorm.weight": (hidden,),
+            f"{p}.post_attention_layernorm.weight": (hidden,),
+            f"{p}.self_attn.q_proj.weight": (heads * hd, hidden),
+            f"{p}.self_attn.k_proj.weight": (kv * hd, hidden),
+            f"{p}.self_attn.v_proj.weight": (kv * hd, hidden),
+            f"{p}.self_attn.o_proj.weight": (hidden, heads * hd),
+            f"{p}.self_attn.q_norm.weight": (hd,),
+            f"{p}.self_attn.k_norm.weight": (hd,),
+            f"{p}.mlp.gate_proj.weight": (inter, hidden),
+            f"{p}.mlp.up_proj.weight": (inter, hidden),
+            f"{p}.mlp.down_proj.weight": (hidden, inter),
+        }
+    return shapes | {"norm.weight": (hidden,)}
+
+
+def header_only_safetensors(shapes: dict[str, tuple[int, ...]], dtype: str = "BF16") -> bytes:
+    """A safetensors file's header claiming these bfloat16 tensors, and none of their bytes:
+    what a size check reads, without writing GBs (any read of a tensor fails)."""
+    itemsize = {"BF16": 2, "F32": 4}[dtype]
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in shapes.items():
+        end = offset + math.prod(shape) * itemsize
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, end]}
+        offset = end
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes
+    return len(raw).to_bytes(8, "little") + raw
+
+
+def published_repo_files(size: str, *, shards: int) -> dict[str, bytes]:
+    """The configs of Qwen3-Embedding-`size` and its weights as `shards` header-only files with
+    their index (model-0000N-of-0000M.safetensors, as the 4B and 8B are published)."""
+    vocab, hidden, layers, heads, kv, hd, inter = PUBLISHED_SHAPES[size]
+    config = _config(
+        vocab_size=vocab,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv,
+        head_dim=hd,
+        intermediate=inter,
+        attention_bias=False,
+        sliding_window=None,
+        max_window_layers=layers,
+        dtype="bfloat16",
+    )
+    tensors = list(published_tensors(size).items())
+    files = {"config.json": json.dumps(config, indent=2).encode()}
+    weight_map: dict[str, str] = {}
+    for n in range(shards):
+        name = f"model-{n + 1:05d}-of-{shards:05d}.safetensors"
+        part = dict(tensors[n::shards])
+        files[name] = header_only_safetensors(part)
+        weight_map |= dict.fromkeys(part, name)
+    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
+    files["model.safetensors.index.json"] = json.dumps(index).encode()
+    return files

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "FLOAT32_BYTES",
     "INDEX",
     "SINGLE",
+    "held_bytes",
     "read_header",
     "read_mapped",
     "weight_files",
@@ -31,6 +33,7 @@ __all__ = [
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
+FLOAT32_BYTES = 4  # what every engine holds a weight in, whatever the file stores
 _MAX_HEADER = 100 * 2**20  # safetensors' own limit on a header's length
 _NUMPY: dict[str, np.dtype[Any]] = {
     "F32": np.dtype("<f4"),
@@ -115,6 +118,17 @@ def _widened(raw: np.ndarray[Any, Any], dtype: str) -> np.ndarray[Any, Any]:
     if dtype == "F16":
         return raw.astype(np.float32)
     return raw  # float32 stays a view into the mapping; integers are the loader's to judge
+
+
+def held_bytes(folder: Path) -> int | None:
+    """Bytes the folder's safetensors weights take as float32, from their headers alone; None
+    where the folder has none (a pickle-only checkpoint) or a header cannot be read."""
+    try:
+        headers = [_header_of(path)[0] for path in weight_files(folder)]
+        shapes = [e["shape"] for h in headers for k, e in h.items() if k != "__metadata__"]
+        return FLOAT32_BYTES * sum(math.prod(int(n) for n in shape) for shape in shapes)
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable: the load will say why
+        return None
 
 
 def read_mapped(folder: Path) -> dict[str, np.ndarray[Any, Any]]:
