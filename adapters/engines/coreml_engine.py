@@ -40,7 +40,7 @@ from adapters.weights.model_folder import read_json
 from domain.architectures.clip import ClipConfig
 from domain.errors import InvalidInput, ModelUnavailable
 from domain.families import FAMILIES, ImageForward
-from domain.models import ModelSpec
+from domain.models import Family, ModelSpec
 from domain.ops import Array, IdArray
 from domain.ports import Encoder
 
@@ -259,7 +259,9 @@ class CoreMLEngine:
     """domain.ports.InferenceEngine over Core ML; packages are cached under `cache_dir`."""
 
     name = "coreml"
-    families = GRAPH_FAMILIES
+    # MilOps records none of the decoder ops yet (mul, silu, rms_norm, rotary, grouped-query
+    # attention): Qwen3 runs on the other engines until it does
+    families = GRAPH_FAMILIES - {Family.QWEN3}
 
     def __init__(self, cache_dir: Path, *, compute_units: ComputeUnits = "all") -> None:
         units = _COMPUTE_UNITS.get(compute_units)  # the composition root passes a setting's text
@@ -270,7 +272,7 @@ class CoreMLEngine:
         self._compute_units = units
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
-        if spec.family not in GRAPH_FAMILIES:
+        if spec.family not in self.families:
             return ModelUnavailable(spec.qualified_name, f"no coreml engine for {spec.family}")
         try:
             return self._load(spec, folder)
