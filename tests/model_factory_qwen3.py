@@ -283,7 +283,7 @@ def _save_with_sentence_transformers(source: Path, folder: Path, max_seq_length:
     from sentence_transformers.sentence_transformer.modules import Pooling
 
     transformer = Transformer(
-        str(source), max_seq_length=max_seq_length, model_args={"dtype": torch.float32}
+        str(source), max_seq_length=max_seq_length, model_kwargs={"dtype": torch.float32}
     )
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
     model = SentenceTransformer(
