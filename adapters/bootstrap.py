@@ -16,6 +16,7 @@ from adapters.families import GRAPH_FAMILIES
 from adapters.heap import give_back_freed_memory
 from adapters.http.app import create_app
 from adapters.http.metrics import Metrics
+from adapters.machine_memory import available_memory
 from adapters.observability import configure_logging
 from adapters.settings import Settings
 from adapters.stores.hf_hub import HubStore
@@ -100,6 +101,8 @@ def build_front_door(settings: Settings, metrics: Metrics | None = None) -> Fron
         max_memory_bytes=settings.max_memory_bytes,
         batching=settings.batching,
         on_pass=None if metrics is None else metrics.observe_pass,
+        weights=store,
+        available_memory=available_memory,
     )
     decoder = Cl100kDecoder() if settings.token_ids == "openai" else None
     cache = EmbeddingCache(settings.cache_bytes) if settings.cache_bytes > 0 else None

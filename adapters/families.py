@@ -26,12 +26,14 @@ from adapters.weights.model_folder import (
     distilbert_width,
     gemma3_width,
     mpnet_width,
+    qwen3_width,
     read_bert,
     read_clip,
     read_distilbert,
     read_gemma3,
     read_model2vec,
     read_mpnet,
+    read_qwen3,
     read_roberta,
     read_static,
     roberta_width,
@@ -76,6 +78,8 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.MPNET: FamilyReaders(read_mpnet, load_tokenizer, mpnet_width),
     # Gemma's BPE with byte fallback, <bos> … <eos> around the text
     Family.GEMMA3: FamilyReaders(read_gemma3, load_tokenizer, gemma3_width),
+    # byte-level BPE whose post-processor appends <|endoftext|>, the token pooled
+    Family.QWEN3: FamilyReaders(read_qwen3, load_tokenizer, qwen3_width),
     Family.CLIP: FamilyReaders(_fixed_pooling(read_clip), load_tokenizer, clip_width),
     Family.WORD2VEC: FamilyReaders(_fixed_pooling(read_word2vec), load_word_level_tokenizer),
     # no special tokens, [UNK] dropped

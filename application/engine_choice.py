@@ -288,6 +288,16 @@ class EngineSelector:
             found |= candidate.families
         return frozenset(found)
 
+    def copies_at_load(self, spec: ModelSpec) -> int:
+        """Copies of the model's weights a load holds at its peak: the reference's beside the
+        fast engine it gates, where one may run the family; the reference's alone otherwise.
+        (A graph engine's build may hold more while it records; not counted here.)"""
+        gated = any(spec.family in c.families for c in self._eligible())
+        return 2 if gated else 1
+
+    def _eligible(self) -> list[Candidate]:
+        return [c for c in self._candidates if self._forced in {AUTO, c.name}]
+
     def choose(
         self, spec: ModelSpec, folder: Path, tokenizer: Tokenizer
     ) -> Chosen | ModelUnavailable:

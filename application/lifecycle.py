@@ -23,9 +23,9 @@ from application.batching import BatchSettings
 from application.engine_choice import EngineSelector, ParityCheck, Precision
 from application.loading import LoadedModel, LoadError, ModelLoader
 from application.residency import DEFAULT_KEEP_ALIVE_S, ResidencyPolicy, Unload
-from domain.errors import ModelUnavailable
+from domain.errors import ModelTooLarge, ModelUnavailable
 from domain.models import ModelSpec
-from domain.ports import InferenceEngine, ModelStore, TokenizerLoader
+from domain.ports import InferenceEngine, ModelStore, TokenizerLoader, WeightsSize
 
 __all__ = ["LoadError", "LoadedModel", "ModelRegistry", "ResidentModel"]
 
@@ -82,7 +82,11 @@ class ModelRegistry:
         batching: BatchSettings = _DEFAULT_BATCHING,
         clock: Callable[[], float] = time.time,
         on_pass: Callable[[int], None] | None = None,
+        weights: WeightsSize | None = None,
+        available_memory: Callable[[], int | None] = lambda: None,
     ) -> None:
+        """`weights` tells a model's size before it is fetched (None: only once fetched);
+        `available_memory` is the machine's free memory now (None: unknown)."""
         engines = engine if isinstance(engine, EngineSelector) else EngineSelector(engine)
         self._loader = ModelLoader(
             store,
@@ -93,7 +97,11 @@ class ModelRegistry:
             make_room=self._make_room,
             loaded=self._admit,
             on_pass=on_pass,
+            weights=weights,
+            too_large=self._too_large,
         )
+        self._max_memory_bytes = max_memory_bytes
+        self._available_memory = available_memory
         self._policy = ResidencyPolicy(
             default_keep_alive_s=default_keep_alive_s,
             max_loaded_models=max_loaded_models,
@@ -182,6 +190,21 @@ class ModelRegistry:
     async def stop_unloading_idle(self) -> None:
         """on_shutdown."""
         await self._idle.stop()
+
+    def _too_large(self, spec: ModelSpec, held: int, peak: int) -> ModelTooLarge | None:
+        """Before a model is fetched: whether its weights (`held` bytes once loaded, `peak`
+        while it loads) can never fit, under --max-memory or in the machine's memory. What the
+        unpinned loaded models hold counts as available: they are unloaded to make room."""
+        name, limit = spec.qualified_name, self._max_memory_bytes
+        if limit is not None and held > limit:
+            return ModelTooLarge(name, held, limit, "the memory limit (--max-memory)")
+        available = self._available_memory()
+        if available is None:
+            return None
+        room = available + self._policy.unpinned_bytes(excluding=spec)
+        if peak > room:
+            return ModelTooLarge(name, peak, room, "the memory this machine has available")
+        return None
 
     def _make_room(self, spec: ModelSpec, size: int) -> ModelUnavailable | None:
         """Before a model is built: its refusal, or room made for it."""

@@ -4,6 +4,11 @@ However many requests ask for a model that is not loaded, one task loads it and 
 for that task. Between fetching the files (when the model's size is known) and building it
 (when the memory is taken), the loader asks its owner to make room for it; from then until it
 is built, its size counts as a load in flight (`building`).
+
+Before anything is fetched, a model whose weights cannot fit is refused (ModelTooLarge): their
+float32 size is read from the safetensors headers (domain.ports.WeightsSize: the folder's, or
+the Hub's by range requests), so a 16 GB model on a small machine costs a few kB, not a
+download and a crash.
 """
 
 from __future__ import annotations
@@ -19,15 +24,15 @@ import structlog
 
 from application.batching import Batcher, BatchSettings
 from application.engine_choice import EngineSelector, ParityCheck, Precision
-from domain.errors import FamilyNotSupported, ModelNotFound, ModelUnavailable
+from domain.errors import FamilyNotSupported, ModelNotFound, ModelTooLarge, ModelUnavailable
 from domain.models import ModelSpec
-from domain.ports import Encoder, ModelStore, Tokenizer, TokenizerLoader
+from domain.ports import Encoder, ModelStore, Tokenizer, TokenizerLoader, WeightsSize
 
 __all__ = ["LoadError", "LoadedModel", "ModelLoader", "folder_size"]
 
 log = structlog.get_logger(__name__)
 
-LoadError = ModelNotFound | ModelUnavailable | FamilyNotSupported
+LoadError = ModelNotFound | ModelUnavailable | ModelTooLarge | FamilyNotSupported
 
 
 @dataclass(slots=True, weakref_slot=True)
@@ -52,6 +57,9 @@ class ModelLoader:
 
     `make_room(spec, size)` is called once the size is known and before the model is built: a
     refusal ends the load with it. `loaded(spec, result)` is called once per load, when it ends.
+    `too_large(spec, held, peak)` is asked before any download, where `weights` can tell the
+    weights' float32 size (`held`); `peak` is what the load holds at once (EngineSelector's
+    copies_at_load of it).
     """
 
     def __init__(  # noqa: PLR0913 - the loader's collaborators, injected by the registry
@@ -65,6 +73,8 @@ class ModelLoader:
         make_room: Callable[[ModelSpec, int], ModelUnavailable | None],
         loaded: Callable[[ModelSpec, LoadedModel | LoadError], None],
         on_pass: Callable[[int], None] | None = None,
+        weights: WeightsSize | None = None,
+        too_large: Callable[[ModelSpec, int, int], ModelTooLarge | None] | None = None,
     ) -> None:
         self._store = store
         self._engines = engines
@@ -74,6 +84,8 @@ class ModelLoader:
         self._make_room = make_room
         self._loaded = loaded
         self._on_pass = on_pass  # given to every Batcher: told the rows of each forward pass
+        self._weights = weights
+        self._too_large = too_large
         self._loading: dict[ModelSpec, asyncio.Task[LoadedModel | LoadError]] = {}
         self._building: dict[ModelSpec, int] = {}
 
@@ -129,13 +141,19 @@ class ModelLoader:
             del self._building[spec]
 
     def _fetch(self, spec: ModelSpec) -> tuple[Path, int] | LoadError:
-        """The model's folder and its size in bytes, downloaded first if need be."""
+        """The model's folder and its size in bytes, downloaded first if need be: the weights'
+        float32 size where their headers tell it (a bfloat16 file doubles), else the folder's."""
         if spec.family not in self._engines.families:
             return FamilyNotSupported(spec.qualified_name, spec.family)
+        held = self._weights.held_bytes(spec) if self._weights is not None else None
+        if held is not None and self._too_large is not None:
+            refused = self._too_large(spec, held, held * self._engines.copies_at_load(spec))
+            if refused is not None:
+                return refused
         folder = self._store.fetch(spec)
         if not isinstance(folder, Path):
             return folder
-        return folder, folder_size(folder)
+        return folder, folder_size(folder) if held is None else held
 
     def _build(
         self, spec: ModelSpec, folder: Path, size: int, started: int

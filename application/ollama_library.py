@@ -19,7 +19,8 @@ from domain.models import Family, ModelSpec, PoolingMode
 __all__ = ["AWAITED", "LIBRARY_NAMES", "LIBRARY_SPECS", "AwaitedModel", "LibraryName"]
 
 _B, _R, _X, _G3 = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.GEMMA3
-_MEAN, _CLS = PoolingMode.MEAN, PoolingMode.CLS
+_Q = Family.QWEN3
+_MEAN, _CLS, _LAST = PoolingMode.MEAN, PoolingMode.CLS, PoolingMode.LAST_TOKEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,15 @@ LIBRARY_SPECS: tuple[ModelSpec, ...] = (
     # Normalize; max_seq_length 2048 (confirmed from files quoted by public code pinning them);
     # task prompts "query", "document", ... (tests/model_factory_gemma3.py)
     ModelSpec("embeddinggemma-300m", "google/embeddinggemma-300m", _G3, 768, 2048, _MEAN),
+    # Qwen3 decoders with last-token pooling, then Normalize: config.json says architectures
+    # ["Qwen3ForCausalLM"], model_type qwen3 (the 0.6B's, as quoted by ports of it; the 4B and 8B
+    # are assumed to say the same); hidden_size 1024 / 2560 / 4096 (the model card's embedding
+    # dimensions); 32k context (the card; that sentence_bert_config.json says 32768 is not
+    # confirmed). Query instruction as a `query` prompt. The 4B (~16 GB as float32) and 8B (~32 GB)
+    # load only where --max-memory and the machine's memory allow (application/loading.py).
+    ModelSpec("Qwen3-Embedding-0.6B", "Qwen/Qwen3-Embedding-0.6B", _Q, 1024, 32768, _LAST),
+    ModelSpec("Qwen3-Embedding-4B", "Qwen/Qwen3-Embedding-4B", _Q, 2560, 32768, _LAST),
+    ModelSpec("Qwen3-Embedding-8B", "Qwen/Qwen3-Embedding-8B", _Q, 4096, 32768, _LAST),
 )
 
 LIBRARY_NAMES: tuple[LibraryName, ...] = (
@@ -136,6 +146,11 @@ LIBRARY_NAMES: tuple[LibraryName, ...] = (
     LibraryName("granite-embedding", "278m", "granite-embedding-278m-multilingual"),
     LibraryName("embeddinggemma", "latest", "embeddinggemma-300m"),
     LibraryName("embeddinggemma", "300m", "embeddinggemma-300m"),
+    # which size `latest` is could not be confirmed here; 8b is assumed
+    LibraryName("qwen3-embedding", "latest", "Qwen3-Embedding-8B"),
+    LibraryName("qwen3-embedding", "0.6b", "Qwen3-Embedding-0.6B"),
+    LibraryName("qwen3-embedding", "4b", "Qwen3-Embedding-4B"),
+    LibraryName("qwen3-embedding", "8b", "Qwen3-Embedding-8B"),
 )
 
 AWAITED: tuple[AwaitedModel, ...] = (
@@ -146,12 +161,4 @@ AWAITED: tuple[AwaitedModel, ...] = (
         AwaitedModel("nomic-embed-text", tag, "nomic-ai/nomic-embed-text-v1.5", "NomicBertModel")
         for tag in ("latest", "v1.5")
     ),
-    # Qwen3 decoders with last-token pooling: the 0.6B's config says architectures
-    # ["Qwen3ForCausalLM"], hidden_size 1024, model_type qwen3 (as quoted by ports of it); the
-    # 4B and 8B are assumed to say the same. Which size Ollama's `latest` is (8b assumed) could
-    # not be confirmed here.
-    AwaitedModel("qwen3-embedding", "latest", "Qwen/Qwen3-Embedding-8B", "Qwen3ForCausalLM"),
-    AwaitedModel("qwen3-embedding", "0.6b", "Qwen/Qwen3-Embedding-0.6B", "Qwen3ForCausalLM"),
-    AwaitedModel("qwen3-embedding", "4b", "Qwen/Qwen3-Embedding-4B", "Qwen3ForCausalLM"),
-    AwaitedModel("qwen3-embedding", "8b", "Qwen/Qwen3-Embedding-8B", "Qwen3ForCausalLM"),
 )

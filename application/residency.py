@@ -195,6 +195,14 @@ class ResidencyPolicy:
             decisions += self.unload(oldest, limit)
         return decisions
 
+    def unpinned_bytes(self, excluding: ModelSpec) -> int:
+        """What the models that make_room may unload hold (every unpinned one but `excluding`)."""
+        return sum(
+            stay.size_bytes
+            for s, stay in self._stays.items()
+            if s != excluding and s not in self._pinned
+        )
+
     def refusal(
         self, spec: ModelSpec, size: int, building: Mapping[ModelSpec, int]
     ) -> ModelUnavailable | None:

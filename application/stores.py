@@ -7,7 +7,7 @@ from pathlib import Path
 
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import ModelSpec
-from domain.ports import ModelStore
+from domain.ports import ModelStore, WeightsSize
 
 __all__ = ["FirstFound"]
 
@@ -33,3 +33,9 @@ class FirstFound:
 
     def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
         return self.locate(spec) or self._stores[-1].fetch(spec)
+
+    def held_bytes(self, spec: ModelSpec) -> int | None:
+        """The size told by the store that has the model, else by the one that would fetch it;
+        None where that store cannot tell (domain.ports.WeightsSize)."""
+        store = next((s for s in self._stores if s.locate(spec) is not None), self._stores[-1])
+        return store.held_bytes(spec) if isinstance(store, WeightsSize) else None

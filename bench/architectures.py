@@ -60,8 +60,31 @@ def _bert(folder: Path) -> object:  # a known family: the harness's own check
     return write_repo_layout("BAAI/bge-small-en-v1.5", folder)
 
 
+def _qwen3(folder: Path) -> object:
+    from tests.model_factory_qwen3 import write_qwen3_model
+
+    # float32 where the repo holds bfloat16: sentence-transformers computes a bfloat16 file in
+    # bfloat16, and the comparison is with its float32 rate
+    return write_qwen3_model(
+        folder,
+        dtype="float32",
+        hidden=1024,
+        layers=4,
+        heads=16,
+        kv_heads=8,
+        head_dim=128,
+        intermediate=3072,
+    )
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("bert", "BERT (bge-small layout, test size)", "BAAI/bge-small-en-v1.5", _bert),
+    Architecture(
+        "qwen3",
+        "Qwen3 (Qwen3-Embedding-0.6B widths, 4 of 28 layers)",
+        "Qwen/Qwen3-Embedding-0.6B",
+        _qwen3,
+    ),
 )
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidDimensions",
     "InvalidInput",
     "ModelNotFound",
+    "ModelTooLarge",
     "ModelUnavailable",
     "NotRemovable",
     "Overloaded",
@@ -44,6 +45,29 @@ class ModelUnavailable:
     @property
     def message(self) -> str:
         return f"model {self.name!r} could not be loaded: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTooLarge:
+    """The model's weights would not fit in memory: refused from their sizes alone (safetensors
+    headers), before any weight is downloaded or read. Asking again does not help; a smaller
+    model, a larger --max-memory or a larger machine does."""
+
+    name: str
+    needed: int  # bytes the load would hold at its peak
+    limit: int  # bytes allowed
+    what: str  # the limit, in words: "the memory limit (--max-memory)", ...
+
+    @property
+    def message(self) -> str:
+        return (
+            f"model {self.name!r} is too large to load here: it needs {_gib(self.needed)} "
+            f"(its weights as float32), past {self.what} of {_gib(self.limit)}"
+        )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +206,7 @@ class NotRemovable:
 EmbedError = (
     ModelNotFound
     | ModelUnavailable
+    | ModelTooLarge
     | FamilyNotSupported
     | ArchitectureNotSupported
     | InvalidInput

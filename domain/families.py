@@ -25,6 +25,7 @@ from domain.architectures.clip import clip_image_embedding, clip_text_embedding
 from domain.architectures.distilbert import distilbert_sentence_embedding
 from domain.architectures.gemma3 import gemma3_sentence_embedding
 from domain.architectures.mpnet import mpnet_sentence_embedding
+from domain.architectures.qwen3 import qwen3_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import static_sentence_embedding
 from domain.architectures.word2vec import word2vec_sentence_embedding
@@ -107,6 +108,13 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
     Family.GEMMA3: FamilyTraits(
         gemma3_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
     ),
+    # a causal decoder read at its last token; the larger repos split their weights in shards,
+    # which the index names (model.safetensors.index.json, fetched with every shard)
+    Family.QWEN3: FamilyTraits(
+        qwen3_sentence_embedding,
+        (*_TRANSFORMER_FAMILY, "model-*-of-*.safetensors"),
+        ("model.safetensors", "model.safetensors.index.json"),
+    ),
     Family.CLIP: FamilyTraits(
         clip_text_embedding,
         (*_TRANSFORMER, "preprocessor_config.json"),
@@ -168,6 +176,9 @@ ARCHITECTURES: Mapping[str, Family] = {
     "MPNetForMaskedLM": Family.MPNET,
     # bidirectional ones only (use_bidirectional_attention): the config is refused otherwise
     "Gemma3TextModel": Family.GEMMA3,
+    # Qwen3-Embedding's config.json names the causal LM; its weights are Qwen3Model's
+    "Qwen3Model": Family.QWEN3,
+    "Qwen3ForCausalLM": Family.QWEN3,
     # what model2vec's distill() writes into config.json (model2vec/distill/distillation.py),
     # with model_type "model2vec" and the width as hidden_dim
     "StaticModel": Family.MODEL2VEC,
@@ -181,6 +192,7 @@ MODEL_TYPES: Mapping[str, Family] = {
     "distilbert": Family.DISTILBERT,
     "mpnet": Family.MPNET,
     "gemma3_text": Family.GEMMA3,
+    "qwen3": Family.QWEN3,
     "model2vec": Family.MODEL2VEC,
 }
 

@@ -15,6 +15,7 @@ class Family(enum.StrEnum):
     DISTILBERT = "distilbert"
     MPNET = "mpnet"
     GEMMA3 = "gemma3"
+    QWEN3 = "qwen3"
     CLIP = "clip"
     WORD2VEC = "word2vec"
     MODEL2VEC = "model2vec"

@@ -34,6 +34,7 @@ __all__ = [
     "TokenIdDecoder",
     "Tokenizer",
     "TokenizerLoader",
+    "WeightsSize",
 ]
 
 
@@ -46,6 +47,17 @@ class ModelStore(Protocol):
 
     def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
         """The model's folder, downloading what the family needs first if it must."""
+        ...
+
+
+@runtime_checkable
+class WeightsSize(Protocol):
+    """What a model's weights take in memory, told before any of them is read."""
+
+    def held_bytes(self, spec: ModelSpec) -> int | None:
+        """Bytes the weights take held as float32 (as the engines hold them), from their
+        safetensors headers alone: the folder's where it is here, else the Hub's, read with
+        range requests. None where no header tells (a pickle-only repo, no network)."""
         ...
 
 

@@ -35,6 +35,12 @@ in public code; the hub itself cannot be reached from here):
 - ibm-granite/granite-embedding-278m-multilingual: XLMRobertaModel (not confirmed here), 514
   positions; Pooling (cls), Normalize as its 30m sibling; max_seq_length 512.
 
+- Qwen/Qwen3-Embedding-0.6B / -4B / -8B: Qwen3 decoders, lasttoken pooling, Normalize, the
+  query instruction as a `query` prompt, a tokenizer appending <|endoftext|> and padding left
+  (tests/model_factory_qwen3.py). Written here in float32, where the repos hold bfloat16: the
+  references here load a folder as sentence-transformers does by default, which computes a
+  bfloat16 file in bfloat16 (tests/parity/test_qwen3_parity.py checks the bfloat16 files).
+
 Prompts (config_sentence_transformers.json `prompts`): the cards of snowflake-arctic-embed
 v1 (-xs/-s/-m/-l) call `encode(queries, prompt_name="query")` with the query prompt
 "Represent this sentence for searching relevant passages: "; snowflake-arctic-embed-l-v2.0's
@@ -58,6 +64,7 @@ from tests.model_factory import _set_model_max_length, write_bert_model
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_gemma3 import write_gemma3_model
 from tests.model_factory_mpnet import write_mpnet_model
+from tests.model_factory_qwen3 import write_qwen3_model
 from tests.model_factory_roberta import write_roberta_model
 
 __all__ = ["REPO_LAYOUTS", "write_repo_layout"]
@@ -142,6 +149,10 @@ REPO_LAYOUTS: Mapping[str, Writer] = {
     ),
     "sentence-transformers/all-mpnet-base-v2": write_mpnet_model,
     "google/embeddinggemma-300m": write_gemma3_model,
+    **dict.fromkeys(
+        ("Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Embedding-4B", "Qwen/Qwen3-Embedding-8B"),
+        functools.partial(write_qwen3_model, dtype="float32"),
+    ),
 }
 
 

@@ -272,7 +272,7 @@ class CoreMLEngine:
         self._compute_units = units
 
     def load(self, spec: ModelSpec, folder: Path) -> Encoder | ModelUnavailable:
-        if spec.family not in GRAPH_FAMILIES:
+        if spec.family not in self.families:
             return ModelUnavailable(spec.qualified_name, f"no coreml engine for {spec.family}")
         try:
             return self._load(spec, folder)

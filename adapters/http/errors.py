@@ -27,6 +27,7 @@ from domain.errors import (
     InvalidDimensions,
     InvalidInput,
     ModelNotFound,
+    ModelTooLarge,
     ModelUnavailable,
     NotRemovable,
     Overloaded,
@@ -192,6 +193,7 @@ def status_of(err: HttpError) -> int:  # noqa: PLR0911 - one case per error, by 
             | TokenIdOutOfRange()
             | FamilyNotSupported()
             | ArchitectureNotSupported()
+            | ModelTooLarge()  # as a model not supported: asking again does not help
             | NotRemovable()
             | MalformedBody()
         ):

@@ -48,6 +48,7 @@ from domain.errors import (
     InvalidDimensions,
     InvalidInput,
     ModelNotFound,
+    ModelTooLarge,
     ModelUnavailable,
     NotRemovable,
     Overloaded,
@@ -226,6 +227,7 @@ def ollama_body(err: HttpError, operation: Operation = "run") -> ErrorBody:  # n
             return ErrorBody(error="405 method not allowed")
         case (
             ModelUnavailable()
+            | ModelTooLarge()
             | FamilyNotSupported()
             | ArchitectureNotSupported()
             | NotRemovable()

@@ -47,6 +47,7 @@ from domain.errors import (
     InvalidDimensions,
     InvalidInput,
     ModelNotFound,
+    ModelTooLarge,
     ModelUnavailable,
     NotRemovable,
     Overloaded,
@@ -192,6 +193,8 @@ def openai_body(err: HttpError) -> ErrorBody:  # noqa: C901, PLR0911, PLR0912 - 
             return _envelope(err.message, "api_error", param="model", code="model_unavailable")
         case FamilyNotSupported() | ArchitectureNotSupported():
             return _envelope(err.message, param="model", code="model_not_supported")
+        case ModelTooLarge():
+            return _envelope(err.message, param="model", code="model_too_large")
         case NotRemovable():
             return _envelope(err.message, param="model")
         case InputTooLong(tokens=tokens, limit=limit, index=index, exact=exact):

@@ -17,6 +17,7 @@ the TensorFlow, Flax, Rust, ONNX or OpenVINO copies a repo also carries.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -34,9 +35,11 @@ from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
+    NotASafetensorsRepoError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
+    SafetensorsParsingError,
 )
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import (  # type: ignore[attr-defined] # lazily exported
@@ -46,6 +49,7 @@ from huggingface_hub.utils import (  # type: ignore[attr-defined] # lazily expor
 )
 
 from adapters.stores.saved_specs import SPEC_FILE, config_names, read_configs, read_spec, write_spec
+from adapters.weights.mapped_tensors import FLOAT32_BYTES, held_bytes
 from domain.errors import ArchitectureNotSupported, ModelNotFound, ModelUnavailable
 from domain.families import WEIGHTS, MissingWeights, files_to_fetch
 from domain.models import ModelSpec
@@ -117,6 +121,32 @@ class HubStore:
                     f"offline mode is on (HF_HUB_OFFLINE) and the model is not in {self._root}",
                 )
             return self._download(spec, progress or _ignore)
+
+    def held_bytes(self, spec: ModelSpec) -> int | None:
+        """The weights' float32 size from their safetensors headers: the folder's, else the
+        Hub's (a HEAD and two range requests per file, huggingface_hub's
+        get_safetensors_metadata), so a model too large for this machine is refused before a
+        byte of its weights is downloaded."""
+        folder = self.locate(spec)
+        if folder is not None:
+            return held_bytes(folder)
+        if self._folder(spec) is None or self._is_offline():
+            return None
+        try:
+            meta = self._api.get_safetensors_metadata(
+                spec.repo_id, revision=spec.revision, timeout=_METADATA_TIMEOUT_S
+            )
+        except (
+            httpx2.HTTPError,
+            HfHubHTTPError,
+            HFValidationError,
+            NotASafetensorsRepoError,  # a pickle-only repo: the size is known once downloaded
+            SafetensorsParsingError,
+            OSError,
+        ):
+            return None  # the download that follows reports what is wrong, if anything
+        tensors = [t for f in meta.files_metadata.values() for t in f.tensors.values()]
+        return FLOAT32_BYTES * sum(math.prod(t.shape) for t in tensors)
 
     def remove(self, spec: ModelSpec) -> bool:
         """Deletes the model folder; False when there is none. It never looks half-deleted:

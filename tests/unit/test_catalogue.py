@@ -34,6 +34,7 @@ def test_catalogue_holds_the_23_entries_of_the_modelled_server() -> None:
         Family.DISTILBERT: 0,
         Family.MPNET: 0,
         Family.GEMMA3: 0,  # embeddinggemma-300m is an Ollama library repo
+        Family.QWEN3: 0,
         Family.BERT: 4,
         Family.ROBERTA: 1,
         Family.XLM_ROBERTA: 3,
@@ -53,6 +54,23 @@ def test_catalogue_holds_the_distilbert_and_mpnet_repos() -> None:
         "multi-qa-distilbert-cos-v1": Family.DISTILBERT,
         "all-mpnet-base-v2": Family.MPNET,
     }
+
+
+def test_ollamas_qwen3_embedding_names_are_the_qwen3_embedding_repos() -> None:
+    """qwen3-embedding:0.6b, :4b and :8b resolve to the three sizes; latest is the 8B."""
+    catalogue = Catalogue(CATALOGUE)
+    resolved = {
+        tag: getattr(catalogue.resolve(f"qwen3-embedding:{tag}"), "repo_id", None)
+        for tag in ("0.6b", "4b", "8b", "latest")
+    }
+    assert resolved == {
+        "0.6b": "Qwen/Qwen3-Embedding-0.6B",
+        "4b": "Qwen/Qwen3-Embedding-4B",
+        "8b": "Qwen/Qwen3-Embedding-8B",
+        "latest": "Qwen/Qwen3-Embedding-8B",
+    }
+    assert catalogue.resolve("qwen3-embedding") == catalogue.resolve("qwen3-embedding:latest")
+    assert {s.family for s in CATALOGUE if s.repo_id.startswith("Qwen/")} == {Family.QWEN3}
 
 
 @pytest.mark.parametrize(

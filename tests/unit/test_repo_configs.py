@@ -84,7 +84,7 @@ def test_pooling_modes_concatenate_and_a_dense_module_sets_the_width() -> None:
     "config",
     [
         {"architectures": ["NomicBertModel"], "model_type": "nomic_bert", "auto_map": {}},
-        {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 1024},
+        {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 1024},
     ],
 )
 def test_an_architecture_we_do_not_run_is_refused_by_name(config: dict[str, Any]) -> None:
