@@ -24,11 +24,13 @@ from adapters.weights.model_folder import (
     bert_width,
     clip_width,
     distilbert_width,
+    modernbert_width,
     mpnet_width,
     read_bert,
     read_clip,
     read_distilbert,
     read_model2vec,
+    read_modernbert,
     read_mpnet,
     read_roberta,
     read_static,
@@ -72,6 +74,8 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.DISTILBERT: FamilyReaders(read_distilbert, load_tokenizer, distilbert_width),
     # a WordPiece tokenizer.json with RoBERTa's <s> … </s> around the text
     Family.MPNET: FamilyReaders(read_mpnet, load_tokenizer, mpnet_width),
+    # a byte-level BPE tokenizer.json with [CLS] … [SEP] around the text
+    Family.MODERNBERT: FamilyReaders(read_modernbert, load_tokenizer, modernbert_width),
     Family.CLIP: FamilyReaders(_fixed_pooling(read_clip), load_tokenizer, clip_width),
     Family.WORD2VEC: FamilyReaders(_fixed_pooling(read_word2vec), load_word_level_tokenizer),
     # no special tokens, [UNK] dropped

@@ -23,6 +23,7 @@ from typing import Any
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import clip_image_embedding, clip_text_embedding
 from domain.architectures.distilbert import distilbert_sentence_embedding
+from domain.architectures.modernbert import modernbert_sentence_embedding
 from domain.architectures.mpnet import mpnet_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import static_sentence_embedding
@@ -102,6 +103,10 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
     ),
     # BERT's layers with a relative position bias, RoBERTa's position numbering
     Family.MPNET: FamilyTraits(mpnet_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS),
+    # pre-norm, rotary, GeGLU, global and sliding-window layers in turn
+    Family.MODERNBERT: FamilyTraits(
+        modernbert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
     Family.CLIP: FamilyTraits(
         clip_text_embedding,
         (*_TRANSFORMER, "preprocessor_config.json"),
@@ -161,6 +166,8 @@ ARCHITECTURES: Mapping[str, Family] = {
     "DistilBertForMaskedLM": Family.DISTILBERT,
     "MPNetModel": Family.MPNET,
     "MPNetForMaskedLM": Family.MPNET,
+    "ModernBertModel": Family.MODERNBERT,
+    "ModernBertForMaskedLM": Family.MODERNBERT,  # its encoder under `model.`
     # what model2vec's distill() writes into config.json (model2vec/distill/distillation.py),
     # with model_type "model2vec" and the width as hidden_dim
     "StaticModel": Family.MODEL2VEC,
@@ -173,6 +180,7 @@ MODEL_TYPES: Mapping[str, Family] = {
     "clip": Family.CLIP,
     "distilbert": Family.DISTILBERT,
     "mpnet": Family.MPNET,
+    "modernbert": Family.MODERNBERT,
     "model2vec": Family.MODEL2VEC,
 }
 

@@ -14,6 +14,7 @@ class Family(enum.StrEnum):
     XLM_ROBERTA = "xlm-roberta"
     DISTILBERT = "distilbert"
     MPNET = "mpnet"
+    MODERNBERT = "modernbert"
     CLIP = "clip"
     WORD2VEC = "word2vec"
     MODEL2VEC = "model2vec"

@@ -22,6 +22,11 @@ from domain.architectures.distilbert import (
     DistilBertModel,
     load_distilbert_weights,
 )
+from domain.architectures.modernbert import (
+    ModernBertConfig,
+    ModernBertModel,
+    load_modernbert_weights,
+)
 from domain.architectures.mpnet import MPNetConfig, MPNetModel, load_mpnet_weights
 from domain.architectures.roberta import (
     ROBERTA_MODEL_TYPES,
@@ -42,6 +47,7 @@ __all__ = [
     "distilbert_width",
     "max_seq_length",
     "model2vec_max_length",
+    "modernbert_width",
     "mpnet_width",
     "pools_prompt",
     "read_bert",
@@ -49,6 +55,7 @@ __all__ = [
     "read_distilbert",
     "read_json",
     "read_model2vec",
+    "read_modernbert",
     "read_mpnet",
     "read_prompts",
     "read_roberta",
@@ -310,6 +317,13 @@ def read_mpnet(folder: Path, default_pooling: PoolingMode) -> MPNetModel:
     return MPNetModel(config, weights, head)
 
 
+def read_modernbert(folder: Path, default_pooling: PoolingMode) -> ModernBertModel:
+    config = ModernBertConfig.from_json(read_json(folder / "config.json"))
+    weights = load_modernbert_weights(read_weights(folder), config)
+    head = read_sentence_head(folder, default_pooling, config.hidden_size)
+    return ModernBertModel(config, weights, head)
+
+
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
@@ -335,6 +349,11 @@ def distilbert_width(folder: Path, default_pooling: PoolingMode) -> int:
 
 def mpnet_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = MPNetConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
+    return _head_layout(folder, default_pooling).width(hidden)
+
+
+def modernbert_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = ModernBertConfig.from_json(read_json(folder / "config.json")).hidden_size
     return _head_layout(folder, default_pooling).width(hidden)
 
 
