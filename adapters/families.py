@@ -25,6 +25,7 @@ from adapters.weights.model_folder import (
     clip_width,
     distilbert_width,
     gemma3_width,
+    modernbert_width,
     mpnet_width,
     qwen3_width,
     read_bert,
@@ -32,6 +33,7 @@ from adapters.weights.model_folder import (
     read_distilbert,
     read_gemma3,
     read_model2vec,
+    read_modernbert,
     read_mpnet,
     read_qwen3,
     read_roberta,
@@ -80,6 +82,8 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.GEMMA3: FamilyReaders(read_gemma3, load_tokenizer, gemma3_width),
     # byte-level BPE whose post-processor appends <|endoftext|>, the token pooled
     Family.QWEN3: FamilyReaders(read_qwen3, load_tokenizer, qwen3_width),
+    # a byte-level BPE tokenizer.json with [CLS] … [SEP] around the text
+    Family.MODERNBERT: FamilyReaders(read_modernbert, load_tokenizer, modernbert_width),
     Family.CLIP: FamilyReaders(_fixed_pooling(read_clip), load_tokenizer, clip_width),
     Family.WORD2VEC: FamilyReaders(_fixed_pooling(read_word2vec), load_word_level_tokenizer),
     # no special tokens, [UNK] dropped

@@ -17,9 +17,9 @@ from domain.models import Family, ModelSpec, PoolingMode
 __all__ = ["CATALOGUE", "DEFAULT_MODEL", "Alias", "AliasRefused", "Catalogue"]
 
 _B, _R, _X = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA
-_D, _P = Family.DISTILBERT, Family.MPNET
+_D, _P, _MB = Family.DISTILBERT, Family.MPNET, Family.MODERNBERT
 _C, _W, _M, _S = Family.CLIP, Family.WORD2VEC, Family.MODEL2VEC, Family.STATIC
-_MEAN, _EOS = PoolingMode.MEAN, PoolingMode.EOS
+_MEAN, _CLS, _EOS = PoolingMode.MEAN, PoolingMode.CLS, PoolingMode.EOS
 
 # what the server embeds with out of the box (an installed package carries it), and what /ready
 # waits for when nothing is preloaded
@@ -59,6 +59,12 @@ CATALOGUE: tuple[ModelSpec, ...] = (
     # MPNetModel (12 layers, hidden 768, 514 position rows, 32 relative-position buckets),
     # MPNetTokenizer, max_seq_length 384, mean pooling, Normalize (tests/model_factory_mpnet.py)
     ModelSpec("all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2", _P, 768, 384, _MEAN),
+    # ModernBertModel (22 layers, hidden 768, rotary, a 128-token window on 2 layers in 3), a
+    # byte-level BPE with [CLS] … [SEP], max_seq_length 8192, Normalize; gte-modernbert-base
+    # pools CLS, modernbert-embed-base the mean and names the prompts query ("search_query: ")
+    # and document ("search_document: ") (tests/model_factory_modernbert.py)
+    ModelSpec("gte-modernbert-base", "Alibaba-NLP/gte-modernbert-base", _MB, 768, 8192, _CLS),
+    ModelSpec("modernbert-embed-base", "nomic-ai/modernbert-embed-base", _MB, 768, 8192, _MEAN),
     ModelSpec("roberta-base", "FacebookAI/roberta-base", _R, 768, 512, _MEAN),
     ModelSpec("xlm-roberta-base", "FacebookAI/xlm-roberta-base", _X, 768, 512, _MEAN),
     ModelSpec(

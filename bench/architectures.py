@@ -77,6 +77,14 @@ def _qwen3(folder: Path) -> object:
     )
 
 
+def _modernbert(folder: Path) -> object:
+    """gte-modernbert-base's widths (768 wide, 12 heads, GeGLU 1152, a 128-token window on two
+    layers in three), 6 of its 22 layers; its vocabulary is the test tokenizer's."""
+    from tests.model_factory_modernbert import write_modernbert_model
+
+    return write_modernbert_model(folder, hidden=768, heads=12, intermediate=1152, layers=6)
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("bert", "BERT (bge-small layout, test size)", "BAAI/bge-small-en-v1.5", _bert),
     Architecture(
@@ -84,6 +92,12 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         "Qwen3 (Qwen3-Embedding-0.6B widths, 4 of 28 layers)",
         "Qwen/Qwen3-Embedding-0.6B",
         _qwen3,
+    ),
+    Architecture(
+        "modernbert",
+        "ModernBERT (gte-modernbert-base widths, 6 of 22 layers)",
+        "Alibaba-NLP/gte-modernbert-base",
+        _modernbert,
     ),
 )
 

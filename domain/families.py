@@ -24,6 +24,7 @@ from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import clip_image_embedding, clip_text_embedding
 from domain.architectures.distilbert import distilbert_sentence_embedding
 from domain.architectures.gemma3 import gemma3_sentence_embedding
+from domain.architectures.modernbert import modernbert_sentence_embedding
 from domain.architectures.mpnet import mpnet_sentence_embedding
 from domain.architectures.qwen3 import qwen3_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
@@ -115,6 +116,10 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
         (*_TRANSFORMER_FAMILY, "model-*-of-*.safetensors"),
         ("model.safetensors", "model.safetensors.index.json"),
     ),
+    # pre-norm, rotary, GeGLU, global and sliding-window layers in turn
+    Family.MODERNBERT: FamilyTraits(
+        modernbert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
     Family.CLIP: FamilyTraits(
         clip_text_embedding,
         (*_TRANSFORMER, "preprocessor_config.json"),
@@ -179,6 +184,8 @@ ARCHITECTURES: Mapping[str, Family] = {
     # Qwen3-Embedding's config.json names the causal LM; its weights are Qwen3Model's
     "Qwen3Model": Family.QWEN3,
     "Qwen3ForCausalLM": Family.QWEN3,
+    "ModernBertModel": Family.MODERNBERT,
+    "ModernBertForMaskedLM": Family.MODERNBERT,  # its encoder under `model.`
     # what model2vec's distill() writes into config.json (model2vec/distill/distillation.py),
     # with model_type "model2vec" and the width as hidden_dim
     "StaticModel": Family.MODEL2VEC,
@@ -193,6 +200,7 @@ MODEL_TYPES: Mapping[str, Family] = {
     "mpnet": Family.MPNET,
     "gemma3_text": Family.GEMMA3,
     "qwen3": Family.QWEN3,
+    "modernbert": Family.MODERNBERT,
     "model2vec": Family.MODEL2VEC,
 }
 

@@ -16,6 +16,7 @@ class Family(enum.StrEnum):
     MPNET = "mpnet"
     GEMMA3 = "gemma3"
     QWEN3 = "qwen3"
+    MODERNBERT = "modernbert"
     CLIP = "clip"
     WORD2VEC = "word2vec"
     MODEL2VEC = "model2vec"

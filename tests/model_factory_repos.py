@@ -34,6 +34,9 @@ in public code; the hub itself cannot be reached from here):
   Normalize; max_seq_length 8192 (its card: built on bge-m3-retromae).
 - ibm-granite/granite-embedding-278m-multilingual: XLMRobertaModel (not confirmed here), 514
   positions; Pooling (cls), Normalize as its 30m sibling; max_seq_length 512.
+- Alibaba-NLP/gte-modernbert-base (cls) and nomic-ai/modernbert-embed-base (mean, prompts
+  `query` / `document`): ModernBertModel, legacy files, Normalize, max_seq_length 8192; what is
+  unconfirmed is in tests/model_factory_modernbert.py.
 
 - Qwen/Qwen3-Embedding-0.6B / -4B / -8B: Qwen3 decoders, lasttoken pooling, Normalize, the
   query instruction as a `query` prompt, a tokenizer appending <|endoftext|> and padding left
@@ -63,6 +66,12 @@ from pathlib import Path
 from tests.model_factory import _set_model_max_length, write_bert_model
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_gemma3 import write_gemma3_model
+from tests.model_factory_modernbert import (
+    EMBED_PROMPTS,
+    GTE_MODERNBERT,
+    MODERNBERT_EMBED,
+    write_modernbert_model,
+)
 from tests.model_factory_mpnet import write_mpnet_model
 from tests.model_factory_qwen3 import write_qwen3_model
 from tests.model_factory_roberta import write_roberta_model
@@ -152,6 +161,10 @@ REPO_LAYOUTS: Mapping[str, Writer] = {
     **dict.fromkeys(
         ("Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Embedding-4B", "Qwen/Qwen3-Embedding-8B"),
         functools.partial(write_qwen3_model, dtype="float32"),
+    ),
+    GTE_MODERNBERT: write_modernbert_model,
+    MODERNBERT_EMBED: functools.partial(
+        write_modernbert_model, pooling="mean", prompts=EMBED_PROMPTS
     ),
 }
 

@@ -24,6 +24,11 @@ from domain.architectures.distilbert import (
     load_distilbert_weights,
 )
 from domain.architectures.gemma3 import Gemma3Config, Gemma3Model, load_gemma3_weights
+from domain.architectures.modernbert import (
+    ModernBertConfig,
+    ModernBertModel,
+    load_modernbert_weights,
+)
 from domain.architectures.mpnet import MPNetConfig, MPNetModel, load_mpnet_weights
 from domain.architectures.qwen3 import Qwen3Config, Qwen3Model, load_qwen3_weights
 from domain.architectures.roberta import (
@@ -46,6 +51,7 @@ __all__ = [
     "gemma3_width",
     "max_seq_length",
     "model2vec_max_length",
+    "modernbert_width",
     "mpnet_width",
     "pools_prompt",
     "qwen3_width",
@@ -55,6 +61,7 @@ __all__ = [
     "read_gemma3",
     "read_json",
     "read_model2vec",
+    "read_modernbert",
     "read_mpnet",
     "read_prompts",
     "read_qwen3",
@@ -333,6 +340,13 @@ def read_qwen3(folder: Path, default_pooling: PoolingMode) -> Qwen3Model:
     return Qwen3Model(config, weights, head)
 
 
+def read_modernbert(folder: Path, default_pooling: PoolingMode) -> ModernBertModel:
+    config = ModernBertConfig.from_json(read_json(folder / "config.json"))
+    weights = load_modernbert_weights(read_weights(folder), config)
+    head = read_sentence_head(folder, default_pooling, config.hidden_size)
+    return ModernBertModel(config, weights, head)
+
+
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
@@ -368,6 +382,11 @@ def gemma3_width(folder: Path, default_pooling: PoolingMode) -> int:
 
 def qwen3_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = Qwen3Config.from_json(read_json(folder / "config.json")).hidden_size
+    return _head_layout(folder, default_pooling).width(hidden)
+
+
+def modernbert_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = ModernBertConfig.from_json(read_json(folder / "config.json")).hidden_size
     return _head_layout(folder, default_pooling).width(hidden)
 
 

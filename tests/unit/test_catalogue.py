@@ -6,7 +6,7 @@ import pytest
 
 from application.catalogue import CATALOGUE, AliasRefused, Catalogue
 from application.ollama_library import LIBRARY_SPECS
-from domain.models import Family
+from domain.models import Family, PoolingMode
 
 
 @pytest.fixture
@@ -20,13 +20,15 @@ _DISTILBERT_AND_MPNET = {
     "multi-qa-distilbert-cos-v1",
     "all-mpnet-base-v2",
 }
+# by issue 15: the ModernBERT embedders
+_MODERNBERT = {"gte-modernbert-base", "modernbert-embed-base"}
 
 
 def test_catalogue_holds_the_23_entries_of_the_modelled_server() -> None:
     """Every name of the server we model is there, M2V_base_output once per family; the
     repos Ollama's library names stand for follow them."""
     seed = CATALOGUE[: -len(LIBRARY_SPECS)]
-    modelled = [s for s in seed if s.name not in _DISTILBERT_AND_MPNET]
+    modelled = [s for s in seed if s.name not in _DISTILBERT_AND_MPNET | _MODERNBERT]
     assert len(modelled) == 23
     assert CATALOGUE[len(seed) :] == LIBRARY_SPECS
     counts = {f: sum(1 for s in modelled if s.family is f) for f in Family}
@@ -35,6 +37,7 @@ def test_catalogue_holds_the_23_entries_of_the_modelled_server() -> None:
         Family.MPNET: 0,
         Family.GEMMA3: 0,  # embeddinggemma-300m is an Ollama library repo
         Family.QWEN3: 0,
+        Family.MODERNBERT: 0,
         Family.BERT: 4,
         Family.ROBERTA: 1,
         Family.XLM_ROBERTA: 3,
@@ -71,6 +74,15 @@ def test_ollamas_qwen3_embedding_names_are_the_qwen3_embedding_repos() -> None:
     }
     assert catalogue.resolve("qwen3-embedding") == catalogue.resolve("qwen3-embedding:latest")
     assert {s.family for s in CATALOGUE if s.repo_id.startswith("Qwen/")} == {Family.QWEN3}
+
+
+def test_catalogue_holds_the_modernbert_repos() -> None:
+    """Each once, under ModernBERT, with the pooling its repo names."""
+    added = {(s.name, s.repo_id, s.pooling) for s in CATALOGUE if s.family is Family.MODERNBERT}
+    assert added == {
+        ("gte-modernbert-base", "Alibaba-NLP/gte-modernbert-base", PoolingMode.CLS),
+        ("modernbert-embed-base", "nomic-ai/modernbert-embed-base", PoolingMode.MEAN),
+    }
 
 
 @pytest.mark.parametrize(
