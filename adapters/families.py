@@ -25,11 +25,13 @@ from adapters.weights.model_folder import (
     clip_width,
     distilbert_width,
     mpnet_width,
+    nomic_bert_width,
     read_bert,
     read_clip,
     read_distilbert,
     read_model2vec,
     read_mpnet,
+    read_nomic_bert,
     read_roberta,
     read_static,
     roberta_width,
@@ -72,6 +74,8 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.DISTILBERT: FamilyReaders(read_distilbert, load_tokenizer, distilbert_width),
     # a WordPiece tokenizer.json with RoBERTa's <s> … </s> around the text
     Family.MPNET: FamilyReaders(read_mpnet, load_tokenizer, mpnet_width),
+    # bert-base-uncased's WordPiece tokenizer.json (nomic-embed-text-v1.5, arctic-embed-m-long)
+    Family.NOMIC_BERT: FamilyReaders(read_nomic_bert, load_tokenizer, nomic_bert_width),
     Family.CLIP: FamilyReaders(_fixed_pooling(read_clip), load_tokenizer, clip_width),
     Family.WORD2VEC: FamilyReaders(_fixed_pooling(read_word2vec), load_word_level_tokenizer),
     # no special tokens, [UNK] dropped

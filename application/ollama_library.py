@@ -18,7 +18,7 @@ from domain.models import Family, ModelSpec, PoolingMode
 
 __all__ = ["AWAITED", "LIBRARY_NAMES", "LIBRARY_SPECS", "AwaitedModel", "LibraryName"]
 
-_B, _R, _X = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA
+_B, _R, _X, _N = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.NOMIC_BERT
 _MEAN, _CLS = PoolingMode.MEAN, PoolingMode.CLS
 
 
@@ -105,6 +105,21 @@ LIBRARY_SPECS: tuple[ModelSpec, ...] = (
         512,
         _CLS,
     ),
+    # NomicBertModel (config.json in Nomic's own names: n_embd 768, 12 layers, n_positions 8192,
+    # rotary base 1000, SwiGLU, no biases; auto_map to code never run here). nomic-embed-text-v1.5:
+    # mean pooling, max_seq_length 8192, its task prompts (search_query: , search_document: ,
+    # classification: , clustering: ). snowflake-arctic-embed-m-long (from nomic-embed-text-v1-
+    # unsupervised): CLS, Normalize, arctic v1's query prompt, max_seq_length 2048 (its card;
+    # unconfirmed). Layouts: tests/model_factory_nomic.py.
+    ModelSpec("nomic-embed-text-v1.5", "nomic-ai/nomic-embed-text-v1.5", _N, 768, 8192, _MEAN),
+    ModelSpec(
+        "snowflake-arctic-embed-m-long",
+        "Snowflake/snowflake-arctic-embed-m-long",
+        _N,
+        768,
+        2048,
+        _CLS,
+    ),
 )
 
 LIBRARY_NAMES: tuple[LibraryName, ...] = (
@@ -120,6 +135,7 @@ LIBRARY_NAMES: tuple[LibraryName, ...] = (
     LibraryName("snowflake-arctic-embed", "22m", "snowflake-arctic-embed-xs"),
     LibraryName("snowflake-arctic-embed", "33m", "snowflake-arctic-embed-s"),
     LibraryName("snowflake-arctic-embed", "110m", "snowflake-arctic-embed-m"),
+    LibraryName("snowflake-arctic-embed", "137m", "snowflake-arctic-embed-m-long"),
     LibraryName("snowflake-arctic-embed", "335m", "snowflake-arctic-embed-l"),
     LibraryName("snowflake-arctic-embed2", "latest", "snowflake-arctic-embed-l-v2.0"),
     LibraryName("snowflake-arctic-embed2", "568m", "snowflake-arctic-embed-l-v2.0"),
@@ -129,16 +145,13 @@ LIBRARY_NAMES: tuple[LibraryName, ...] = (
     LibraryName("granite-embedding", "latest", "granite-embedding-278m-multilingual"),
     LibraryName("granite-embedding", "30m", "granite-embedding-30m-english"),
     LibraryName("granite-embedding", "278m", "granite-embedding-278m-multilingual"),
+    # Ollama's nomic-embed-text is v1.5 under every tag (137m-v1.5-fp16 unconfirmed)
+    LibraryName("nomic-embed-text", "latest", "nomic-embed-text-v1.5"),
+    LibraryName("nomic-embed-text", "v1.5", "nomic-embed-text-v1.5"),
+    LibraryName("nomic-embed-text", "137m-v1.5-fp16", "nomic-embed-text-v1.5"),
 )
 
 AWAITED: tuple[AwaitedModel, ...] = (
-    # config.json: architectures ["NomicBertModel"], model_type nomic_bert, auto_map to the
-    # repo's own modeling code (rotary positions, SwiGLU), n_embd 768, n_positions 8192. Ollama's
-    # nomic-embed-text is v1.5.
-    *(
-        AwaitedModel("nomic-embed-text", tag, "nomic-ai/nomic-embed-text-v1.5", "NomicBertModel")
-        for tag in ("latest", "v1.5")
-    ),
     # Gemma 3 text encoder, 768 wide, mean pooling then two Dense modules and Normalize. The
     # architecture string `Gemma3TextModel` could not be confirmed from published files here.
     *(

@@ -24,6 +24,7 @@ from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import clip_image_embedding, clip_text_embedding
 from domain.architectures.distilbert import distilbert_sentence_embedding
 from domain.architectures.mpnet import mpnet_sentence_embedding
+from domain.architectures.nomic_bert import nomic_bert_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import static_sentence_embedding
 from domain.architectures.word2vec import word2vec_sentence_embedding
@@ -102,6 +103,10 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
     ),
     # BERT's layers with a relative position bias, RoBERTa's position numbering
     Family.MPNET: FamilyTraits(mpnet_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS),
+    # post-LN layers with rotary positions and SwiGLU; the repos' custom code is never run
+    Family.NOMIC_BERT: FamilyTraits(
+        nomic_bert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
     Family.CLIP: FamilyTraits(
         clip_text_embedding,
         (*_TRANSFORMER, "preprocessor_config.json"),
@@ -161,6 +166,8 @@ ARCHITECTURES: Mapping[str, Family] = {
     "DistilBertForMaskedLM": Family.DISTILBERT,
     "MPNetModel": Family.MPNET,
     "MPNetForMaskedLM": Family.MPNET,
+    # nomic-embed-text-v1.5 and snowflake-arctic-embed-m-long (auto_map to Nomic's code)
+    "NomicBertModel": Family.NOMIC_BERT,
     # what model2vec's distill() writes into config.json (model2vec/distill/distillation.py),
     # with model_type "model2vec" and the width as hidden_dim
     "StaticModel": Family.MODEL2VEC,
@@ -173,6 +180,7 @@ MODEL_TYPES: Mapping[str, Family] = {
     "clip": Family.CLIP,
     "distilbert": Family.DISTILBERT,
     "mpnet": Family.MPNET,
+    "nomic_bert": Family.NOMIC_BERT,
     "model2vec": Family.MODEL2VEC,
 }
 

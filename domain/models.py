@@ -14,6 +14,7 @@ class Family(enum.StrEnum):
     XLM_ROBERTA = "xlm-roberta"
     DISTILBERT = "distilbert"
     MPNET = "mpnet"
+    NOMIC_BERT = "nomic_bert"
     CLIP = "clip"
     WORD2VEC = "word2vec"
     MODEL2VEC = "model2vec"

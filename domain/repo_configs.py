@@ -199,7 +199,10 @@ def _max_tokens(family: Family, config: Mapping[str, Any], configs: Mapping[str,
     if family is Family.CLIP:
         text = _object(config.get("text_config"))
         return _positive(text.get("max_position_embeddings"), 77)
-    positions = _positive(config.get("max_position_embeddings"), _DEFAULT_POSITIONS)
+    # GPT-style configs (NomicBERT's published ones) call the limit n_positions
+    positions = _positive(
+        config.get("max_position_embeddings", config.get("n_positions")), _DEFAULT_POSITIONS
+    )
     padded = config.get("model_type") in _POSITIONS_AFTER_PADDING
     if padded or family in {Family.ROBERTA, Family.XLM_ROBERTA}:
         pad = config.get("pad_token_id", _ROBERTA_PAD)

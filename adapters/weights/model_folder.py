@@ -23,6 +23,11 @@ from domain.architectures.distilbert import (
     load_distilbert_weights,
 )
 from domain.architectures.mpnet import MPNetConfig, MPNetModel, load_mpnet_weights
+from domain.architectures.nomic_bert import (
+    NomicBertConfig,
+    NomicBertModel,
+    load_nomic_bert_weights,
+)
 from domain.architectures.roberta import (
     ROBERTA_MODEL_TYPES,
     RobertaConfig,
@@ -43,6 +48,7 @@ __all__ = [
     "max_seq_length",
     "model2vec_max_length",
     "mpnet_width",
+    "nomic_bert_width",
     "pools_prompt",
     "read_bert",
     "read_clip",
@@ -50,6 +56,7 @@ __all__ = [
     "read_json",
     "read_model2vec",
     "read_mpnet",
+    "read_nomic_bert",
     "read_prompts",
     "read_roberta",
     "read_safetensors",
@@ -263,6 +270,8 @@ def _positions(config: dict[str, Any]) -> int:
         return RobertaConfig.from_json(config).max_tokens
     if config.get("model_type") == "mpnet":  # numbered as RoBERTa numbers them
         return MPNetConfig.from_json(config).max_tokens
+    if config.get("model_type") == "nomic_bert":  # rotary: no table, n_positions is the limit
+        return NomicBertConfig.from_json(config).max_position_embeddings
     return int(config.get("max_position_embeddings", 512))
 
 
@@ -310,6 +319,13 @@ def read_mpnet(folder: Path, default_pooling: PoolingMode) -> MPNetModel:
     return MPNetModel(config, weights, head)
 
 
+def read_nomic_bert(folder: Path, default_pooling: PoolingMode) -> NomicBertModel:
+    config = NomicBertConfig.from_json(read_json(folder / "config.json"))
+    weights = load_nomic_bert_weights(read_weights(folder), config)
+    head = read_sentence_head(folder, default_pooling, config.hidden_size)
+    return NomicBertModel(config, weights, head)
+
+
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
@@ -335,6 +351,11 @@ def distilbert_width(folder: Path, default_pooling: PoolingMode) -> int:
 
 def mpnet_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = MPNetConfig.from_json(read_json(folder / "config.json")).encoder.hidden_size
+    return _head_layout(folder, default_pooling).width(hidden)
+
+
+def nomic_bert_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = NomicBertConfig.from_json(read_json(folder / "config.json")).hidden_size
     return _head_layout(folder, default_pooling).width(hidden)
 
 

@@ -33,6 +33,7 @@ def test_catalogue_holds_the_23_entries_of_the_modelled_server() -> None:
     assert counts == {
         Family.DISTILBERT: 0,
         Family.MPNET: 0,
+        Family.NOMIC_BERT: 0,
         Family.BERT: 4,
         Family.ROBERTA: 1,
         Family.XLM_ROBERTA: 3,
