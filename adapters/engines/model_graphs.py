@@ -190,7 +190,9 @@ class _Recorder:
         def text(ops: Ops[Value], ids: Value, mask: Value) -> Value:
             return forward(ops, ids, mask, model)
 
-        return text_graph(text, self._spec.name, attention=self._attention)
+        return text_graph(
+            text, self._spec.name, attention=self._attention, max_tokens=model.max_tokens
+        )
 
     def vision(self) -> onnx.ModelProto:
         model, forward = self._model, self._traits.image_forward

@@ -11,11 +11,17 @@ the opset-17 LayerNormalization node; exact GELU is the erf formula, which both 
 one Gelu (BiasGelu in ONNX Runtime). Attention is written out (MatMul, Softmax, MatMul), which
 OpenVINO fuses into its own attention kernel; for ONNX Runtime, whose optimizer does not fuse
 it, it is recorded as ONNX Runtime's com.microsoft Attention instead, q, k and v projections
-packed into one GEMM (measured in docs/adr/0004-one-graph-two-runtimes.md).
+packed into one GEMM (measured in docs/adr/0004-one-graph-two-runtimes.md), where that kernel
+computes the same thing: not for grouped kv heads or a window, which are written out.
+
+Rotary embedding reads domain.rotary's cos and sin tables, stored for the most tokens the model
+takes and cut to each batch's length, so its angles are the numpy engine's to the bit. RMSNorm,
+SiLU and GELU's tanh form are opset 17 arithmetic, spelled as the runtimes' fusions look for.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -28,6 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from domain.models import PoolingMode
 from domain.ops import Array, Linear, Norm, Ops
+from domain.rotary import rotary_tables
 
 __all__ = [
     "GRAPH_BUILDER_VERSION",
@@ -41,7 +48,9 @@ __all__ = [
 ]
 
 # Bump when the recorder's output changes: cached graphs from another version are not reused.
-GRAPH_BUILDER_VERSION = 2  # 2: the last token found where the mask is above 0
+# 2: the last token found where the mask is above 0; 3: rotary, RMSNorm, gates, grouped-query
+# and windowed attention, the score bias recorded for any mix of padding, causal and window
+GRAPH_BUILDER_VERSION = 3
 OPSET = 17  # LayerNormalization; every op here is in it, so both runtimes read the graph
 _MS = "com.microsoft"
 # how attention is recorded: written out in standard ONNX ops, which every runtime reads (and
@@ -61,8 +70,9 @@ class Value:
 class OnnxOps:
     """domain.ops.Ops that records nodes. One instance records one graph."""
 
-    def __init__(self, *, attention: AttentionKind = "onnx") -> None:
+    def __init__(self, *, attention: AttentionKind = "onnx", max_tokens: int | None = None) -> None:
         self._attention = attention
+        self._max_tokens = max_tokens  # the longest row the graph will see: rotary's table rows
         self._nodes: list[onnx.NodeProto] = []
         self._initializers: list[TensorProto] = []
         # id(array) -> (initializer, array): none is stored twice, and holding the array keeps
@@ -122,6 +132,54 @@ class OnnxOps:
     def tanh(self, x: Value) -> Value:
         return self._op("Tanh", x, width=x.width)
 
+    def mul(self, a: Value, b: Value) -> Value:
+        return self._op("Mul", a, b, width=a.width)
+
+    def silu(self, x: Value) -> Value:
+        return self._op("Mul", x, self._op("Sigmoid", x), width=x.width)
+
+    def gelu_tanh(self, x: Value) -> Value:
+        # 0.5·x·(1+tanh(√(2/π)·(x+0.044715·x³))), the pattern both runtimes fuse (FastGelu)
+        cube = self._op("Mul", self._op("Pow", x, self._float(3.0)), self._float(0.044715))
+        inner = self._op("Mul", self._op("Add", x, cube), self._float(math.sqrt(2 / math.pi)))
+        half_x = self._op("Mul", x, self._float(0.5))
+        one_plus = self._op("Add", self._op("Tanh", inner), self._float(1.0))
+        return self._op("Mul", half_x, one_plus, width=x.width)
+
+    def rms_norm(self, x: Value, weight: Array, eps: float, groups: int = 1) -> Value:
+        parts = x
+        if groups > 1:  # [...,H] -> [...,G,H/G]: each group is normalised on its own
+            outer = self._op("Shape", x, end=-1)
+            parts = self._op(
+                "Reshape", x, self._op("Concat", outer, self._ints([groups, -1]), axis=0)
+            )
+        # x / sqrt(mean(x²) + eps) · weight, as OpenVINO's RMS fusion expects it spelled
+        mean = self._op("ReduceMean", self._op("Pow", parts, self._float(2.0)), axes=[-1])
+        root = self._op("Sqrt", self._op("Add", mean, self._float(eps)))
+        scaled = self._op("Mul", parts, self._op("Div", self._float(1.0), root))
+        normed = self._op("Mul", scaled, self._weight(weight, "rms_norm"))
+        if groups == 1:
+            return Value(normed.name, x.width)
+        return self._op("Reshape", normed, self._op("Shape", x), width=x.width)
+
+    def rotary(self, x: Value, heads: int, base: float, dims: int | None = None) -> Value:
+        if x.width is None:
+            msg = "rotary needs the width of its input (record it with linear)"
+            raise ValueError(msg)
+        hd = x.width // heads
+        d = hd if dims is None else dims
+        cos, sin = self._rotary_tables(x, base, d)  # [T,1,d/2]: broadcast over B and heads
+        split = self._op("Reshape", x, self._ints([0, 0, heads, hd]))  # [B,T,NH,HD]
+        first, second = self._last_axis(split, 0, d // 2), self._last_axis(split, d // 2, d)
+        turned = [
+            self._op("Sub", self._op("Mul", first, cos), self._op("Mul", second, sin)),
+            self._op("Add", self._op("Mul", second, cos), self._op("Mul", first, sin)),
+        ]
+        if d < hd:  # the rest of each head passes through
+            turned.append(self._last_axis(split, d, hd))
+        joined = self._op("Concat", *turned, axis=-1)
+        return self._op("Reshape", joined, self._ints([0, 0, x.width]), width=x.width)
+
     def attention(  # noqa: PLR0913 - the Ops signature
         self,
         q: Value,
@@ -132,23 +190,32 @@ class OnnxOps:
         *,
         causal: bool = False,
         bias: Value | None = None,
+        kv_heads: int | None = None,
+        window: int | None = None,
+        scale: float | None = None,
     ) -> Value:
         if q.width is None:
             msg = "attention needs the width of its queries (record them with linear)"
             raise ValueError(msg)
-        if self._attention == "com.microsoft":
-            fused = self._fused_attention(q, k, v, mask, heads, causal=causal, bias=bias)
+        hd = q.width // heads
+        kvh = heads if kv_heads is None else kv_heads
+        factor = 1 / math.sqrt(hd) if scale is None else scale
+        if self._attention == "com.microsoft" and kvh == heads and window is None:
+            fused = self._fused_attention(
+                q, k, v, mask, heads, causal=causal, bias=bias, scale=scale
+            )
             if fused is not None:
                 return fused
-        hd = q.width // heads
-        shape = self._ints([0, 0, heads, hd])  # [B,T,H] -> [B,T,NH,HD]
-        qh = self._op("Transpose", self._op("Reshape", q, shape), perm=[0, 2, 1, 3])
-        kt = self._op("Transpose", self._op("Reshape", k, shape), perm=[0, 2, 3, 1])
-        vh = self._op("Transpose", self._op("Reshape", v, shape), perm=[0, 2, 1, 3])
-        scores = self._op("Mul", self._op("MatMul", qh, kt), self._float(1 / math.sqrt(hd)))
+        qh = self._op("Transpose", self._split(q, heads, hd), perm=[0, 2, 1, 3])  # [B,NH,T,HD]
+        kt = self._op("Transpose", self._split(k, kvh, hd), perm=[0, 2, 3, 1])  # [B,KVH,HD,T]
+        vh = self._op("Transpose", self._split(v, kvh, hd), perm=[0, 2, 1, 3])  # [B,KVH,T,HD]
+        if kvh != heads:  # grouped-query attention: each kv head serves NH/KVH query heads
+            kt = self._repeat_heads(kt, heads // kvh, [0, heads, hd, -1])  # [B,NH,HD,T]
+            vh = self._repeat_heads(vh, heads // kvh, [0, heads, -1, hd])  # [B,NH,T,HD]
+        scores = self._op("Mul", self._op("MatMul", qh, kt), self._float(factor))  # [B,NH,T,T]
         if bias is not None:  # [1,NH,T,T], before the mask as the numpy engine adds it
             scores = self._op("Add", scores, bias)
-        masked = self._score_bias(mask, causal=causal)  # [B,1,1,T] or [B|1,1,T,T]
+        masked = self._score_bias(q, mask, causal=causal, window=window)  # [B|1,1,1|T,T]
         if masked is not None:
             scores = self._op("Add", scores, masked)
         probs = self._op("Softmax", scores, axis=-1)  # [B,NH,T,T]
@@ -354,26 +421,66 @@ class OnnxOps:
             count = self._op("Sqrt", count)
         return self._op("Div", total, count, width=x.width)
 
-    def _score_bias(self, mask: Value | None, *, causal: bool) -> Value | None:
-        """What attention scores get added: 0 where a key may be read, float32's min elsewhere."""
-        if mask is None and not causal:
-            return None
-        key = ("bias", mask.name if mask else "", str(causal))
-        return self._derive(key, lambda: self._record_score_bias(mask, causal=causal))
+    def _split(self, x: Value, heads: int, hd: int) -> Value:  # [B,T,n·HD] -> [B,T,n,HD]
+        return self._op("Reshape", x, self._ints([0, 0, heads, hd]))
 
-    def _record_score_bias(self, mask: Value | None, *, causal: bool) -> Value:
-        if mask is None:  # every architecture with a causal mask also has a padding mask
-            msg = "a causal graph needs the attention mask, for the number of tokens"
+    def _repeat_heads(self, x: Value, groups: int, target: Sequence[int]) -> Value:
+        """[B,KVH,X,Y] -> `target` [B,NH,X,Y]: kv head h serves query heads h·G .. h·G+G-1
+        (G = `groups` = NH/KVH), the unsqueeze, expand, reshape of transformers' repeat_kv."""
+        grouped = self._op("Unsqueeze", x, self._ints([2]))  # [B,KVH,1,X,Y]
+        wide = self._op("Expand", grouped, self._ints([1, 1, groups, 1, 1]))  # [B,KVH,G,X,Y]
+        return self._op("Reshape", wide, self._ints(target))
+
+    def _last_axis(self, x: Value, start: int, end: int) -> Value:  # x[..., start:end]
+        return self._op("Slice", x, self._ints([start]), self._ints([end]), self._ints([-1]))
+
+    def _rotary_tables(self, x: Value, base: float, dims: int) -> tuple[Value, Value]:
+        """cos and sin [T,1,dims/2] at positions 0..T-1: domain.rotary's tables, the numpy
+        engine's to the bit, stored for max_tokens positions and cut to the batch's T."""
+        if self._max_tokens is None:
+            msg = "rotary needs the most tokens the graph will see (text_graph's max_tokens)"
             raise ValueError(msg)
-        real = self._op("Greater", mask, self._int(0))
-        keep = self._op("Unsqueeze", real, self._ints([1, 2]))  # [B,1,1,T]
-        if causal:
-            t = self._op("Squeeze", self._op("Shape", mask, start=1, end=2), self._ints([0]))
+        cos, sin = rotary_tables(base, dims, self._max_tokens)  # [P, dims/2]
+
+        def cut(table: Array, hint: str) -> Value:
+            t = self._op("Shape", x, start=1, end=2)  # [1] holding T
+            return self._op("Slice", self._weight(table[:, None, :], hint), self._ints([0]), t)
+
+        key = ("rotary", repr(base), str(dims))
+        cos_t = self._derive((*key, "cos"), lambda: cut(cos, "rotary_cos"))
+        sin_t = self._derive((*key, "sin"), lambda: cut(sin, "rotary_sin"))
+        return cos_t, sin_t
+
+    def _score_bias(
+        self, q: Value, mask: Value | None, *, causal: bool, window: int | None
+    ) -> Value | None:
+        """What attention scores get added: 0 where a key may be read, float32's min elsewhere."""
+        if mask is None and not causal and window is None:
+            return None
+        key = ("bias", mask.name if mask else "", str(causal), str(window))
+        return self._derive(
+            key, lambda: self._record_score_bias(mask or q, mask, causal=causal, window=window)
+        )
+
+    def _record_score_bias(
+        self, tokens: Value, mask: Value | None, *, causal: bool, window: int | None
+    ) -> Value:
+        """`tokens`: any [B,T,...] value, for T where there is no mask."""
+        kept: list[Value] = []  # which keys each query may read, all of them to hold
+        if mask is not None:
+            real = self._op("Greater", mask, self._int(0))
+            kept.append(self._op("Unsqueeze", real, self._ints([1, 2])))  # [B,1,1,T]
+        if causal or window is not None:
+            t = self._op("Squeeze", self._op("Shape", tokens, start=1, end=2), self._ints([0]))
             arange = self._op("Range", self._int(0), t, self._int(1))
             keys = self._op("Unsqueeze", arange, self._ints([0]))  # [1,T]
             queries = self._op("Unsqueeze", arange, self._ints([1]))  # [T,1]
-            behind = self._op("Not", self._op("Greater", keys, queries))  # [T,T]
-            keep = self._op("And", keep, behind)  # [B,1,T,T]
+            offsets = self._op("Sub", keys, queries)  # [T,T]: j - i
+            if causal:  # no key after its query
+                kept.append(self._op("Not", self._op("Greater", offsets, self._int(0))))
+            if window is not None:
+                kept.append(self._op("Less", self._op("Abs", offsets), self._int(window)))
+        keep = functools.reduce(lambda a, b: self._op("And", a, b), kept)  # [B|1,1,1|T,T]
         return self._op("Where", keep, self._float(0.0), self._float(_NEG))
 
     def _fused_attention(  # noqa: PLR0913 - the attention signature
@@ -386,12 +493,14 @@ class OnnxOps:
         *,
         causal: bool,
         bias: Value | None,
+        scale: float | None,
     ) -> Value | None:
         """ONNX Runtime's Attention kernel: the q, k, v projections as one [H,3H] GEMM, then
         attention over the padding mask (int32 [B,T]) and a score bias (its `attention_bias`
-        input, [1,NH,T,T]); the three linears are left unused.
+        input, [1,NH,T,T]), scores times `scale`; the three linears are left unused.
 
-        None where q, k and v are not linears of one input: the written-out form serves then.
+        None where q, k and v are not linears of one input: the written-out form serves then
+        (as it does for grouped kv heads and windows, which the kernel does not take).
         """
         sources = [self._linears.get(x.name) for x in (q, k, v)]
         found = [s for s in sources if s is not None]
@@ -416,6 +525,7 @@ class OnnxOps:
             num_heads=heads,
             unidirectional=int(causal),
             width=q.width,
+            **({} if scale is None else {"scale": scale}),
         )
 
 
@@ -443,10 +553,15 @@ ImageForward = Callable[[Ops[Value], Value], Value]
 
 
 def text_graph(
-    forward: TextForward, name: str, *, attention: AttentionKind = "onnx"
+    forward: TextForward,
+    name: str,
+    *,
+    attention: AttentionKind = "onnx",
+    max_tokens: int | None = None,
 ) -> onnx.ModelProto:
-    """`forward` recorded from input_ids and attention_mask, int64 [batch, tokens] each."""
-    ops = OnnxOps(attention=attention)
+    """`forward` recorded from input_ids and attention_mask, int64 [batch, tokens] each, for
+    rows of at most `max_tokens` (the rotary tables' length; needed only where rotary is)."""
+    ops = OnnxOps(attention=attention, max_tokens=max_tokens)
     ids, mask = Value("input_ids"), Value("attention_mask")
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
