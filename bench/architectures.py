@@ -60,8 +60,21 @@ def _bert(folder: Path) -> object:  # a known family: the harness's own check
     return write_repo_layout("BAAI/bge-small-en-v1.5", folder)
 
 
+def _nomic_bert(folder: Path) -> object:
+    from tests.model_factory_nomic import write_nomic_bert_model
+
+    # nomic-embed-text-v1.5's widths (768, 12 heads, FFN 3072, vocabulary 30528), 2 of 12 layers
+    return write_nomic_bert_model(folder, hidden=768, heads=12, intermediate=3072, layers=2)
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("bert", "BERT (bge-small layout, test size)", "BAAI/bge-small-en-v1.5", _bert),
+    Architecture(
+        "nomic-bert",
+        "NomicBERT (nomic-embed-text-v1.5 widths, 2 of 12 layers)",
+        "nomic-ai/nomic-embed-text-v1.5",
+        _nomic_bert,
+    ),
 )
 
 
