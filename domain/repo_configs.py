@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from domain.architectures.nomic_bert import NomicBertConfig
 from domain.errors import ArchitectureNotSupported, ModelUnavailable
 from domain.families import ARCHITECTURES, MODEL_TYPES
 from domain.models import Family, ModelSpec, PoolingMode
@@ -80,6 +81,11 @@ def describe_repo(
         return ArchitectureNotSupported(name, family, supported_architectures())
     if family is Family.MODEL2VEC:
         return _model2vec(name, repo_id, revision, config)
+    if family is Family.NOMIC_BERT:  # one class name for variants we do not run (v2-moe's MoE)
+        try:
+            NomicBertConfig.from_json(config)
+        except (ValueError, KeyError, TypeError) as err:
+            return ModelUnavailable(name, f"its config.json: {err}")
     modes = (PoolingMode.EOS,) if family is Family.CLIP else _pooling(configs)
     width = _positive(config.get("projection_dim"), 512) if family is Family.CLIP else None
     if width is None:

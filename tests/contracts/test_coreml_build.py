@@ -516,6 +516,7 @@ def test_the_engine_refuses_families_it_does_not_record(tmp_path: Path) -> None:
         Family.XLM_ROBERTA,
         Family.DISTILBERT,
         Family.MPNET,
+        Family.NOMIC_BERT,
         Family.CLIP,
     }
     spec = ModelSpec("glove", "local/glove", Family.WORD2VEC, 50, None, PoolingMode.MEAN)

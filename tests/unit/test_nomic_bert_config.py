@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from domain.architectures.nomic_bert import NomicBertConfig
+from domain.errors import ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
 from domain.repo_configs import describe_repo
 
@@ -128,3 +129,12 @@ def test_the_repo_is_described_from_nomics_names() -> None:
     unbounded = describe_repo(repo, repo, "main", {"config.json": NOMIC})
     assert isinstance(unbounded, ModelSpec)
     assert unbounded.max_tokens == 8192  # n_positions, not BERT's default 512
+
+
+def test_a_variant_is_refused_from_config_json_before_any_weight() -> None:
+    """nomic-embed-text-v2-moe names NomicBertModel too: its experts are refused at describe."""
+    repo = "nomic-ai/nomic-embed-text-v2-moe"
+    moe = NOMIC | {"moe_every_n_layers": 2, "num_experts": 8}
+    refused = describe_repo(repo, repo, "main", {"config.json": moe})
+    assert isinstance(refused, ModelUnavailable)
+    assert "mixture-of-experts" in refused.message
