@@ -145,7 +145,9 @@ def _recording(spec: ModelSpec, model: Any, tower: Tower) -> tuple[Any, list[Any
             raise ValueError(msg)
         return _image_recording(traits.image_forward, model)
     forward = traits.text_forward
-    program = text_program(lambda ops, ids, mask: forward(ops, ids, mask, model))
+    program = text_program(
+        lambda ops, ids, mask: forward(ops, ids, mask, model), max_tokens=model.max_tokens
+    )
     return program, _token_inputs(model.max_tokens)
 
 

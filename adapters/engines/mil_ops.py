@@ -11,11 +11,18 @@ Weights become const ops, float32 as the checkpoint holds them (the engine conve
 FLOAT32 compute precision). Every op is in the iOS16 opset (macOS 13): linear and layer_norm
 are MIL's own, exact GELU is `gelu` EXACT and quick_gelu is `gelu` SIGMOID_APPROXIMATION, whose
 definition is CLIP's x·sigmoid(1.702·x). Attention is written out (matmul, softmax, matmul);
-the fused scaled_dot_product_attention would need iOS18.
+the fused scaled_dot_product_attention would need iOS18. Grouped kv heads are tiled to the query
+heads, and a window joins the padding and causal masks in one score bias.
+
+Rotary embedding reads domain.rotary's cos and sin tables as consts, for the most tokens the
+model takes, cut to each batch's length: the numpy engine's angles to the bit, where a device's
+own cos and sin of large angles might not be. RMSNorm is reduce_mean and rsqrt (MIL has no
+RMSNorm in iOS16), GELU's tanh form MIL's gelu TANH_APPROXIMATION.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -25,6 +32,7 @@ import numpy as np
 
 from domain.models import PoolingMode
 from domain.ops import Array, Linear, Norm, Ops
+from domain.rotary import rotary_tables
 
 # coremltools' import logs, as warnings, each macOS-only runtime piece it cannot load on Linux
 # ("Failed to load _MLModelProxy") and each optional framework whose version it has not tested.
@@ -60,7 +68,9 @@ __all__ = [
 # `ct` is coremltools itself, exported so that the engine need not import it first, noisily.
 
 # Bump when the recorder's output changes: cached packages from another version are not reused.
-MIL_BUILDER_VERSION = 2  # 2: the last token found where the mask is above 0
+# 2: the last token found where the mask is above 0; 3: rotary, RMSNorm, gates, grouped-query
+# and windowed attention
+MIL_BUILDER_VERSION = 3
 OPSET = ct.target.iOS16  # gather with batch_dims; every op here is in it (macOS 13, iOS 16)
 OUTPUT = "embeddings"  # the programs' one output, [batch, D]: the name the ONNX graphs use too
 _NEG = float(np.finfo(np.float32).min)  # what transformers (and the numpy engine) use for masks
@@ -69,8 +79,9 @@ _NEG = float(np.finfo(np.float32).min)  # what transformers (and the numpy engin
 class MilOps:
     """domain.ops.Ops that adds MIL ops; use inside one `mb.program` body, one instance each."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_tokens: int | None = None) -> None:
         self._derived: dict[tuple[object, ...], Var] = {}
+        self._max_tokens = max_tokens  # the longest row the program takes: rotary's table rows
 
     def embedding(self, table: Array, ids: Var) -> Var:
         return mb.gather(x=table, indices=ids, axis=0)  # [V,H] x [B,T] -> [B,T,H]
@@ -108,6 +119,42 @@ class MilOps:
     def tanh(self, x: Var) -> Var:
         return mb.tanh(x=x)
 
+    def mul(self, a: Var, b: Var) -> Var:
+        return mb.mul(x=a, y=b)
+
+    def silu(self, x: Var) -> Var:
+        # not MIL's silu, which coremltools cannot evaluate, so the recording could not be checked
+        return mb.mul(x=x, y=mb.sigmoid(x=x))
+
+    def gelu_tanh(self, x: Var) -> Var:
+        return mb.gelu(x=x, mode="TANH_APPROXIMATION")
+
+    def rms_norm(self, x: Var, weight: Array, eps: float, groups: int = 1) -> Var:
+        parts = x
+        if groups > 1:  # [...,H] -> [...,G,H/G]: each group is normalised on its own
+            outer = mb.slice_by_size(x=mb.shape(x=x), begin=[0], size=[x.rank - 1])
+            shape = mb.concat(values=[outer, np.array([groups, -1], dtype=np.int32)], axis=0)
+            parts = mb.reshape(x=x, shape=shape)
+        mean = mb.reduce_mean(x=mb.mul(x=parts, y=parts), axes=[-1], keep_dims=True)
+        scaled = mb.mul(x=parts, y=mb.rsqrt(x=mean, epsilon=np.float32(eps)))  # 1/√(mean+eps)
+        normed = mb.mul(x=scaled, y=weight)
+        return normed if groups == 1 else mb.reshape(x=normed, shape=mb.shape(x=x))
+
+    def rotary(self, x: Var, heads: int, base: float, dims: int | None = None) -> Var:
+        width = x.shape[-1]
+        hd = width // heads
+        d = hd if dims is None else dims
+        cos, sin = self._rotary_tables(x, base, d)  # [T,1,d/2]: broadcast over B and heads
+        split = mb.reshape(x=x, shape=self._heads_shape(x, heads, hd))  # [B,T,NH,HD]
+        first, second = self._last_axis(split, 0, d // 2), self._last_axis(split, d // 2, d)
+        turned = [
+            mb.sub(x=mb.mul(x=first, y=cos), y=mb.mul(x=second, y=sin)),
+            mb.add(x=mb.mul(x=second, y=cos), y=mb.mul(x=first, y=sin)),
+        ]
+        if d < hd:  # the rest of each head passes through
+            turned.append(self._last_axis(split, d, hd))
+        return mb.reshape(x=mb.concat(values=turned, axis=-1), shape=mb.shape(x=x))
+
     def attention(  # noqa: PLR0913 - the Ops signature
         self,
         q: Var,
@@ -118,27 +165,34 @@ class MilOps:
         *,
         causal: bool = False,
         bias: Var | None = None,
+        kv_heads: int | None = None,
+        window: int | None = None,
+        scale: float | None = None,
     ) -> Var:
         width = q.shape[-1]
-        shape = mb.shape(x=q)  # [B,T,H]
-        split_shape = mb.concat(
-            values=[mb.slice_by_size(x=shape, begin=[0], size=[2]), [heads, width // heads]],
-            axis=0,
-        )
+        hd = width // heads
+        kvh = heads if kv_heads is None else kv_heads
+        to_heads = self._heads_shape(q, heads, hd)  # [B,T,NH,HD]
 
-        def split(x: Var) -> Var:  # [B,T,H] -> [B,NH,T,HD]
-            return mb.transpose(x=mb.reshape(x=x, shape=split_shape), perm=[0, 2, 1, 3])
+        def split(x: Var, n: int) -> Var:  # [B,T,n·HD] -> [B,NH,T,HD]
+            if n == heads:
+                return mb.transpose(x=mb.reshape(x=x, shape=to_heads), perm=[0, 2, 1, 3])
+            # grouped-query attention: kv head h serves query heads h·G .. h·G+G-1, G = NH/n
+            grouped = mb.expand_dims(x=mb.reshape(x=x, shape=self._heads_shape(x, n, hd)), axes=[3])
+            wide = mb.tile(x=grouped, reps=[1, 1, 1, heads // n, 1])  # [B,T,n,G,HD]
+            return mb.transpose(x=mb.reshape(x=wide, shape=to_heads), perm=[0, 2, 1, 3])
 
-        scores = mb.matmul(x=split(q), y=split(k), transpose_y=True)  # [B,NH,T,T]
-        scores = mb.mul(x=scores, y=np.float32(1 / math.sqrt(width // heads)))
+        scores = mb.matmul(x=split(q, heads), y=split(k, kvh), transpose_y=True)  # [B,NH,T,T]
+        factor = 1 / math.sqrt(hd) if scale is None else scale
+        scores = mb.mul(x=scores, y=np.float32(factor))
         if bias is not None:  # [1,NH,T,T], before the mask as the numpy engine adds it
             scores = mb.add(x=scores, y=bias)
-        masked = self._score_bias(q, mask, causal=causal)
+        masked = self._score_bias(q, mask, causal=causal, window=window)
         if masked is not None:
             scores = mb.add(x=scores, y=masked)
         probs = mb.softmax(x=scores, axis=-1)
-        ctx = mb.transpose(x=mb.matmul(x=probs, y=split(v)), perm=[0, 2, 1, 3])  # [B,T,NH,HD]
-        return mb.reshape(x=ctx, shape=shape)  # [B,T,H]
+        ctx = mb.transpose(x=mb.matmul(x=probs, y=split(v, kvh)), perm=[0, 2, 1, 3])
+        return mb.reshape(x=ctx, shape=mb.shape(x=q))  # [B,T,NH·HD]
 
     def patches(self, pixels: Var, size: int) -> Var:
         # [B,C,S,S] -> [B·C·g,p,g,p] -> [B·C·g,g,p,p] = [B,C,N,p·p] -> [B,N,C,p·p] -> [B,N,C·p·p],
@@ -257,23 +311,66 @@ class MilOps:
         picked = mb.gather(x=x, indices=mb.expand_dims(x=where, axes=[1]), axis=1, batch_dims=1)
         return mb.squeeze(x=picked, axes=[1])
 
-    def _score_bias(self, q: Var, mask: Var | None, *, causal: bool) -> Var | None:
-        """What attention scores get added: 0 where a key may be read, float32's min elsewhere."""
-        if mask is None and not causal:
-            return None
-        key = ("bias", id(mask), causal)
-        return self._derive(key, lambda: self._record_score_bias(q, mask, causal=causal))
+    def _heads_shape(self, x: Var, heads: int, hd: int) -> Var:  # [B,T,·] -> [B,T,NH,HD]
+        b_t = mb.slice_by_size(x=mb.shape(x=x), begin=[0], size=[2])
+        return mb.concat(values=[b_t, np.array([heads, hd], dtype=np.int32)], axis=0)
 
-    def _record_score_bias(self, q: Var, mask: Var | None, *, causal: bool) -> Var:
-        keep: Var | None = None
+    def _last_axis(self, x: Var, start: int, end: int) -> Var:  # x[..., start:end], rank 4
+        return mb.slice_by_index(
+            x=x,
+            begin=[0, 0, 0, start],
+            end=[0, 0, 0, end],
+            begin_mask=[True, True, True, False],
+            end_mask=[True, True, True, False],
+        )
+
+    def _rotary_tables(self, x: Var, base: float, dims: int) -> tuple[Var, Var]:
+        """cos and sin [T,1,dims/2] at positions 0..T-1: domain.rotary's tables, the numpy
+        engine's to the bit, as consts for max_tokens positions cut to the batch's T (or for T
+        itself, where the program's T is fixed)."""
+        fixed = x.shape[1] if isinstance(x.shape[1], int) else None
+        length = self._max_tokens or fixed
+        if length is None:
+            msg = "rotary needs the most tokens the program will see (text_program's max_tokens)"
+            raise ValueError(msg)
+        cos, sin = rotary_tables(base, dims, length)  # [P, dims/2]
+
+        def cut(table: Array) -> Var:
+            return mb.gather(x=table[:, None, :], indices=self._arange(x), axis=0)
+
+        key = ("rotary", repr(base), dims)
+        cos_t = self._derive((*key, "cos"), lambda: cut(cos))
+        sin_t = self._derive((*key, "sin"), lambda: cut(sin))
+        return cos_t, sin_t
+
+    def _score_bias(
+        self, q: Var, mask: Var | None, *, causal: bool, window: int | None
+    ) -> Var | None:
+        """What attention scores get added: 0 where a key may be read, float32's min elsewhere."""
+        if mask is None and not causal and window is None:
+            return None
+        key = ("bias", id(mask), causal, window)
+        return self._derive(
+            key, lambda: self._record_score_bias(q, mask, causal=causal, window=window)
+        )
+
+    def _record_score_bias(
+        self, q: Var, mask: Var | None, *, causal: bool, window: int | None
+    ) -> Var:
+        kept: list[Var] = []  # which keys each query may read, all of them to hold
         if mask is not None:
-            keep = mb.expand_dims(x=mb.greater(x=mask, y=np.int32(0)), axes=[1, 2])  # [B,1,1,T]
-        if causal:
+            kept.append(mb.expand_dims(x=mb.greater(x=mask, y=np.int32(0)), axes=[1, 2]))
+        if causal or window is not None:
             arange = self._arange(q if mask is None else mask)  # [T]
             keys = mb.expand_dims(x=arange, axes=[0])  # [1,T]
             queries = mb.expand_dims(x=arange, axes=[1])  # [T,1]
-            behind = mb.less_equal(x=keys, y=queries)  # [T,T]: no key after its query
-            keep = behind if keep is None else mb.logical_and(x=keep, y=behind)  # [B,1,T,T]
+            offsets = mb.sub(x=keys, y=queries)  # [T,T]: j - i
+            if causal:  # no key after its query
+                kept.append(mb.less_equal(x=offsets, y=np.int32(0)))
+            if window is not None:  # |j - i| < window, as two comparisons: no abs for ints
+                kept.append(mb.greater(x=offsets, y=np.int32(-window)))
+                kept.append(mb.less(x=offsets, y=np.int32(window)))
+        keep = functools.reduce(lambda a, b: mb.logical_and(x=a, y=b), kept)  # [B|1,1,1|T,T]
         # select's result type ignores cond's shape, so the bias is computed, not selected
         blocked = mb.cast(x=mb.logical_not(x=keep), dtype="fp32")  # 1 where a key is hidden
         return mb.mul(x=blocked, y=np.float32(_NEG))
@@ -285,15 +382,17 @@ TextForward = Callable[[Ops[Any], Any, Any], Any]
 ImageForward = Callable[[Ops[Any], Any], Any]
 
 
-def text_program(forward: TextForward) -> Program:
-    """`forward` recorded from input_ids and attention_mask, int32 [batch, tokens] each."""
+def text_program(forward: TextForward, *, max_tokens: int | None = None) -> Program:
+    """`forward` recorded from input_ids and attention_mask, int32 [batch, tokens] each, for
+    rows of at most `max_tokens` (the rotary tables' length; needed only where rotary is)."""
     batch, tokens = get_new_symbol(), get_new_symbol()
     ids = mb.TensorSpec(shape=(batch, tokens), dtype=types.int32)
     mask = mb.TensorSpec(shape=(batch, tokens), dtype=types.int32)
 
     @mb.program(input_specs=[ids, mask], opset_version=OPSET)  # type: ignore[untyped-decorator]
     def program(input_ids: Var, attention_mask: Var) -> Var:
-        return mb.identity(x=forward(MilOps(), input_ids, attention_mask), name=OUTPUT)
+        ops = MilOps(max_tokens=max_tokens)
+        return mb.identity(x=forward(ops, input_ids, attention_mask), name=OUTPUT)
 
     return program
 

@@ -199,7 +199,12 @@ def test_the_rotary_tables_are_the_numpy_engines_to_the_bit() -> None:
     from onnx import numpy_helper
 
     graph = _graph("partial-rotary-window", "onnx").graph
-    stored = {i.name.split("_")[1]: numpy_helper.to_array(i) for i in graph.initializer}
+    stored = {
+        i.name.split("_")[1]: numpy_helper.to_array(i)
+        for i in graph.initializer
+        if i.name.startswith("rotary_")  # rotary_cos_N, rotary_sin_N
+    }
+    assert sorted(stored) == ["cos", "sin"]
     cos, sin = rotary_tables(10_000.0, _HD // 2, _MAX_TOKENS)
     np.testing.assert_array_equal(stored["cos"][:, 0, :], cos)
     np.testing.assert_array_equal(stored["sin"][:, 0, :], sin)
@@ -232,16 +237,47 @@ def test_openvino_bf16_keeps_the_direction_of_the_new_ops_vectors(
     assert cosines.min() >= BF16_MIN_COSINE
 
 
+@pytest.mark.parametrize("tables", ["for-max-tokens", "for-T"])
 @pytest.mark.parametrize("batch", BATCHES.values(), ids=BATCHES.keys())
 @pytest.mark.parametrize("name", LAYERS)
 def test_the_mil_program_computes_what_numpy_computes(
-    name: str, batch: tuple[tuple[int, ...], bool]
+    name: str, batch: tuple[tuple[int, ...], bool], tables: str
 ) -> None:
-    """The same layer recorded as MIL ops and evaluated by coremltools equals numpy's."""
+    """The same layer recorded as MIL ops and evaluated by coremltools equals numpy's, its
+    rotary tables held for _MAX_TOKENS positions (as the engine records it) or for the fixed T
+    of the constant inputs."""
+    from adapters.engines.mil_ops import MilOps
     from tests.contracts.test_coreml_build import _evaluated
 
     lengths, left = batch
     ids, mask = _batch(lengths, left=left)
     block = _block(LAYERS[name], _WEIGHTS[name])
-    got = _evaluated(block, ids.astype(np.int32), mask.astype(np.int32))
+    max_tokens = _MAX_TOKENS if tables == "for-max-tokens" else None
+
+    def recorded(_ops: Ops[Any], ids: Any, mask: Any) -> Any:
+        return block(MilOps(max_tokens=max_tokens), ids, mask)
+
+    got = _evaluated(recorded, ids.astype(np.int32), mask.astype(np.int32))
     _close(got, block(NumpyOps(), ids, mask))
+
+
+@pytest.mark.filterwarnings("ignore:Implicitly cleaning up <TemporaryDirectory:ResourceWarning")
+@pytest.mark.parametrize("name", ["qwen3", "partial-rotary-window"])
+def test_the_mil_program_converts_for_any_batch_and_holds_the_tables(
+    name: str, tmp_path: Path
+) -> None:
+    """Recorded for 1..max_tokens tokens (T unknown), the layer converts into an ML program
+    whose consts include domain.rotary's tables for max_tokens positions, bit for bit."""
+    from adapters.engines.coreml_engine import _convert_and_save, _token_inputs
+    from adapters.engines.mil_ops import text_program
+    from tests.contracts.test_coreml_build import _saved
+
+    layer, package = LAYERS[name], tmp_path / "layer.mlpackage"
+    program = text_program(_block(layer, _WEIGHTS[name]), max_tokens=_MAX_TOKENS)
+    _convert_and_save(program, _token_inputs(_MAX_TOKENS), package)
+    _, main = _saved(package)
+    values = [op.outputs[0].val for op in main.operations if op.op_type == "const"]
+    consts = {v.tobytes() for v in values if isinstance(v, np.ndarray)}
+    assert layer.base is not None
+    for table in rotary_tables(layer.base, layer.rotary_dims or _HD, _MAX_TOKENS):
+        assert table.tobytes() in consts
