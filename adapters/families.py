@@ -27,6 +27,7 @@ from adapters.weights.model_folder import (
     gemma3_width,
     modernbert_width,
     mpnet_width,
+    nomic_bert_width,
     qwen3_width,
     read_bert,
     read_clip,
@@ -35,6 +36,7 @@ from adapters.weights.model_folder import (
     read_model2vec,
     read_modernbert,
     read_mpnet,
+    read_nomic_bert,
     read_qwen3,
     read_roberta,
     read_static,
@@ -84,6 +86,8 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.QWEN3: FamilyReaders(read_qwen3, load_tokenizer, qwen3_width),
     # a byte-level BPE tokenizer.json with [CLS] … [SEP] around the text
     Family.MODERNBERT: FamilyReaders(read_modernbert, load_tokenizer, modernbert_width),
+    # bert-base-uncased's WordPiece tokenizer.json (nomic-embed-text-v1.5, arctic-embed-m-long)
+    Family.NOMIC_BERT: FamilyReaders(read_nomic_bert, load_tokenizer, nomic_bert_width),
     Family.CLIP: FamilyReaders(_fixed_pooling(read_clip), load_tokenizer, clip_width),
     Family.WORD2VEC: FamilyReaders(_fixed_pooling(read_word2vec), load_word_level_tokenizer),
     # no special tokens, [UNK] dropped

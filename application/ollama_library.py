@@ -18,8 +18,8 @@ from domain.models import Family, ModelSpec, PoolingMode
 
 __all__ = ["AWAITED", "LIBRARY_NAMES", "LIBRARY_SPECS", "AwaitedModel", "LibraryName"]
 
-_B, _R, _X, _G3 = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.GEMMA3
-_Q = Family.QWEN3
+_B, _R, _X, _N = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA, Family.NOMIC_BERT
+_G3, _Q = Family.GEMMA3, Family.QWEN3
 _MEAN, _CLS, _LAST = PoolingMode.MEAN, PoolingMode.CLS, PoolingMode.LAST_TOKEN
 
 
@@ -120,6 +120,21 @@ LIBRARY_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("Qwen3-Embedding-0.6B", "Qwen/Qwen3-Embedding-0.6B", _Q, 1024, 32768, _LAST),
     ModelSpec("Qwen3-Embedding-4B", "Qwen/Qwen3-Embedding-4B", _Q, 2560, 32768, _LAST),
     ModelSpec("Qwen3-Embedding-8B", "Qwen/Qwen3-Embedding-8B", _Q, 4096, 32768, _LAST),
+    # NomicBertModel (config.json in Nomic's own names: n_embd 768, 12 layers, n_positions 8192,
+    # rotary base 1000, SwiGLU, no biases; auto_map to code never run here). nomic-embed-text-v1.5:
+    # mean pooling, max_seq_length 8192, its task prompts (search_query: , search_document: ,
+    # classification: , clustering: ). snowflake-arctic-embed-m-long (from nomic-embed-text-v1-
+    # unsupervised): CLS, Normalize, arctic v1's query prompt, max_seq_length 2048 (its card;
+    # unconfirmed). Layouts: tests/model_factory_nomic.py.
+    ModelSpec("nomic-embed-text-v1.5", "nomic-ai/nomic-embed-text-v1.5", _N, 768, 8192, _MEAN),
+    ModelSpec(
+        "snowflake-arctic-embed-m-long",
+        "Snowflake/snowflake-arctic-embed-m-long",
+        _N,
+        768,
+        2048,
+        _CLS,
+    ),
 )
 
 LIBRARY_NAMES: tuple[LibraryName, ...] = (
@@ -135,6 +150,7 @@ LIBRARY_NAMES: tuple[LibraryName, ...] = (
     LibraryName("snowflake-arctic-embed", "22m", "snowflake-arctic-embed-xs"),
     LibraryName("snowflake-arctic-embed", "33m", "snowflake-arctic-embed-s"),
     LibraryName("snowflake-arctic-embed", "110m", "snowflake-arctic-embed-m"),
+    LibraryName("snowflake-arctic-embed", "137m", "snowflake-arctic-embed-m-long"),
     LibraryName("snowflake-arctic-embed", "335m", "snowflake-arctic-embed-l"),
     LibraryName("snowflake-arctic-embed2", "latest", "snowflake-arctic-embed-l-v2.0"),
     LibraryName("snowflake-arctic-embed2", "568m", "snowflake-arctic-embed-l-v2.0"),
@@ -151,14 +167,11 @@ LIBRARY_NAMES: tuple[LibraryName, ...] = (
     LibraryName("qwen3-embedding", "0.6b", "Qwen3-Embedding-0.6B"),
     LibraryName("qwen3-embedding", "4b", "Qwen3-Embedding-4B"),
     LibraryName("qwen3-embedding", "8b", "Qwen3-Embedding-8B"),
+    # Ollama's nomic-embed-text is v1.5 under every tag (137m-v1.5-fp16 unconfirmed)
+    LibraryName("nomic-embed-text", "latest", "nomic-embed-text-v1.5"),
+    LibraryName("nomic-embed-text", "v1.5", "nomic-embed-text-v1.5"),
+    LibraryName("nomic-embed-text", "137m-v1.5-fp16", "nomic-embed-text-v1.5"),
 )
 
-AWAITED: tuple[AwaitedModel, ...] = (
-    # config.json: architectures ["NomicBertModel"], model_type nomic_bert, auto_map to the
-    # repo's own modeling code (rotary positions, SwiGLU), n_embd 768, n_positions 8192. Ollama's
-    # nomic-embed-text is v1.5.
-    *(
-        AwaitedModel("nomic-embed-text", tag, "nomic-ai/nomic-embed-text-v1.5", "NomicBertModel")
-        for tag in ("latest", "v1.5")
-    ),
-)
+# names Ollama's library has whose architecture is not written here yet: none today
+AWAITED: tuple[AwaitedModel, ...] = ()

@@ -85,6 +85,13 @@ def _modernbert(folder: Path) -> object:
     return write_modernbert_model(folder, hidden=768, heads=12, intermediate=1152, layers=6)
 
 
+def _nomic_bert(folder: Path) -> object:
+    from tests.model_factory_nomic import write_nomic_bert_model
+
+    # nomic-embed-text-v1.5's widths (768, 12 heads, FFN 3072, vocabulary 30528), 2 of 12 layers
+    return write_nomic_bert_model(folder, hidden=768, heads=12, intermediate=3072, layers=2)
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("bert", "BERT (bge-small layout, test size)", "BAAI/bge-small-en-v1.5", _bert),
     Architecture(
@@ -98,6 +105,12 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         "ModernBERT (gte-modernbert-base widths, 6 of 22 layers)",
         "Alibaba-NLP/gte-modernbert-base",
         _modernbert,
+    ),
+    Architecture(
+        "nomic-bert",
+        "NomicBERT (nomic-embed-text-v1.5 widths, 2 of 12 layers)",
+        "nomic-ai/nomic-embed-text-v1.5",
+        _nomic_bert,
     ),
 )
 

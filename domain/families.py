@@ -26,6 +26,7 @@ from domain.architectures.distilbert import distilbert_sentence_embedding
 from domain.architectures.gemma3 import gemma3_sentence_embedding
 from domain.architectures.modernbert import modernbert_sentence_embedding
 from domain.architectures.mpnet import mpnet_sentence_embedding
+from domain.architectures.nomic_bert import nomic_bert_sentence_embedding
 from domain.architectures.qwen3 import qwen3_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import static_sentence_embedding
@@ -120,6 +121,10 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
     Family.MODERNBERT: FamilyTraits(
         modernbert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
     ),
+    # post-LN layers with rotary positions and SwiGLU; the repos' custom code is never run
+    Family.NOMIC_BERT: FamilyTraits(
+        nomic_bert_sentence_embedding, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS
+    ),
     Family.CLIP: FamilyTraits(
         clip_text_embedding,
         (*_TRANSFORMER, "preprocessor_config.json"),
@@ -186,6 +191,8 @@ ARCHITECTURES: Mapping[str, Family] = {
     "Qwen3ForCausalLM": Family.QWEN3,
     "ModernBertModel": Family.MODERNBERT,
     "ModernBertForMaskedLM": Family.MODERNBERT,  # its encoder under `model.`
+    # nomic-embed-text-v1.5 and snowflake-arctic-embed-m-long (auto_map to Nomic's code)
+    "NomicBertModel": Family.NOMIC_BERT,
     # what model2vec's distill() writes into config.json (model2vec/distill/distillation.py),
     # with model_type "model2vec" and the width as hidden_dim
     "StaticModel": Family.MODEL2VEC,
@@ -201,6 +208,7 @@ MODEL_TYPES: Mapping[str, Family] = {
     "gemma3_text": Family.GEMMA3,
     "qwen3": Family.QWEN3,
     "modernbert": Family.MODERNBERT,
+    "nomic_bert": Family.NOMIC_BERT,
     "model2vec": Family.MODEL2VEC,
 }
 

@@ -17,6 +17,7 @@ class Family(enum.StrEnum):
     GEMMA3 = "gemma3"
     QWEN3 = "qwen3"
     MODERNBERT = "modernbert"
+    NOMIC_BERT = "nomic_bert"
     CLIP = "clip"
     WORD2VEC = "word2vec"
     MODEL2VEC = "model2vec"

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from domain.architectures.nomic_bert import NomicBertConfig
 from domain.errors import ArchitectureNotSupported, ModelUnavailable
 from domain.families import ARCHITECTURES, MODEL_TYPES
 from domain.models import Family, ModelSpec, PoolingMode
@@ -80,6 +81,11 @@ def describe_repo(
         return ArchitectureNotSupported(name, family, supported_architectures())
     if family is Family.MODEL2VEC:
         return _model2vec(name, repo_id, revision, config)
+    if family is Family.NOMIC_BERT:  # one class name for variants we do not run (v2-moe's MoE)
+        try:
+            NomicBertConfig.from_json(config)
+        except (ValueError, KeyError, TypeError) as err:
+            return ModelUnavailable(name, f"its config.json: {err}")
     modes = (PoolingMode.EOS,) if family is Family.CLIP else _pooling(configs)
     width = _positive(config.get("projection_dim"), 512) if family is Family.CLIP else None
     if width is None:
@@ -199,7 +205,10 @@ def _max_tokens(family: Family, config: Mapping[str, Any], configs: Mapping[str,
     if family is Family.CLIP:
         text = _object(config.get("text_config"))
         return _positive(text.get("max_position_embeddings"), 77)
-    positions = _positive(config.get("max_position_embeddings"), _DEFAULT_POSITIONS)
+    # GPT-style configs (NomicBERT's published ones) call the limit n_positions
+    positions = _positive(
+        config.get("max_position_embeddings", config.get("n_positions")), _DEFAULT_POSITIONS
+    )
     padded = config.get("model_type") in _POSITIONS_AFTER_PADDING
     if padded or family in {Family.ROBERTA, Family.XLM_ROBERTA}:
         pad = config.get("pad_token_id", _ROBERTA_PAD)

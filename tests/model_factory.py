@@ -207,7 +207,13 @@ def reference_model(folder: Path) -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    from tests.model_factory_nomic import nomic_reference_config
+
+    # transformers reads none of the names NomicBERT's published config.json uses: given here
+    config_kwargs = nomic_reference_config(Path(folder))
+    return SentenceTransformer(
+        str(folder), device="cpu", local_files_only=True, config_kwargs=config_kwargs
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ in public code; the hub itself cannot be reached from here):
   (tests/model_factory_qwen3.py). Written here in float32, where the repos hold bfloat16: the
   references here load a folder as sentence-transformers does by default, which computes a
   bfloat16 file in bfloat16 (tests/parity/test_qwen3_parity.py checks the bfloat16 files).
+- nomic-ai/nomic-embed-text-v1.5 and Snowflake/snowflake-arctic-embed-m-long: NomicBertModel in
+  Nomic's config.json names (tests/model_factory_nomic.py has their facts): mean, 8192 tokens,
+  the task prompts; CLS, Normalize, 2048 tokens, arctic v1's query prompt.
 
 Prompts (config_sentence_transformers.json `prompts`): the cards of snowflake-arctic-embed
 v1 (-xs/-s/-m/-l) call `encode(queries, prompt_name="query")` with the query prompt
@@ -73,6 +76,7 @@ from tests.model_factory_modernbert import (
     write_modernbert_model,
 )
 from tests.model_factory_mpnet import write_mpnet_model
+from tests.model_factory_nomic import ARCTIC_LONG_PROMPTS, write_nomic_bert_model
 from tests.model_factory_qwen3 import write_qwen3_model
 from tests.model_factory_roberta import write_roberta_model
 
@@ -165,6 +169,15 @@ REPO_LAYOUTS: Mapping[str, Writer] = {
     GTE_MODERNBERT: write_modernbert_model,
     MODERNBERT_EMBED: functools.partial(
         write_modernbert_model, pooling="mean", prompts=EMBED_PROMPTS
+    ),
+    "nomic-ai/nomic-embed-text-v1.5": write_nomic_bert_model,
+    "Snowflake/snowflake-arctic-embed-m-long": functools.partial(
+        write_nomic_bert_model,
+        pooling="cls",
+        normalize=True,
+        prompts=ARCTIC_LONG_PROMPTS,
+        max_seq_length=2048,
+        name_or_path="Snowflake/snowflake-arctic-embed-m-long",
     ),
 }
 

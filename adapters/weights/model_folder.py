@@ -30,6 +30,11 @@ from domain.architectures.modernbert import (
     load_modernbert_weights,
 )
 from domain.architectures.mpnet import MPNetConfig, MPNetModel, load_mpnet_weights
+from domain.architectures.nomic_bert import (
+    NomicBertConfig,
+    NomicBertModel,
+    load_nomic_bert_weights,
+)
 from domain.architectures.qwen3 import Qwen3Config, Qwen3Model, load_qwen3_weights
 from domain.architectures.roberta import (
     ROBERTA_MODEL_TYPES,
@@ -53,6 +58,7 @@ __all__ = [
     "model2vec_max_length",
     "modernbert_width",
     "mpnet_width",
+    "nomic_bert_width",
     "pools_prompt",
     "qwen3_width",
     "read_bert",
@@ -63,6 +69,7 @@ __all__ = [
     "read_model2vec",
     "read_modernbert",
     "read_mpnet",
+    "read_nomic_bert",
     "read_prompts",
     "read_qwen3",
     "read_roberta",
@@ -277,6 +284,8 @@ def _positions(config: dict[str, Any]) -> int:
         return RobertaConfig.from_json(config).max_tokens
     if config.get("model_type") == "mpnet":  # numbered as RoBERTa numbers them
         return MPNetConfig.from_json(config).max_tokens
+    if config.get("model_type") == "nomic_bert":  # rotary: no table, n_positions is the limit
+        return NomicBertConfig.from_json(config).max_position_embeddings
     return int(config.get("max_position_embeddings", 512))
 
 
@@ -347,6 +356,13 @@ def read_modernbert(folder: Path, default_pooling: PoolingMode) -> ModernBertMod
     return ModernBertModel(config, weights, head)
 
 
+def read_nomic_bert(folder: Path, default_pooling: PoolingMode) -> NomicBertModel:
+    config = NomicBertConfig.from_json(read_json(folder / "config.json"))
+    weights = load_nomic_bert_weights(read_weights(folder), config)
+    head = read_sentence_head(folder, default_pooling, config.hidden_size)
+    return NomicBertModel(config, weights, head)
+
+
 def read_clip(folder: Path) -> ClipModel:
     config = ClipConfig.from_json(read_json(folder / "config.json"))
     return load_clip_weights(read_weights(folder), config)
@@ -387,6 +403,11 @@ def qwen3_width(folder: Path, default_pooling: PoolingMode) -> int:
 
 def modernbert_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = ModernBertConfig.from_json(read_json(folder / "config.json")).hidden_size
+    return _head_layout(folder, default_pooling).width(hidden)
+
+
+def nomic_bert_width(folder: Path, default_pooling: PoolingMode) -> int:
+    hidden = NomicBertConfig.from_json(read_json(folder / "config.json")).hidden_size
     return _head_layout(folder, default_pooling).width(hidden)
 
 

@@ -33,10 +33,10 @@ FILES = {name: json.dumps(value).encode() for name, value in CONFIGS.items()} | 
     "pytorch_model.bin": b"a pickle never fetched",
     "onnx/config.json": b"{}",
 }
-NOMIC = "nomic-ai/nomic-embed-text-v1.5"
-NOMIC_FILES = {
+JINA = "jinaai/jina-embeddings-v2-base-en"
+JINA_FILES = {
     "config.json": json.dumps(
-        {"architectures": ["NomicBertModel"], "auto_map": {"AutoModel": "x.NomicBertModel"}}
+        {"architectures": ["JinaBertForMaskedLM"], "auto_map": {"AutoModel": "x.JinaBertModel"}}
     ).encode(),
     "model.safetensors": WEIGHTS,
     "modules.json": b"[]",
@@ -52,7 +52,7 @@ def no_hf_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _hub() -> HubStandIn:
-    return HubStandIn({REPO: FILES, NOMIC: NOMIC_FILES})
+    return HubStandIn({REPO: FILES, JINA: JINA_FILES})
 
 
 def _resolved(hub: HubStandIn, repo: str) -> list[str]:
@@ -99,12 +99,12 @@ def test_a_damaged_spec_file_is_described_again_from_the_folder(tmp_path: Path) 
 
 
 def test_an_architecture_we_do_not_run_is_refused_from_config_json_alone(tmp_path: Path) -> None:
-    """NomicBertModel (custom code): a 400's error, no weights asked for, nothing kept."""
+    """JinaBertForMaskedLM (custom code): a 400's error, no weights asked for, nothing kept."""
     with _hub() as hub:
-        refused = HubStore(tmp_path, hub.url).describe(NOMIC, NOMIC, "main")
-        asked = _resolved(hub, NOMIC)
+        refused = HubStore(tmp_path, hub.url).describe(JINA, JINA, "main")
+        asked = _resolved(hub, JINA)
     assert isinstance(refused, ArchitectureNotSupported)
-    assert refused.architecture == "NomicBertModel"
+    assert refused.architecture == "JinaBertForMaskedLM"
     assert "model.safetensors" not in asked
     assert not any((tmp_path / ".partial").glob("*/*"))
 

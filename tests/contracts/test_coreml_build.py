@@ -41,6 +41,7 @@ from adapters.families import FAMILY_READERS
 from domain.architectures.bert import BertEmbeddings, BertModel
 from domain.architectures.clip import ClipModel, clip_image_embedding
 from domain.architectures.mpnet import PADDING_IDX, MPNetModel
+from domain.architectures.nomic_bert import NomicBertEmbeddings
 from domain.architectures.roberta import RobertaModel
 from domain.errors import ModelUnavailable
 from domain.families import FAMILIES
@@ -52,6 +53,7 @@ from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_gemma3 import write_gemma3_model
 from tests.model_factory_modernbert import write_modernbert_model
 from tests.model_factory_mpnet import write_mpnet_model
+from tests.model_factory_nomic import write_nomic_bert_model
 from tests.model_factory_qwen3 import write_qwen3_model
 from tests.model_factory_repos import write_repo_layout
 from tests.model_factory_roberta import write_roberta_model
@@ -170,6 +172,13 @@ CASES = [
     ),
     # a relative position bias, and positions from padding_idx + 1: 514 rows hold 512 tokens
     Case("mpnet-mean-normalized", Family.MPNET, lambda d: write_mpnet_model(d, seed=12)),
+    # rotary positions (no table: n_positions bounds the axis), SwiGLU, Nomic's config names
+    Case(
+        "nomic-bert-mean",
+        Family.NOMIC_BERT,
+        lambda d: write_nomic_bert_model(d, seed=13),
+        max_tokens=8192,
+    ),
     Case("clip", Family.CLIP, lambda d: write_clip_model(d, seed=5), max_tokens=77, vision=True),
     Case(
         "clip-legacy-eos-gelu",
@@ -268,7 +277,8 @@ def _arrays(weights: object) -> Iterator[np.ndarray[Any, Any]]:
     elif dataclasses.is_dataclass(weights):
         for f in dataclasses.fields(weights):
             value = getattr(weights, f.name)
-            if isinstance(weights, BertEmbeddings) and f.name == "token_type_embeddings":
+            is_embeddings = isinstance(weights, (BertEmbeddings, NomicBertEmbeddings))
+            if is_embeddings and f.name == "token_type_embeddings":
                 value = value[0]  # every token is type 0: the forward pass adds row 0 alone
             yield from _arrays(value)
 
@@ -543,6 +553,7 @@ def test_the_engine_refuses_families_it_does_not_record(tmp_path: Path) -> None:
         Family.GEMMA3,
         Family.QWEN3,
         Family.MODERNBERT,
+        Family.NOMIC_BERT,
         Family.CLIP,
     }
     spec = ModelSpec("glove", "local/glove", Family.WORD2VEC, 50, None, PoolingMode.MEAN)

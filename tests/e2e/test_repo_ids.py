@@ -4,8 +4,8 @@ A hub stand-in serves small random-weight models under real repo ids, written by
 sentence-transformers in the layouts the real repos have: BAAI/bge-small-en-v1.5 (BERT, CLS
 pooling, Normalize; no catalogue entry, so it is asked for by repo id), BAAI/bge-m3 (XLM-RoBERTa,
 CLS, Normalize; Ollama's `bge-m3`), acme/mini-bert (a plain transformers BERT, for pull / list /
-rm), and nomic-ai/nomic-embed-text-v1.5 (config.json naming NomicBertModel, with custom code,
-beside weights that must never be fetched). The real server starts with HF_ENDPOINT at the
+rm), and jinaai/jina-embeddings-v2-base-en (config.json naming JinaBertForMaskedLM, with custom
+code, beside weights that must never be fetched). The real server starts with HF_ENDPOINT at the
 stand-in; then a second one starts on the same home, offline (HF_HUB_OFFLINE=1, the hub gone),
 with `--allow-models 'BAAI/*'`.
 
@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.reference]
 BGE = "BAAI/bge-small-en-v1.5"
 BGE_M3 = "BAAI/bge-m3"
 MINI = "acme/mini-bert"
-NOMIC = "nomic-ai/nomic-embed-text-v1.5"
+JINA = "jinaai/jina-embeddings-v2-base-en"
 TEXTS = VARIED_TEXTS
 SCRIPT = Path(sys.executable).with_name("embedserve")
 CLI_TIMEOUT_S = 120
@@ -55,19 +55,23 @@ WRITERS: dict[str, Callable[[Path], Path]] = {
     ),
     MINI: functools.partial(write_bert_model, layout="transformers", seed=43),
 }
-NOMIC_FILES = {
+JINA_FILES = {
     "config.json": json.dumps(
         {
-            "architectures": ["NomicBertModel"],
-            "model_type": "nomic_bert",
-            "auto_map": {"AutoModel": "nomic-ai/nomic-bert-2048--modeling.NomicBertModel"},
-            "n_embd": 32,
+            "architectures": ["JinaBertForMaskedLM"],
+            "model_type": "bert",
+            "auto_map": {
+                "AutoModel": "jinaai/jina-bert-implementation--modeling_bert.JinaBertModel"
+            },
+            "hidden_size": 32,
         }
     ).encode(),
     "modules.json": b"[]",
     "model.safetensors": b"weights that must never be fetched",
-    "modeling_hf_nomic_bert.py": b"raise SystemExit('never run')",
+    "modeling_bert.py": b"raise SystemExit('never run')",
 }
+# an Ollama library name whose architecture does not run here yet
+AWAITING = ("qwen3-embedding:0.6b", "Qwen3ForCausalLM")
 
 Vectors = np.ndarray
 
@@ -130,8 +134,8 @@ def _online(g: Gathered, url: str, env: dict[str, str]) -> None:
         g.bodies["pull bge-m3"] = [p.status for p in oll.pull("bge-m3", stream=True)]
     g.vectors["ollama bge-m3"] = _embed(url, "ollama", "bge-m3")
     for name, model in (
-        ("nomic repo", NOMIC),
-        ("nomic-embed-text", "nomic-embed-text"),
+        ("custom-code repo", JINA),
+        ("awaiting library name", AWAITING[0]),
         ("missing", "nobody/nothing"),
     ):
         g.statuses |= _status(url, name, model)
@@ -169,7 +173,7 @@ def gathered(tmp_path_factory: pytest.TempPathFactory) -> Gathered:
     repos = {
         repo: _files(folder) | {"pytorch_model.bin": b"decoy"} for repo, folder in folders.items()
     }
-    with HubStandIn(repos | {NOMIC: NOMIC_FILES}) as hub:
+    with HubStandIn(repos | {JINA: JINA_FILES}) as hub:
         env = {"HF_ENDPOINT": hub.url}
         with running_server(g.home, root / "online.log", env) as url:
             _online(g, url, env)
@@ -209,19 +213,22 @@ def test_ollamas_name_pulls_through_the_sdk_and_embeds(gathered: Gathered) -> No
 
 
 @pytest.mark.parametrize("way", ["openai", "ollama"])
-@pytest.mark.parametrize("name", ["nomic repo", "nomic-embed-text"])
+@pytest.mark.parametrize(
+    ("name", "architecture"),
+    [("custom-code repo", "JinaBertForMaskedLM"), ("awaiting library name", AWAITING[1])],
+)
 def test_an_architecture_we_do_not_run_is_a_400_naming_it(
-    gathered: Gathered, way: str, name: str
+    gathered: Gathered, way: str, name: str, architecture: str
 ) -> None:
     status, body = gathered.statuses[f"{way} {name}"]
     assert status == 400
-    assert "NomicBertModel" in body
-    assert "BertModel" in body.replace("NomicBertModel", "")
+    assert architecture in body
+    assert "BertModel" in body.replace(architecture, "")
 
 
 def test_no_file_of_a_refused_repo_but_its_configs_is_asked_for(gathered: Gathered) -> None:
     """Its weights and its Python code are never requested, not even by HEAD."""
-    asked = {s.file for s in gathered.requests if s.file and s.path.startswith(f"/{NOMIC}/")}
+    asked = {s.file for s in gathered.requests if s.file and s.path.startswith(f"/{JINA}/")}
     assert asked == {"config.json", "modules.json"}
 
 
@@ -241,7 +248,8 @@ def test_a_repo_id_model_is_shown_and_listed_under_its_repo_id(gathered: Gathere
     assert tags[f"{BGE}:latest"]["size"] > 0
     # the generated model's width (32), read from its files: the real repo's would be 384
     assert tags[f"{BGE}:latest"]["details"]["embedding_length"] == 32
-    assert tags["nomic-embed-text:latest"]["size"] == 0
+    assert tags["nomic-embed-text:latest"]["size"] == 0  # runs, not downloaded
+    assert tags[f"{AWAITING[0]}"]["size"] == 0
     assert tags["snowflake-arctic-embed:22m"]["size"] == 0
     assert BGE in {m["id"] for m in gathered.bodies["v1 models"]}
 

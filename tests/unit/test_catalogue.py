@@ -38,6 +38,7 @@ def test_catalogue_holds_the_23_entries_of_the_modelled_server() -> None:
         Family.GEMMA3: 0,  # embeddinggemma-300m is an Ollama library repo
         Family.QWEN3: 0,
         Family.MODERNBERT: 0,
+        Family.NOMIC_BERT: 0,
         Family.BERT: 4,
         Family.ROBERTA: 1,
         Family.XLM_ROBERTA: 3,

@@ -83,7 +83,7 @@ def test_pooling_modes_concatenate_and_a_dense_module_sets_the_width() -> None:
 @pytest.mark.parametrize(
     "config",
     [
-        {"architectures": ["NomicBertModel"], "model_type": "nomic_bert", "auto_map": {}},
+        {"architectures": ["JinaBertForMaskedLM"], "model_type": "bert", "auto_map": {}},
         {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 1024},
     ],
 )
