@@ -181,6 +181,7 @@ class EncodedPair:
 
     ids: tuple[int, ...]
     second: int  # where token type 1 starts (the second text's part); len(ids) where none has it
+    truncated: bool = False  # the cut left out tokens of either text
 
 
 @runtime_checkable
@@ -188,8 +189,11 @@ class PairTokenizer(Protocol):
     """A tokenizer that also reads text pairs, as transformers' tokenizers do for
     `tokenizer(queries, documents, truncation="longest_first")`."""
 
-    def encode_pairs(self, query: str, documents: Sequence[str]) -> list[EncodedPair]:
-        """The query paired with each document; each text read only as far as the cut needs."""
+    def encode_pairs(
+        self, query: str, documents: Sequence[str], document_limit: int | None = None
+    ) -> list[EncodedPair]:
+        """The query paired with each document; each text read only as far as the cut needs.
+        `document_limit`: each document is first cut to this many of its own tokens."""
         ...
 
 

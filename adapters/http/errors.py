@@ -33,6 +33,7 @@ from domain.errors import (
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
+    WrongTask,
 )
 
 __all__ = [
@@ -194,6 +195,7 @@ def status_of(err: HttpError) -> int:  # noqa: PLR0911 - one case per error, by 
             | ArchitectureNotSupported()
             | NotRemovable()
             | MalformedBody()
+            | WrongTask()
         ):
             return 400
         case Unauthorized():

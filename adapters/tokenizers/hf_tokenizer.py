@@ -78,7 +78,7 @@ class _PairTemplate:
     def specials(self) -> int:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
-    def join(self, first: Sequence[int], second: Sequence[int]) -> EncodedPair:
+    def join(self, first: Sequence[int], second: Sequence[int], *, truncated: bool) -> EncodedPair:
         prefix_t, first_t, middle_t, second_t, suffix_t = self.types
         types = [*prefix_t, *[first_t] * len(first), *middle_t, *[second_t] * len(second)]
         types += suffix_t
@@ -87,7 +87,7 @@ class _PairTemplate:
         if any(t != (n >= start) for n, t in enumerate(types)):
             msg = "the tokenizer's pair template gives token types that are not two runs"
             raise ValueError(msg)
-        return EncodedPair(ids=ids, second=start)
+        return EncodedPair(ids=ids, second=start, truncated=truncated)
 
 
 def longest_first(first: int, second: int, room: int) -> tuple[int, int]:
@@ -165,7 +165,9 @@ class HFTokenizer:
             ),
         )
 
-    def encode_pairs(self, query: str, documents: Sequence[str]) -> list[EncodedPair]:
+    def encode_pairs(
+        self, query: str, documents: Sequence[str], document_limit: int | None = None
+    ) -> list[EncodedPair]:
         """Each text is read up to the room the pair template leaves, and one token more; where
         the query alone overflows it, who gives way depends on the lengths past the cut, so
         the query and the overflowing documents are then read whole."""
@@ -185,8 +187,11 @@ class HFTokenizer:
                 documents_ids[n] = ids
         pairs = []
         for ids in documents_ids:
-            keep_query, keep_document = longest_first(len(query_ids), len(ids), room)
-            pairs.append(template.join(query_ids[:keep_query], ids[:keep_document]))
+            cut = ids if document_limit is None else ids[:document_limit]
+            keep_query, keep_document = longest_first(len(query_ids), len(cut), room)
+            truncated = keep_query < len(query_ids) or keep_document < len(cut)
+            joined = template.join(query_ids[:keep_query], cut[:keep_document], truncated=truncated)
+            pairs.append(joined)
         return pairs
 
     def _special_tokens(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
