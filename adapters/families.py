@@ -23,6 +23,7 @@ from adapters.tokenizers.word_level import load_word_level_tokenizer
 from adapters.weights.model_folder import (
     bert_width,
     clip_width,
+    cross_encoder_width,
     distilbert_width,
     gemma3_width,
     modernbert_width,
@@ -30,6 +31,7 @@ from adapters.weights.model_folder import (
     nomic_bert_width,
     qwen3_width,
     read_bert,
+    read_bert_cross_encoder,
     read_clip,
     read_distilbert,
     read_gemma3,
@@ -39,6 +41,7 @@ from adapters.weights.model_folder import (
     read_nomic_bert,
     read_qwen3,
     read_roberta,
+    read_roberta_cross_encoder,
     read_static,
     roberta_width,
 )
@@ -94,6 +97,13 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     Family.MODEL2VEC: FamilyReaders(_fixed_pooling(read_model2vec), load_model2vec_tokenizer),
     # 0_StaticEmbedding/tokenizer.json, no special tokens
     Family.STATIC: FamilyReaders(_fixed_pooling(read_static), load_static_tokenizer),
+    # cross-encoders: the encoders' tokenizers, which also tokenize (query, document) pairs
+    Family.BERT_CROSS_ENCODER: FamilyReaders(
+        read_bert_cross_encoder, load_tokenizer, cross_encoder_width
+    ),
+    Family.XLM_ROBERTA_CROSS_ENCODER: FamilyReaders(
+        read_roberta_cross_encoder, load_tokenizer, cross_encoder_width
+    ),
 }
 
 GRAPH_FAMILIES = frozenset(f for f, row in FAMILY_READERS.items() if row.graph_width is not None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
+from domain.architectures.cross_encoder import SECOND_TEXT
 from domain.errors import Overloaded
 from domain.ops import Array, IdArray
 from domain.ports import Encoder, ReleasesMemory
@@ -81,10 +82,14 @@ def _cheapest_cuts(
     return batches[::-1]
 
 
-def pad(rows: Sequence[Sequence[int]], skips: Sequence[int] = ()) -> tuple[IdArray, IdArray]:
+def pad(
+    rows: Sequence[Sequence[int]], skips: Sequence[int] = (), seconds: Sequence[int] = ()
+) -> tuple[IdArray, IdArray]:
     """Right-pad to the longest row: ids [B,T] and attention mask [B,T]. A row's first
     `skips[n]` tokens (none where `skips` is empty) are marked PROMPT_TOKEN in the mask: read by
-    attention, left out of pooling (domain/sentence_head.py)."""
+    attention, left out of pooling (domain/sentence_head.py). A pair's tokens from `seconds[n]`
+    on (none where `seconds` is empty) are marked SECOND_TEXT: token type 1
+    (domain/architectures/cross_encoder.py)."""
     width = max(len(r) for r in rows)
     ids = np.zeros((len(rows), width), dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -93,6 +98,8 @@ def pad(rows: Sequence[Sequence[int]], skips: Sequence[int] = ()) -> tuple[IdArr
         mask[n, : len(row)] = 1
         if skips:
             mask[n, : min(skips[n], len(row))] = PROMPT_TOKEN
+        if seconds:
+            mask[n, seconds[n] : len(row)] = SECOND_TEXT
     return ids, mask
 
 
@@ -124,6 +131,7 @@ class _Job:
     rows: Sequence[Sequence[int]]
     skip: int  # each row's first tokens that pooling leaves out (a prompt's), as `pad` takes
     future: asyncio.Future[BatchRun]
+    seconds: Sequence[int] | None = None  # each pair's token-type-1 start, as `pad` takes
 
 
 class Batcher:
@@ -156,8 +164,12 @@ class Batcher:
     def waiting(self) -> int:
         return self._waiting
 
-    async def embed(self, rows: Sequence[Sequence[int]], skip: int = 0) -> BatchRun | Overloaded:
-        """Rows of token ids to vectors; `skip`: each row's first tokens pooling leaves out."""
+    async def embed(
+        self, rows: Sequence[Sequence[int]], skip: int = 0, seconds: Sequence[int] | None = None
+    ) -> BatchRun | Overloaded:
+        """Rows of token ids to vectors; `skip`: each row's first tokens pooling leaves out;
+        `seconds`: for a cross-encoder's pairs, where each row's second text starts. Pairs and
+        texts share the queue, its token budget and its merged passes alike."""
         if not rows:
             empty = np.zeros((0, self._encoder.dimensions), dtype=np.float32)
             return BatchRun(empty, 0)
@@ -165,7 +177,7 @@ class Batcher:
             return Overloaded(self._name, self._waiting, self._retry_after())
         self._waiting += len(rows)
         try:
-            return await self._queued(rows, skip)
+            return await self._queued(rows, skip, seconds)
         finally:
             self._waiting -= len(rows)
 
@@ -174,9 +186,11 @@ class Batcher:
             return 1
         return max(1, min(60, math.ceil(self._waiting / self._rows_per_s)))
 
-    async def _queued(self, rows: Sequence[Sequence[int]], skip: int) -> BatchRun:
+    async def _queued(
+        self, rows: Sequence[Sequence[int]], skip: int, seconds: Sequence[int] | None
+    ) -> BatchRun:
         loop = asyncio.get_running_loop()
-        job = _Job(rows, skip, loop.create_future())
+        job = _Job(rows, skip, loop.create_future(), seconds)
         self._pending.append(job)
         arrival = self._arrival
         if arrival is not None and not arrival.done() and arrival.get_loop() is loop:
@@ -251,7 +265,11 @@ class Batcher:
             try:
                 rows = [r for job in jobs for r in job.rows]
                 skips = [job.skip for job in jobs for _ in job.rows]
-                vectors, batches = await self._run(rows, skips if any(skips) else [])
+                seconds = [s for job in jobs for s in (job.seconds or [len(r) for r in job.rows])]
+                paired = any(job.seconds is not None for job in jobs)
+                vectors, batches = await self._run(
+                    rows, skips if any(skips) else [], seconds if paired else []
+                )
             except Exception as exc:  # noqa: BLE001 - a bug in an engine fails its requests, not the worker
                 for job in jobs:
                     if not job.future.done():
@@ -266,7 +284,9 @@ class Batcher:
                 if not job.future.done():  # its client may have gone away
                     job.future.set_result(BatchRun(part, batches))
 
-    async def _run(self, rows: Sequence[Sequence[int]], skips: Sequence[int]) -> tuple[Array, int]:
+    async def _run(
+        self, rows: Sequence[Sequence[int]], skips: Sequence[int], seconds: Sequence[int] = ()
+    ) -> tuple[Array, int]:
         loop = asyncio.get_running_loop()
         args = ([len(r) for r in rows], self._token_budget, self._max_batch, self._pass_overhead)
         if len(rows) > _PLAN_ON_LOOP:
@@ -275,7 +295,11 @@ class Batcher:
             plan = plan_batches(*args)
         out = np.empty((len(rows), self._encoder.dimensions), dtype=np.float32)
         for batch in plan:
-            ids, mask = pad([rows[i] for i in batch], [skips[i] for i in batch] if skips else ())
+            ids, mask = pad(
+                [rows[i] for i in batch],
+                [skips[i] for i in batch] if skips else (),
+                [seconds[i] for i in batch] if seconds else (),
+            )
             out[batch] = await loop.run_in_executor(self._executor, self._encoder.embed, ids, mask)
             if self._on_pass is not None:
                 self._on_pass(len(batch))

@@ -20,6 +20,7 @@ _B, _R, _X = Family.BERT, Family.ROBERTA, Family.XLM_ROBERTA
 _D, _P, _MB = Family.DISTILBERT, Family.MPNET, Family.MODERNBERT
 _C, _W, _M, _S = Family.CLIP, Family.WORD2VEC, Family.MODEL2VEC, Family.STATIC
 _MEAN, _CLS, _EOS = PoolingMode.MEAN, PoolingMode.CLS, PoolingMode.EOS
+_BCE, _XCE = Family.BERT_CROSS_ENCODER, Family.XLM_ROBERTA_CROSS_ENCODER  # rerank
 
 # what the server embeds with out of the box (an installed package carries it), and what /ready
 # waits for when nothing is preloaded
@@ -107,6 +108,13 @@ CATALOGUE: tuple[ModelSpec, ...] = (
     # The server we model lists M2V_base_output under Static too: the same repo read as a
     # sentence-transformers StaticEmbedding. A tag tells the two readings apart.
     ModelSpec("M2V_base_output", "minishlab/M2V_base_output", _S, 256, None, _MEAN, tag="static"),
+    # cross-encoders (rerank): one score per (query, document) pair, so dimensions 1; the limits
+    # are their tokenizers' model_max_length (bge-reranker-v2-m3: 8,192 of 8,194 positions)
+    ModelSpec("ms-marco-MiniLM-L6-v2", "cross-encoder/ms-marco-MiniLM-L6-v2", _BCE, 1, 512, _CLS),
+    ModelSpec("ms-marco-MiniLM-L12-v2", "cross-encoder/ms-marco-MiniLM-L12-v2", _BCE, 1, 512, _CLS),
+    ModelSpec("bge-reranker-base", "BAAI/bge-reranker-base", _XCE, 1, 512, _CLS),
+    ModelSpec("bge-reranker-large", "BAAI/bge-reranker-large", _XCE, 1, 512, _CLS),
+    ModelSpec("bge-reranker-v2-m3", "BAAI/bge-reranker-v2-m3", _XCE, 1, 8192, _CLS),
     # the repos Ollama's library names stand for (application/ollama_library.py)
     *LIBRARY_SPECS,
 )

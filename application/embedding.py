@@ -20,8 +20,9 @@ from domain.errors import (
     InvalidDimensions,
     Overloaded,
     TooManyInputs,
+    WrongTask,
 )
-from domain.models import ModelSpec
+from domain.models import ModelSpec, Task
 from domain.ops import Array
 from domain.ports import Encoded, TokenIdDecoder
 from domain.requests import EmbeddingRequest, EmbeddingResult, Normalization
@@ -122,6 +123,9 @@ class EmbeddingService:
         spec = await self._names.find(req.model)
         if not isinstance(spec, ModelSpec):
             return spec
+        if spec.task is not Task.EMBEDDING:
+            capable = tuple(s.name for s in self._names.listed() if s.task is Task.EMBEDDING)
+            return WrongTask(req.model, Task.EMBEDDING, capable)
         return await self._registry.acquire(spec, req.keep_alive_s)
 
     async def _embed_rows(

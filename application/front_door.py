@@ -22,6 +22,7 @@ from application.model_admin import ModelAdmin, Pulled, Removed
 from application.model_lookup import Lookup, ModelLookup, as_lookup
 from application.ollama_library import AwaitedModel
 from application.readiness import Readiness
+from application.reranking import RerankService
 from domain.errors import (
     ArchitectureNotSupported,
     EmbedError,
@@ -32,6 +33,7 @@ from domain.errors import (
 from domain.models import ModelSpec
 from domain.ports import FolderFacts, ModelFacts, OnProgress
 from domain.requests import EmbeddingRequest, EmbeddingResult
+from domain.reranking import RerankRequest, RerankResult
 
 __all__ = [
     "AwaitedModel",
@@ -69,11 +71,14 @@ class FrontDoor:
         ready_model: ModelSpec | None = None,
         preload: Sequence[ModelSpec] = (),
         cache: EmbeddingCache | None = None,
+        reranking: RerankService | None = None,
     ) -> None:
         """`ready_model`: the model whose first load makes the server ready (see Readiness)."""
         self._names = as_lookup(catalogue)
         self._registry = registry
         self._embeddings = embeddings
+        # the same lookup and registry as embedding: one lifecycle for both kinds of model
+        self._reranking = reranking or RerankService(self._names, registry)
         self._admin = admin
         self._facts = facts
         self._cache = cache
@@ -96,6 +101,14 @@ class FrontDoor:
             return self.unload(request.model)
         result = await self._embeddings.embed(request)
         if isinstance(result, EmbeddingResult):
+            spec = self._names.known(request.model)
+            if spec is not None:
+                self._readiness.loaded(spec)
+        return result
+
+    async def rerank(self, request: RerankRequest) -> RerankResult | EmbedError:
+        result = await self._reranking.rerank(request)
+        if isinstance(result, RerankResult):
             spec = self._names.known(request.model)
             if spec is not None:
                 self._readiness.loaded(spec)

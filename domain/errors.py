@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.models import Family
+from domain.models import Family, Task
 
 __all__ = [
     "ArchitectureNotSupported",
@@ -22,6 +22,7 @@ __all__ = [
     "TokenIdOutOfRange",
     "TooManyInputs",
     "TooManyTokens",
+    "WrongTask",
 ]
 
 
@@ -203,6 +204,22 @@ class NotRemovable:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class WrongTask:
+    """An embedding model asked to rerank, or a reranker (cross-encoder) asked to embed."""
+
+    name: str
+    asked: Task  # what the request wanted the model to do
+    capable: tuple[str, ...]  # the listed models that can, by name
+
+    @property
+    def message(self) -> str:
+        verb = "rerank" if self.asked is Task.RERANK else "embed"
+        kind = "an embedding model" if self.asked is Task.RERANK else "a reranker (cross-encoder)"
+        can = ", ".join(self.capable) if self.capable else "none is listed on this server"
+        return f"model {self.name!r} is {kind} and cannot {verb}; models that can {verb}: {can}"
+
+
 EmbedError = (
     ModelNotFound
     | ModelUnavailable
@@ -216,4 +233,5 @@ EmbedError = (
     | InvalidDimensions
     | TokenIdOutOfRange
     | Overloaded
+    | WrongTask
 )

@@ -22,6 +22,7 @@ from typing import Any
 
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import clip_image_embedding, clip_text_embedding
+from domain.architectures.cross_encoder import bert_pair_scores, roberta_pair_scores
 from domain.architectures.distilbert import distilbert_sentence_embedding
 from domain.architectures.gemma3 import gemma3_sentence_embedding
 from domain.architectures.modernbert import modernbert_sentence_embedding
@@ -31,7 +32,7 @@ from domain.architectures.qwen3 import qwen3_sentence_embedding
 from domain.architectures.roberta import roberta_sentence_embedding
 from domain.architectures.static_embedding import static_sentence_embedding
 from domain.architectures.word2vec import word2vec_sentence_embedding
-from domain.models import Family
+from domain.models import Family, Task
 from domain.ops import Ops
 
 __all__ = [
@@ -82,6 +83,7 @@ class FamilyTraits:
     image_forward: ImageForward | None = None  # None: the family embeds text alone
     # a mean of token vectors with no positions: nothing to overflow, so nothing to window
     windowless: bool = False
+    task: Task = Task.EMBEDDING  # RERANK: `text_forward` scores pairs, [B,2] (cross_encoder.py)
 
     @property
     def input_kinds(self) -> tuple[str, ...]:
@@ -163,6 +165,13 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
         (),
         windowless=True,
     ),
+    # one-label *ForSequenceClassification: the encoders above with their classifier heads
+    Family.BERT_CROSS_ENCODER: FamilyTraits(
+        bert_pair_scores, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS, task=Task.RERANK
+    ),
+    Family.XLM_ROBERTA_CROSS_ENCODER: FamilyTraits(
+        roberta_pair_scores, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS, task=Task.RERANK
+    ),
 }
 
 # config.json's `architectures` -> the family that runs it: the one table that decides what a
@@ -196,6 +205,9 @@ ARCHITECTURES: Mapping[str, Family] = {
     # what model2vec's distill() writes into config.json (model2vec/distill/distillation.py),
     # with model_type "model2vec" and the width as hidden_dim
     "StaticModel": Family.MODEL2VEC,
+    # cross-encoders (rerank), with one label (domain/repo_configs.py refuses more)
+    "BertForSequenceClassification": Family.BERT_CROSS_ENCODER,
+    "XLMRobertaForSequenceClassification": Family.XLM_ROBERTA_CROSS_ENCODER,
 }
 # config.json's `model_type`, for a config without `architectures` (and without `auto_map`)
 MODEL_TYPES: Mapping[str, Family] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Family", "ModelSpec", "PoolingMode"]
+__all__ = ["Family", "ModelSpec", "PoolingMode", "Task"]
 
 
 class Family(enum.StrEnum):
@@ -22,6 +22,16 @@ class Family(enum.StrEnum):
     WORD2VEC = "word2vec"
     MODEL2VEC = "model2vec"
     STATIC = "static"
+    # cross-encoders: a (query, document) pair in, one relevance score out (rerank)
+    BERT_CROSS_ENCODER = "bert-cross-encoder"
+    XLM_ROBERTA_CROSS_ENCODER = "xlm-roberta-cross-encoder"
+
+
+class Task(enum.StrEnum):
+    """What a model answers, as the listings name it (Ollama's `capabilities`)."""
+
+    EMBEDDING = "embedding"
+    RERANK = "rerank"
 
 
 class PoolingMode(enum.StrEnum):
@@ -61,3 +71,10 @@ class ModelSpec:
         from domain.families import FAMILIES
 
         return FAMILIES[self.family].input_kinds
+
+    @property
+    def task(self) -> Task:
+        """Embedding, or rerank for a cross-encoder: what its family's row says."""
+        from domain.families import FAMILIES
+
+        return FAMILIES[self.family].task

@@ -21,6 +21,7 @@ from domain.ops import Array, IdArray
 __all__ = [
     "Downloads",
     "Encoded",
+    "EncodedPair",
     "Encoder",
     "FileProgress",
     "FolderFacts",
@@ -29,6 +30,7 @@ __all__ = [
     "ModelFacts",
     "ModelStore",
     "OnProgress",
+    "PairTokenizer",
     "ReleasesMemory",
     "RepoModels",
     "TokenIdDecoder",
@@ -181,6 +183,29 @@ class Tokenizer(Protocol):
         `prefix`, if the prefix settles that many whatever follows it; None when it does not
         (the text is shorter, or more of it is needed). How token ids of another vocabulary are
         decoded only as far as the model reads them."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPair:
+    """A (query, document) pair as a cross-encoder reads it: the pair template's special tokens
+    around both texts, cut `longest_first` to the model's limit."""
+
+    ids: tuple[int, ...]
+    second: int  # where token type 1 starts (the second text's part); len(ids) where none has it
+    truncated: bool = False  # the cut left out tokens of either text
+
+
+@runtime_checkable
+class PairTokenizer(Protocol):
+    """A tokenizer that also reads text pairs, as transformers' tokenizers do for
+    `tokenizer(queries, documents, truncation="longest_first")`."""
+
+    def encode_pairs(
+        self, query: str, documents: Sequence[str], document_limit: int | None = None
+    ) -> list[EncodedPair]:
+        """The query paired with each document; each text read only as far as the cut needs.
+        `document_limit`: each document is first cut to this many of its own tokens."""
         ...
 
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from domain.architectures.cross_encoder import label_count, score_activation
 from domain.architectures.nomic_bert import NomicBertConfig
 from domain.errors import ArchitectureNotSupported, ModelUnavailable
-from domain.families import ARCHITECTURES, MODEL_TYPES
-from domain.models import Family, ModelSpec, PoolingMode
+from domain.families import ARCHITECTURES, FAMILIES, MODEL_TYPES
+from domain.models import Family, ModelSpec, PoolingMode, Task
 
 __all__ = [
     "CONFIG_FILES",
@@ -86,6 +87,8 @@ def describe_repo(
             NomicBertConfig.from_json(config)
         except (ValueError, KeyError, TypeError) as err:
             return ModelUnavailable(name, f"its config.json: {err}")
+    if FAMILIES[family].task is Task.RERANK:
+        return _cross_encoder(name, repo_id, revision, family, configs)
     modes = (PoolingMode.EOS,) if family is Family.CLIP else _pooling(configs)
     width = _positive(config.get("projection_dim"), 512) if family is Family.CLIP else None
     if width is None:
@@ -117,6 +120,28 @@ def _model2vec(
     return ModelSpec(
         name, repo_id, Family.MODEL2VEC, width, max_tokens, PoolingMode.MEAN, revision=revision
     )
+
+
+def _cross_encoder(
+    name: str, repo_id: str, revision: str, family: Family, configs: Mapping[str, Any]
+) -> ModelSpec | ModelUnavailable:
+    """A cross-encoder: one label (its one score is its width), an activation we run, the
+    token limit as for an encoder; it pools nothing (its head reads the first token)."""
+    config = _object(configs.get("config.json"))
+    labels = label_count(config)
+    if labels != 1:
+        return ModelUnavailable(
+            name, f"it is a classifier with {labels} labels; a reranker has one (its score)"
+        )
+    try:
+        # CrossEncoder reads its own config file only for a repo saved with modules.json
+        saved = "modules.json" in configs
+        own = _object(configs.get("config_sentence_transformers.json")) if saved else {}
+        score_activation(config, own)
+    except ValueError as exc:
+        return ModelUnavailable(name, str(exc))
+    max_tokens = _max_tokens(family, config, configs)
+    return ModelSpec(name, repo_id, family, 1, max_tokens, PoolingMode.CLS, revision=revision)
 
 
 def _family(config: Mapping[str, Any]) -> Family | str:
@@ -210,7 +235,8 @@ def _max_tokens(family: Family, config: Mapping[str, Any], configs: Mapping[str,
         config.get("max_position_embeddings", config.get("n_positions")), _DEFAULT_POSITIONS
     )
     padded = config.get("model_type") in _POSITIONS_AFTER_PADDING
-    if padded or family in {Family.ROBERTA, Family.XLM_ROBERTA}:
+    roberta = {Family.ROBERTA, Family.XLM_ROBERTA, Family.XLM_ROBERTA_CROSS_ENCODER}
+    if padded or family in roberta:
         pad = config.get("pad_token_id", _ROBERTA_PAD)
         positions -= (pad if isinstance(pad, int) and pad >= 0 else _ROBERTA_PAD) + 1
     configured = _positive(

@@ -10,13 +10,16 @@ import structlog
 
 from domain.errors import EmbedError
 from domain.requests import EmbeddingResult
+from domain.reranking import RerankResult
 
 __all__ = ["EmbedObserver", "embed_observer", "log_embed"]
 
 log = structlog.get_logger("embedserve.access")
 
 # dialect, endpoint, model, result, status, seconds: told every line, for the app's metrics
-EmbedObserver = Callable[[str, str, str, EmbeddingResult | EmbedError, int, float], None]
+EmbedObserver = Callable[
+    [str, str, str, EmbeddingResult | RerankResult | EmbedError, int, float], None
+]
 # set per request by the app that serves it, so several apps in one process stay apart
 embed_observer: ContextVar[EmbedObserver | None] = ContextVar("embed_observer", default=None)
 
@@ -26,7 +29,7 @@ def log_embed(  # noqa: PLR0913 - the fields of the canonical line
     endpoint: str,
     model: str,
     *,
-    result: EmbeddingResult | EmbedError,
+    result: EmbeddingResult | RerankResult | EmbedError,
     status: int,
     started: int,
 ) -> None:
@@ -38,6 +41,13 @@ def log_embed(  # noqa: PLR0913 - the fields of the canonical line
         fields |= {
             "n_inputs": len(result.vectors),
             "prompt_tokens": result.prompt_tokens,
+            "batches": result.batches,
+            "load_ms": round(result.load_ns / 1e6, 2),
+        }
+    elif isinstance(result, RerankResult):  # a pair counts as an input
+        fields |= {
+            "n_inputs": len(result.token_counts),
+            "prompt_tokens": result.total_tokens,
             "batches": result.batches,
             "load_ms": round(result.load_ns / 1e6, 2),
         }

@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Empty, Message, Receive, Scope, Send
 
-from adapters.http import health, model_admin, ollama, openai
+from adapters.http import health, model_admin, ollama, openai, rerank
 from adapters.http.access import AccessPolicy, answered_hosts, cors_config
 from adapters.http.errors import (
     Crashed,
@@ -37,7 +37,9 @@ log = structlog.get_logger(__name__)
 OPENAPI_PATH = "/openapi/openapi.json"
 
 _DESCRIPTION = """\
-Embeddings over the OpenAI API (`POST /v1/embeddings`) and the Ollama API (`POST /api/embed`).
+Embeddings over the OpenAI API (`POST /v1/embeddings`) and the Ollama API (`POST /api/embed`);
+reranking with cross-encoders over TEI's (`POST /rerank`), Jina's and Cohere v1's
+(`POST /v1/rerank`) and Cohere v2's (`POST /v2/rerank`) APIs.
 OpenAI token-id inputs are cl100k_base ids, decoded to text and re-tokenized for the model,
 unless the server runs with `--token-ids model`. Inputs longer than a model's context are
 truncated, as sentence-transformers does, unless the request's `truncate` field says otherwise
@@ -48,13 +50,16 @@ requests that do not say.
 
 
 def _is_openai(path: str) -> bool:
-    return path == "/v1" or path.startswith("/v1/")
+    """OpenAI's paths, and Cohere v2's rerank, which answers errors in the same envelope."""
+    return path in {"/v1", "/v2"} or path.startswith(("/v1/", "/v2/"))
 
 
 def _answer(request: Request[Any, Any, Any], err: HttpError) -> Response[Any]:
     """An error met outside a route's own answer, in the envelope of the path's dialect."""
     if _is_openai(request.url.path):
         return openai.error_response(err)
+    if request.url.path == "/rerank":
+        return rerank.tei_response(err)
     return ollama.error_response(err)
 
 
@@ -177,6 +182,7 @@ def create_app(  # noqa: PLR0913 - what the composition root hands the HTTP laye
             metrics.handler(),
             *health.handlers(door),
             *model_admin.handlers(door),
+            *rerank.handlers(door),
         ],
         on_startup=[door.start],
         on_shutdown=[door.stop],

@@ -34,6 +34,7 @@ from domain.errors import (
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
+    WrongTask,
 )
 
 __all__ = [
@@ -196,6 +197,7 @@ def status_of(err: HttpError) -> int:  # noqa: PLR0911 - one case per error, by 
             | ModelTooLarge()  # as a model not supported: asking again does not help
             | NotRemovable()
             | MalformedBody()
+            | WrongTask()
         ):
             return 400
         case Unauthorized():

@@ -21,6 +21,7 @@ from adapters.http.access_log import embed_observer
 from application.front_door import FrontDoor
 from domain.errors import EmbedError
 from domain.requests import EmbeddingResult
+from domain.reranking import RerankResult
 
 __all__ = ["METRICS_PATH", "Metrics"]
 
@@ -76,7 +77,7 @@ class Metrics:
         dialect: str,
         endpoint: str,
         model: str,
-        result: EmbeddingResult | EmbedError,
+        result: EmbeddingResult | RerankResult | EmbedError,
         status: int,
         seconds: float,
     ) -> None:
@@ -85,6 +86,8 @@ class Metrics:
         self._latency.labels(dialect, endpoint).observe(seconds)
         if isinstance(result, EmbeddingResult):
             self._tokens.labels(name).inc(result.prompt_tokens)
+        elif isinstance(result, RerankResult):
+            self._tokens.labels(name).inc(result.total_tokens)
 
     def _model_label(self, requested: str) -> str:
         name = self._door.canonical_name(requested) if self._door is not None else None

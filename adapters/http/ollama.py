@@ -55,6 +55,7 @@ from domain.errors import (
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
+    WrongTask,
 )
 from domain.models import ModelSpec
 from domain.ports import FolderFacts
@@ -148,6 +149,7 @@ class ModelDetails(Struct):
     context_length: int | None = None  # None: no limit (word vectors)
     inputs: list[str] = []
     damaged: str | UnsetType = UNSET  # why its weights on disk cannot be read; absent: they can
+    capabilities: list[str] = []  # as /api/show's: ["embedding"], or ["rerank"] (cross-encoders)
 
 
 class ListedModel(Struct):
@@ -237,6 +239,7 @@ def ollama_body(err: HttpError, operation: Operation = "run") -> ErrorBody:  # n
             | InvalidDimensions()
             | TokenIdOutOfRange()
             | Overloaded()
+            | WrongTask()
             | MalformedBody()
             | Unauthorized()
             | OriginRefused()
@@ -311,6 +314,7 @@ def _details(spec: ModelSpec, facts: FolderFacts | None) -> ModelDetails:
         context_length=spec.max_tokens,
         inputs=list(spec.input_kinds),
         damaged=UNSET if facts is None or facts.damaged is None else facts.damaged,
+        capabilities=[spec.task.value],
     )
 
 
@@ -329,6 +333,7 @@ def _awaited(model: AwaitedModel) -> ListedModel:
             families=[model.architecture],
             parameter_size="",
             quantization_level="F32",
+            capabilities=["embedding"],
         ),
     )
 
@@ -480,7 +485,7 @@ def _model_handlers(door: FrontDoor) -> list[HTTPRouteHandler]:
                 template="",
                 details=_details(spec, facts),
                 model_info=info,
-                capabilities=["embedding"],
+                capabilities=[spec.task.value],
                 modified_at=_iso(facts.modified) if facts else None,
             )
         )

@@ -54,6 +54,7 @@ from domain.errors import (
     TokenIdOutOfRange,
     TooManyInputs,
     TooManyTokens,
+    WrongTask,
 )
 from domain.ops import Array
 from domain.requests import (
@@ -64,7 +65,7 @@ from domain.requests import (
     Truncation,
 )
 
-__all__ = ["ErrorBody", "build_router", "error_response", "openai_body"]
+__all__ = ["ErrorBody", "build_router", "error_response", "openai_body", "openai_errors"]
 
 TokenArray = Annotated[list[int], Meta(min_length=1)]
 
@@ -143,6 +144,7 @@ class Model(Struct):
     dimensions: int
     max_tokens: int | None  # None: no limit (word vectors)
     inputs: list[str]  # "text", and "image" where a data URL item is embedded as an image
+    capabilities: list[str]  # ["embedding"], or ["rerank"] for a cross-encoder (/v1/rerank)
     engine: EngineInfo | None = None  # while the model is loaded
     damaged: str | UnsetType = UNSET  # why its weights on disk cannot be read; absent: they can
     object: Literal["model"] = "model"
@@ -164,7 +166,7 @@ class ErrorBody(Struct):
     error: ErrorDetail
 
 
-def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+def openai_errors(*statuses: int) -> dict[int, ResponseSpec]:
     """The error responses an operation documents, all in OpenAI's envelope."""
     return {
         s: ResponseSpec(data_container=ErrorBody, description="an error, in OpenAI's envelope")
@@ -197,6 +199,8 @@ def openai_body(err: HttpError) -> ErrorBody:  # noqa: C901, PLR0911, PLR0912 - 
             return _envelope(err.message, param="model", code="model_too_large")
         case NotRemovable():
             return _envelope(err.message, param="model")
+        case WrongTask():
+            return _envelope(err.message, param="model", code="model_not_supported")
         case InputTooLong(tokens=tokens, limit=limit, index=index, exact=exact):
             has = f"{tokens}" if exact else f"more than {tokens - 1}"  # read only so far
             message = (
@@ -328,6 +332,7 @@ def _model(entry: ModelEntry, alias: str | None = None) -> Model:
         dimensions=spec.dimensions,
         max_tokens=spec.max_tokens,
         inputs=list(spec.input_kinds),
+        capabilities=[spec.task.value],
         engine=_engine_info(entry),
         damaged=UNSET if entry.disk is None or entry.disk.damaged is None else entry.disk.damaged,
     )
@@ -337,7 +342,7 @@ def build_router(door: FrontDoor, *, truncate: Truncation) -> Router:
     """`truncate`: what a request that does not say gets; `Truncation.REFUSE` refuses over-long
     inputs as OpenAI's own API does."""
 
-    @post("/embeddings", status_code=200, responses=_errors(400, 404, 413, 503))
+    @post("/embeddings", status_code=200, responses=openai_errors(400, 404, 413, 503))
     async def create_embeddings(
         data: JSONBody[EmbeddingsRequest],
     ) -> Response[EmbeddingsResponse | ErrorBody]:
@@ -384,7 +389,7 @@ def build_router(door: FrontDoor, *, truncate: Truncation) -> Router:
             listed += [_model(entry, alias=name) for name in names]
         return ModelList(data=listed)
 
-    @get("/models/{model_id:path}", responses=_errors(400, 404, 503))
+    @get("/models/{model_id:path}", responses=openai_errors(400, 404, 503))
     async def retrieve_model(model_id: FromPath[str]) -> Response[Model | ErrorBody]:
         entry = await door.model(model_id.lstrip("/"))  # a repo id holds a '/'
         if not isinstance(entry, ModelEntry):

@@ -50,7 +50,7 @@ from adapters.weights.model_folder import (
 )
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
-from domain.ports import Encoded, Tokenizer
+from domain.ports import Encoded, EncodedPair, Tokenizer
 
 __all__ = [
     "HFTokenizer",
@@ -63,6 +63,45 @@ __all__ = [
 _PROBE = "probe"
 _PIECE_CHARS = 1 << 16  # the most characters of a text tokenized at once
 _TRIM_AFTER_CHARS = 1 << 18  # reading this many in one call gives the freed heap back
+
+
+@dataclass(frozen=True, slots=True)
+class _PairTemplate:
+    """The post-processor's pair layout: prefix A middle B suffix, with each part's token types."""
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    types: tuple[tuple[int, ...], int, tuple[int, ...], int, tuple[int, ...]]
+
+    @property
+    def specials(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    def join(self, first: Sequence[int], second: Sequence[int], *, truncated: bool) -> EncodedPair:
+        prefix_t, first_t, middle_t, second_t, suffix_t = self.types
+        types = [*prefix_t, *[first_t] * len(first), *middle_t, *[second_t] * len(second)]
+        types += suffix_t
+        ids = (*self.prefix, *first, *self.middle, *second, *self.suffix)
+        start = types.index(1) if 1 in types else len(types)
+        if any(t != (n >= start) for n, t in enumerate(types)):
+            msg = "the tokenizer's pair template gives token types that are not two runs"
+            raise ValueError(msg)
+        return EncodedPair(ids=ids, second=start, truncated=truncated)
+
+
+def longest_first(first: int, second: int, room: int) -> tuple[int, int]:
+    """How many tokens of each text `tokenizers`' longest_first truncation keeps: a text of at
+    most half the room stays whole and the other takes the rest; two longer ones split the
+    room, the longer (the second, on a tie) taking the odd token."""
+    if first + second <= room:
+        return first, second
+    swap = first > second
+    short, long = (second, first) if swap else (first, second)
+    long = short if short > room else max(short, room - short)
+    if short + long > room:
+        short, long = room // 2, room - room // 2
+    return (long, short) if swap else (short, long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +141,58 @@ class HFTokenizer:
         if self._room < 1:
             msg = f"max_seq_length {max_tokens} leaves no room for text"
             raise ValueError(msg)
+
+    def _pair_template(self) -> _PairTemplate:
+        """The pair layout, found by probing as `_special_tokens` finds the single one."""
+        plain = self._tok.encode(_PROBE, add_special_tokens=False).ids
+        pair = self._tok.encode(_PROBE, _PROBE)
+        full, types, n = pair.ids, pair.type_ids, len(plain)
+        starts = [i for i in range(len(full) - n + 1) if full[i : i + n] == plain]
+        if len(starts) != 2:  # noqa: PLR2004 - the two texts of a pair
+            msg = "the tokenizer's post-processor changes the texts of a pair"
+            raise ValueError(msg)
+        a, b = starts
+        return _PairTemplate(
+            prefix=tuple(full[:a]),
+            middle=tuple(full[a + n : b]),
+            suffix=tuple(full[b + n :]),
+            types=(
+                tuple(types[:a]),
+                types[a],
+                tuple(types[a + n : b]),
+                types[b],
+                tuple(types[b + n :]),
+            ),
+        )
+
+    def encode_pairs(
+        self, query: str, documents: Sequence[str], document_limit: int | None = None
+    ) -> list[EncodedPair]:
+        """Each text is read up to the room the pair template leaves, and one token more; where
+        the query alone overflows it, who gives way depends on the lengths past the cut, so
+        the query and the overflowing documents are then read whole."""
+        template = self._pair_template()
+        room = self._max_tokens - template.specials
+        if room < 2:  # noqa: PLR2004 - a token of each text
+            msg = f"max_seq_length {self._max_tokens} leaves no room for a pair"
+            raise ValueError(msg)
+        query_ids = self._read([query], room, dropped=False)[0]
+        documents_ids = self._read(list(documents), room, dropped=False)
+        if len(query_ids) > room:
+            query_ids = self._read([query], None, dropped=False)[0]
+            long = [n for n, ids in enumerate(documents_ids) if len(ids) > room]
+            for n, ids in zip(
+                long, self._read([documents[n] for n in long], None, dropped=False), strict=True
+            ):
+                documents_ids[n] = ids
+        pairs = []
+        for ids in documents_ids:
+            cut = ids if document_limit is None else ids[:document_limit]
+            keep_query, keep_document = longest_first(len(query_ids), len(cut), room)
+            truncated = keep_query < len(query_ids) or keep_document < len(cut)
+            joined = template.join(query_ids[:keep_query], cut[:keep_document], truncated=truncated)
+            pairs.append(joined)
+        return pairs
 
     def _special_tokens(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The ids the post-processor puts before and after a single text ([CLS] … [SEP])."""

@@ -18,6 +18,16 @@ from adapters.weights.mapped_tensors import read_mapped
 from adapters.weights.torch_checkpoint import read_torch_checkpoint
 from domain.architectures.bert import BertConfig, BertModel, load_bert_weights
 from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
+from domain.architectures.cross_encoder import (
+    SCORE_COLUMNS,
+    BertCrossEncoder,
+    RobertaCrossEncoder,
+    ScoreActivation,
+    label_count,
+    load_bert_cross_encoder,
+    load_roberta_cross_encoder,
+    score_activation,
+)
 from domain.architectures.distilbert import (
     DistilBertConfig,
     DistilBertModel,
@@ -52,6 +62,7 @@ __all__ = [
     "MODEL2VEC_DEFAULT_MAX_LENGTH",
     "bert_width",
     "clip_width",
+    "cross_encoder_width",
     "distilbert_width",
     "gemma3_width",
     "max_seq_length",
@@ -62,6 +73,7 @@ __all__ = [
     "pools_prompt",
     "qwen3_width",
     "read_bert",
+    "read_bert_cross_encoder",
     "read_clip",
     "read_distilbert",
     "read_gemma3",
@@ -73,6 +85,7 @@ __all__ = [
     "read_prompts",
     "read_qwen3",
     "read_roberta",
+    "read_roberta_cross_encoder",
     "read_safetensors",
     "read_sentence_head",
     "read_static",
@@ -319,6 +332,33 @@ def read_roberta(folder: Path, default_pooling: PoolingMode) -> RobertaModel:
     return RobertaModel(config, weights, head)
 
 
+def _cross_encoder_activation(folder: Path) -> tuple[dict[str, Any], ScoreActivation]:
+    """config.json, and the activation CrossEncoder.predict applies; one label or refused."""
+    config = read_json(folder / "config.json")
+    labels = label_count(config)
+    if labels != 1:
+        msg = f"a cross-encoder with {labels} labels gives no single score to rank by"
+        raise ValueError(msg)
+    # CrossEncoder reads config_sentence_transformers.json only for a repo saved with modules.json
+    saved = (folder / "modules.json").is_file()
+    own = read_json(folder / "config_sentence_transformers.json") if saved else {}
+    return config, score_activation(config, own)
+
+
+def read_bert_cross_encoder(folder: Path, _default_pooling: PoolingMode) -> BertCrossEncoder:
+    """BertForSequenceClassification with one label (cross-encoder/ms-marco-MiniLM-L6-v2)."""
+    raw, activation = _cross_encoder_activation(folder)
+    config = BertConfig.from_json(raw)
+    return load_bert_cross_encoder(read_weights(folder), config, activation)
+
+
+def read_roberta_cross_encoder(folder: Path, _default_pooling: PoolingMode) -> RobertaCrossEncoder:
+    """XLMRobertaForSequenceClassification with one label (BAAI/bge-reranker-v2-m3)."""
+    raw, activation = _cross_encoder_activation(folder)
+    config = RobertaConfig.from_json(raw)
+    return load_roberta_cross_encoder(read_weights(folder), config, activation)
+
+
 def read_distilbert(folder: Path, default_pooling: PoolingMode) -> DistilBertModel:
     config = DistilBertConfig.from_json(read_json(folder / "config.json"))
     weights = load_distilbert_weights(read_weights(folder), config)
@@ -409,6 +449,12 @@ def modernbert_width(folder: Path, default_pooling: PoolingMode) -> int:
 def nomic_bert_width(folder: Path, default_pooling: PoolingMode) -> int:
     hidden = NomicBertConfig.from_json(read_json(folder / "config.json")).hidden_size
     return _head_layout(folder, default_pooling).width(hidden)
+
+
+def cross_encoder_width(folder: Path, _default_pooling: PoolingMode) -> int:
+    """The logit and the score (domain/architectures/cross_encoder.py), whatever the model."""
+    _cross_encoder_activation(folder)
+    return SCORE_COLUMNS
 
 
 def clip_width(folder: Path, _default_pooling: PoolingMode) -> int:

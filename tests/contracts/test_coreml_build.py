@@ -40,6 +40,7 @@ from adapters.engines.numpy_ref import NumpyEngine, NumpyOps
 from adapters.families import FAMILY_READERS
 from domain.architectures.bert import BertEmbeddings, BertModel
 from domain.architectures.clip import ClipModel, clip_image_embedding
+from domain.architectures.cross_encoder import BertCrossEncoder, RobertaCrossEncoder
 from domain.architectures.mpnet import PADDING_IDX, MPNetModel
 from domain.architectures.nomic_bert import NomicBertEmbeddings
 from domain.architectures.roberta import RobertaModel
@@ -49,6 +50,7 @@ from domain.models import Family, ModelSpec, PoolingMode
 from domain.sentence_head import PROMPT_TOKEN
 from tests.model_factory import DenseModule, minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
+from tests.model_factory_cross_encoder import write_cross_encoder
 from tests.model_factory_distilbert import write_distilbert_model
 from tests.model_factory_gemma3 import write_gemma3_model
 from tests.model_factory_modernbert import write_modernbert_model
@@ -133,6 +135,19 @@ CASES = [
         Family.GEMMA3,
         lambda d: write_gemma3_model(d, seed=14),
         max_tokens=2048,
+    ),
+    # cross-encoder/ms-marco-MiniLM-L6-v2's and BAAI/bge-reranker-v2-m3's: a score head, token
+    # types in the mask
+    Case(
+        "bert-cross-encoder",
+        Family.BERT_CROSS_ENCODER,
+        lambda d: write_cross_encoder(d, "ms-marco", seed=17),
+    ),
+    Case(
+        "xlm-roberta-cross-encoder",
+        Family.XLM_ROBERTA_CROSS_ENCODER,
+        lambda d: write_cross_encoder(d, "bge-m3", seed=18),
+        max_tokens=8192,
     ),
     # Alibaba-NLP/gte-modernbert-base's layout: rotary, GeGLU, global and windowed layers
     Case(
@@ -263,6 +278,8 @@ def _saved(path: Path) -> tuple[Any, Any]:
 def _width(model: Any) -> int:
     if isinstance(model, ClipModel):
         return model.config.projection_dim
+    if isinstance(model, (BertCrossEncoder, RobertaCrossEncoder)):
+        return model.dimensions  # the logit and the score
     config = getattr(model.config, "encoder", model.config)  # BERT's, under other families
     return model.head.width(config.hidden_size)  # pooling modes concatenate; a Dense sets it
 
@@ -351,7 +368,17 @@ def test_text_package_holds_every_weight_bit_for_bit_in_float32(built: Built) ->
     """Every embedding table, Linear and Norm tensor we loaded is a float32 const of the package."""
     model = built.model
     weights = model.text if isinstance(model, ClipModel) else model.weights
-    _assert_holds_bit_for_bit(built.text, list(_arrays(weights)))
+    if isinstance(model, BertCrossEncoder):  # its type rows are read through types_by_mask
+        types = dataclasses.replace(weights.embeddings, token_type_embeddings=model.types_by_mask)
+        weights = dataclasses.replace(weights, embeddings=types)
+    arrays = list(_arrays(weights))
+    if isinstance(model, BertCrossEncoder):
+        # _arrays gave the table's row 0, as for BERT's own types: the package holds the table
+        at = next(n for n, a in enumerate(arrays) if np.shares_memory(a, model.types_by_mask))
+        arrays[at] = model.types_by_mask
+    if isinstance(model, (BertCrossEncoder, RobertaCrossEncoder)):
+        arrays += list(_arrays(model.head))
+    _assert_holds_bit_for_bit(built.text, arrays)
 
 
 def test_image_package_holds_every_weight_bit_for_bit_in_float32(built_vision: Built) -> None:
@@ -554,6 +581,8 @@ def test_the_engine_refuses_families_it_does_not_record(tmp_path: Path) -> None:
         Family.QWEN3,
         Family.MODERNBERT,
         Family.NOMIC_BERT,
+        Family.BERT_CROSS_ENCODER,
+        Family.XLM_ROBERTA_CROSS_ENCODER,
         Family.CLIP,
     }
     spec = ModelSpec("glove", "local/glove", Family.WORD2VEC, 50, None, PoolingMode.MEAN)

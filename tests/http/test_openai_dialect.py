@@ -243,6 +243,7 @@ async def test_models_say_family_dimensions_and_input_kinds(http: httpx.AsyncCli
         "dimensions": 512,
         "max_tokens": 77,
         "inputs": ["text", "image"],
+        "capabilities": ["embedding"],
         "engine": None,  # not loaded
     }
     assert listed["potion-base-8M"]["dimensions"] == 256
