@@ -92,6 +92,25 @@ def _nomic_bert(folder: Path) -> object:
     return write_nomic_bert_model(folder, hidden=768, heads=12, intermediate=3072, layers=2)
 
 
+def _gemma3(folder: Path) -> object:
+    """embeddinggemma-300m's widths (768 wide, 3 query heads and 1 key/value head of 256, GeGLU
+    1152, a 512-token window on five layers in six), 6 of its 24 layers."""
+    from tests.model_factory_gemma3 import write_gemma3_model
+
+    sliding = ("sliding_attention",) * 5
+    return write_gemma3_model(
+        folder,
+        hidden=768,
+        layers=6,
+        heads=3,
+        kv_heads=1,
+        head_dim=256,
+        intermediate=1152,
+        sliding_window=512,
+        layer_types=(*sliding, "full_attention"),
+    )
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("bert", "BERT (bge-small layout, test size)", "BAAI/bge-small-en-v1.5", _bert),
     Architecture(
@@ -111,6 +130,12 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         "NomicBERT (nomic-embed-text-v1.5 widths, 2 of 12 layers)",
         "nomic-ai/nomic-embed-text-v1.5",
         _nomic_bert,
+    ),
+    Architecture(
+        "gemma3",
+        "Gemma 3 (embeddinggemma-300m widths, 6 of 24 layers)",
+        "google/embeddinggemma-300m",
+        _gemma3,
     ),
 )
 

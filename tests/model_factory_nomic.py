@@ -206,7 +206,10 @@ def write_nomic_bert_model(  # noqa: PLR0913 - one keyword per knob a real repo 
 def nomic_reference_config(folder: Path) -> dict[str, Any] | None:
     """transformers' NomicBertConfig settings a Nomic-named config.json means, for loading the
     reference (transformers 5.24 reads none of those names); None for any other config.json."""
-    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    path = Path(folder) / "config.json"
+    if not path.exists():  # a StaticEmbedding repo has none
+        return None
+    config = json.loads(path.read_text(encoding="utf-8"))
     if config.get("model_type") != "nomic_bert" or "n_embd" not in config:
         return None
     return {

@@ -153,14 +153,24 @@ def test_the_engines_parity_gate_passes(engine: str, written: Written, graphs: P
 @pytest.mark.reference
 @pytest.mark.skipif(not _cpu_has_bf16(), reason="the CPU does not compute in bf16 natively")
 def test_bf16_passes_the_gate_or_is_refused_with_its_figure_logged(
-    written: Written, graphs: Path
+    written: Written, graphs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Published guidance is no fp16; OpenVINO's bf16 goes through the load-time gate (min
     cosine BF16_MIN_COSINE): it runs the model where it passes, else numpy does and the log
     says bf16's min cosine."""
-    from structlog.testing import capture_logs
+    import structlog
+    from structlog.testing import LogCapture
 
+    import application.engine_choice
     from adapters.engines.openvino_engine import OpenVinoEngine
+
+    # the selector's module logger may be cached by an app built earlier in the session, which
+    # structlog's capture_logs would miss: swapped for a capturing one
+    capture = LogCapture()
+    monkeypatch.setattr(
+        application.engine_choice, "log", structlog.wrap_logger(None, processors=[capture])
+    )
+    logs = capture.entries
 
     spec, folder = written.case.spec, written.folder
     tokenizer = load_tokenizer(spec, folder)
@@ -170,8 +180,7 @@ def test_bf16_passes_the_gate_or_is_refused_with_its_figure_logged(
     selector = EngineSelector(
         NumpyEngine(), [candidate], forced="openvino", precision_of=lambda _spec: "bf16"
     )
-    with capture_logs() as logs:
-        chosen = selector.choose(spec, folder, tokenizer)
+    chosen = selector.choose(spec, folder, tokenizer)
     assert not isinstance(chosen, ModelUnavailable), chosen
     verdict = [e for e in logs if e["event"] == "engine_parity"][-1]
     assert verdict["precision"] == "bf16"
