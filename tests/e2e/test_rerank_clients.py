@@ -136,6 +136,17 @@ def test_cohere_client_v2_rerank(server: str, reference: dict[str, np.ndarray], 
     assert [r.index for r in strict.results] == [r.index for r in answer.results]
 
 
+async def test_cohere_async_client_v2_rerank(server: str, reference: dict[str, np.ndarray]) -> None:
+    """AsyncClientV2, the SDK's other transport: the top_n best, highest first."""
+    import cohere
+
+    async with httpx.AsyncClient() as http:
+        client = cohere.AsyncClientV2(api_key=KEY, base_url=server, httpx_client=http)
+        answer = await client.rerank(model=MODEL, query=QUERY, documents=DOCUMENTS, top_n=TOP_N)
+    ranked = [(r.index, r.relevance_score) for r in answer.results]
+    _assert_ranked(ranked, reference[MODEL], top_n=TOP_N)
+
+
 def test_cohere_v1_client_rerank_with_documents(
     server: str, reference: dict[str, np.ndarray]
 ) -> None:
