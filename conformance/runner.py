@@ -129,8 +129,9 @@ def _print_report(checks: Sequence[Check]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # a reranker cannot embed: under --dialect rerank the default is the rerank suite alone
-    suites = args.suite or (["rerank"] if args.dialect == "rerank" else list(SUITES))
+    # a reranker cannot embed, nor an embedder rerank: the default suites follow the dialect
+    rerank = args.dialect == "rerank"
+    suites = args.suite or [s for s in SUITES if (s == "rerank") == rerank]
     paths = [str(_HERE / f"test_{s}.py") for s in suites if (_HERE / f"test_{s}.py").exists()]
     pytest_args = [
         *paths,
