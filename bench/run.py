@@ -11,6 +11,8 @@ Sections (docs/benchmarks.md says what each row means):
   static      Model2Vec on our numpy engine vs the model2vec library (static_families)
   architectures  one row set per architecture at its published widths, reduced depth: every
               engine in process and the server over HTTP vs sentence-transformers (architectures)
+  rerank      a cross-encoder at ms-marco-MiniLM-L6-v2's widths, query x 100 documents: pairs/s
+              of every engine in process and of /v1/rerank vs CrossEncoder.predict (rerank)
   start       cold start to the first embedding, and resident memory (cold_start)
   stack       uvicorn vs granian (and uvicorn with httptools+uvloop), JSON encoding costs
 Every rate is also given as a ratio to sentence-transformers measured in the same run (HTTP
@@ -44,6 +46,7 @@ import architectures  # noqa: E402
 import cold_start  # noqa: E402 - bench/ and the repository root go on the path first
 import edge_cost  # noqa: E402
 import engine_throughput  # noqa: E402
+import rerank  # noqa: E402
 import static_families  # noqa: E402
 from corpus import corpus, fingerprint  # noqa: E402
 from front_door_load import FrontDoorRunner  # noqa: E402
@@ -304,6 +307,11 @@ def architectures_section(ctx: Context) -> None:
     ctx.rows += architectures.rows_of(results)
 
 
+def rerank_section(ctx: Context) -> None:
+    result = rerank.measure(ctx.texts, ctx.work / "rerank", quick=ctx.quick, log=ctx.log)
+    ctx.rows += rerank.rows_of(result)
+
+
 def start(ctx: Context) -> None:
     starts = 1 if ctx.quick else 3
     ctx.log(f"start: 1 + {starts} cold starts")
@@ -325,6 +333,7 @@ _SECTIONS: dict[str, Callable[[Context], None]] = {
     "in-process": in_process,
     "static": static,
     "architectures": architectures_section,
+    "rerank": rerank_section,
     "stack": stack,
     "http": http,
     "start": start,

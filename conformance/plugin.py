@@ -17,7 +17,7 @@ import ollama
 import openai
 import pytest
 
-from conformance.target import DIALECTS, Dialect, Recorder, Target
+from conformance.target import DIALECTS, RERANK_ROUTES, Dialect, Recorder, Target
 
 __all__ = ["pytest_addoption"]
 
@@ -30,9 +30,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model", default="all-minilm", help="the model name to test with")
     group.addoption(
         "--dialect",
-        choices=["openai", "ollama", "both"],
+        choices=["openai", "ollama", "both", "rerank"],
         default="both",
-        help="which API the server claims to speak",
+        help="which API the server claims to speak: the embedding dialects, or the rerank "
+        "routes (then --model names a reranker)",
+    )
+    group.addoption(
+        "--rerank-route",
+        action="append",
+        choices=RERANK_ROUTES,
+        default=None,
+        help="under --dialect rerank, a rerank route the server serves (repeatable; default all)",
     )
     group.addoption(
         "--reference",
@@ -63,13 +71,15 @@ def target(request: pytest.FixtureRequest) -> Target:
     if not base_url:
         pytest.skip("not applicable: no --base-url given")
     chosen = request.config.getoption("--dialect")
-    dialects: tuple[Dialect, ...] = DIALECTS if chosen == "both" else (chosen,)
+    dialects: tuple[Dialect, ...] = {"both": DIALECTS, "rerank": ()}.get(chosen, (chosen,))
+    routes = request.config.getoption("--rerank-route") or RERANK_ROUTES
     return Target(
         base_url=str(base_url).rstrip("/"),
         model=request.config.getoption("--model"),
         dialects=dialects,
         reference=request.config.getoption("--reference"),
         timeout_s=request.config.getoption("--request-timeout"),
+        rerank_routes=tuple(routes),
     )
 
 
@@ -79,6 +89,9 @@ def _only_selected_dialects(request: pytest.FixtureRequest) -> None:
     if marker is None or not request.config.getoption("--base-url"):
         return
     chosen = request.config.getoption("--dialect")
+    # "both" is the two embedding dialects; the rerank checks need a reranker as --model
+    if chosen != marker.args[0] and (chosen == "rerank" or marker.args[0] == "rerank"):
+        pytest.skip(f"not applicable: the {marker.args[0]} dialect was not selected")
     if chosen not in ("both", marker.args[0]):
         pytest.skip(f"not applicable: the {marker.args[0]} dialect was not selected")
 

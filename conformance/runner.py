@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from conformance.target import RERANK_ROUTES
+
 __all__ = ["SUITES", "main"]
 
-SUITES = ("smoke", "openai", "ollama", "schema", "properties", "robustness", "fidelity")
+SUITES = ("smoke", "openai", "ollama", "schema", "properties", "robustness", "fidelity", "rerank")
 _HERE = Path(__file__).parent / "suites"
 _WORDS = {"passed": "PASS", "failed": "FAIL", "skipped": "N/A "}
 
@@ -78,8 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:11434")
     parser.add_argument("--model", required=True, help="the model name to test with")
-    parser.add_argument("--dialect", choices=["openai", "ollama", "both"], default="both")
-    parser.add_argument("--reference", type=Path, help="local model folder for fidelity")
+    parser.add_argument(
+        "--dialect",
+        choices=["openai", "ollama", "both", "rerank"],
+        default="both",
+        help="the embedding dialects, or `rerank` (the rerank suite; --model names a reranker)",
+    )
+    parser.add_argument(
+        "--rerank-route",
+        action="append",
+        choices=RERANK_ROUTES,
+        help="under --dialect rerank, a route the server serves (repeatable; default all three)",
+    )
+    parser.add_argument(
+        "--reference", type=Path, help="local model folder for fidelity (a cross-encoder: rerank)"
+    )
     parser.add_argument(
         "--openapi",
         type=Path,
@@ -114,7 +129,9 @@ def _print_report(checks: Sequence[Check]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    suites = args.suite or list(SUITES)
+    # a reranker cannot embed, nor an embedder rerank: the default suites follow the dialect
+    rerank = args.dialect == "rerank"
+    suites = args.suite or [s for s in SUITES if (s == "rerank") == rerank]
     paths = [str(_HERE / f"test_{s}.py") for s in suites if (_HERE / f"test_{s}.py").exists()]
     pytest_args = [
         *paths,
@@ -139,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pytest_args += ["--reference", str(args.reference)]
     if args.openapi:
         pytest_args += ["--openapi", str(args.openapi)]
+    for route in args.rerank_route or ():
+        pytest_args += ["--rerank-route", route]
     collector = _Collector()
     code = pytest.main(pytest_args, plugins=[collector])
     checks = list(collector.checks.values())

@@ -10,10 +10,12 @@ from typing import Literal
 import httpx
 import httpx2
 
-__all__ = ["DIALECTS", "Dialect", "Exchange", "Recorder", "Target"]
+__all__ = ["DIALECTS", "RERANK_ROUTES", "Dialect", "Exchange", "Recorder", "Target"]
 
 Dialect = Literal["openai", "ollama"]
 DIALECTS: tuple[Dialect, ...] = ("openai", "ollama")
+# TEI's, Jina's / Cohere v1's and Cohere v2's rerank routes (the rerank suite's `--dialect rerank`)
+RERANK_ROUTES = ("/rerank", "/v1/rerank", "/v2/rerank")
 _SHOWN = 600  # characters of a body kept in a failure report
 
 
@@ -21,9 +23,10 @@ _SHOWN = 600  # characters of a body kept in a failure report
 class Target:
     base_url: str  # without a trailing slash, e.g. http://127.0.0.1:11434
     model: str
-    dialects: tuple[Dialect, ...]
-    reference: Path | None = None  # a local model folder for the fidelity suite
+    dialects: tuple[Dialect, ...]  # empty under --dialect rerank
+    reference: Path | None = None  # a local model folder for the fidelity and rerank suites
     timeout_s: float = 120.0
+    rerank_routes: tuple[str, ...] = RERANK_ROUTES  # those the server serves, for the rerank suite
 
     @property
     def openai_base_url(self) -> str:

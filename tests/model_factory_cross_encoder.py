@@ -47,12 +47,16 @@ def write_cross_encoder(  # noqa: PLR0913 - one keyword per knob a real repo var
     heads: int = 4,
     labels: int = 1,
     activation: str | None = None,
+    intermediate: int | None = None,
 ) -> Path:
+    """`intermediate` is the FFN width, 2 x hidden unless given (ms-marco-MiniLM's is 4 x)."""
     folder.mkdir(parents=True, exist_ok=True)
+    widths = {"hidden": hidden, "layers": layers, "heads": heads, "labels": labels}
+    ffn = intermediate or 2 * hidden
     if layout == "ms-marco":
-        _ms_marco(folder, seed=seed, hidden=hidden, layers=layers, heads=heads, labels=labels)
+        _ms_marco(folder, seed=seed, intermediate=ffn, **widths)
     else:
-        _bge_m3(folder, seed=seed, hidden=hidden, layers=layers, heads=heads, labels=labels)
+        _bge_m3(folder, seed=seed, intermediate=ffn, **widths)
     if activation is not None:
         _update(folder / "config.json", sentence_transformers={"activation_fn": activation})
     return folder
@@ -66,7 +70,7 @@ def reference_cross_encoder(folder: Path) -> CrossEncoder:
 
 
 def _ms_marco(  # noqa: PLR0913 - write_cross_encoder's knobs
-    folder: Path, *, seed: int, hidden: int, layers: int, heads: int, labels: int
+    folder: Path, *, seed: int, hidden: int, layers: int, heads: int, labels: int, intermediate: int
 ) -> None:
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -75,7 +79,7 @@ def _ms_marco(  # noqa: PLR0913 - write_cross_encoder's knobs
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        intermediate_size=2 * hidden,
+        intermediate_size=intermediate,
         max_position_embeddings=512,
         hidden_act="gelu",
         layer_norm_eps=1e-12,
@@ -90,7 +94,7 @@ def _ms_marco(  # noqa: PLR0913 - write_cross_encoder's knobs
 
 
 def _bge_m3(  # noqa: PLR0913 - write_cross_encoder's knobs
-    folder: Path, *, seed: int, hidden: int, layers: int, heads: int, labels: int
+    folder: Path, *, seed: int, hidden: int, layers: int, heads: int, labels: int, intermediate: int
 ) -> None:
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
@@ -100,7 +104,7 @@ def _bge_m3(  # noqa: PLR0913 - write_cross_encoder's knobs
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        intermediate_size=2 * hidden,
+        intermediate_size=intermediate,
         max_position_embeddings=8194,
         type_vocab_size=1,
         hidden_act="gelu",
