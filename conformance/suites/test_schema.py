@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conformance.target import Target
+from conformance.target import RERANK_ROUTES, Target
 
 MAX_EXAMPLES = 25  # per operation, valid and invalid requests together
 _CHECKOUT_DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
@@ -120,14 +120,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     labels = list(_document(metafunc.config).operations)
     params = [
-        pytest.param(
-            label,
-            id=label,
-            marks=pytest.mark.dialect("openai" if " /v1/" in label else "ollama"),
-        )
+        pytest.param(label, id=label, marks=pytest.mark.dialect(_dialect(label)))
         for label in labels
     ]
     metafunc.parametrize("operation", params or [pytest.param("", id="no-document")])
+
+
+def _dialect(label: str) -> str:
+    """A rerank route's operations need a reranker as --model: they run under --dialect rerank."""
+    if label.split(" ", 1)[-1] in RERANK_ROUTES:
+        return "rerank"
+    return "openai" if " /v1/" in label else "ollama"
 
 
 def test_every_response_conforms(

