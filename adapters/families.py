@@ -37,6 +37,7 @@ from adapters.weights.model_folder import (
     read_gemma3,
     read_model2vec,
     read_modernbert,
+    read_modernbert_cross_encoder,
     read_mpnet,
     read_nomic_bert,
     read_qwen3,
@@ -103,6 +104,9 @@ FAMILY_READERS: Mapping[Family, FamilyReaders] = {
     ),
     Family.XLM_ROBERTA_CROSS_ENCODER: FamilyReaders(
         read_roberta_cross_encoder, load_tokenizer, cross_encoder_width
+    ),
+    Family.MODERNBERT_CROSS_ENCODER: FamilyReaders(
+        read_modernbert_cross_encoder, load_tokenizer, cross_encoder_width
     ),
 }
 

@@ -21,6 +21,7 @@ _D, _P, _MB = Family.DISTILBERT, Family.MPNET, Family.MODERNBERT
 _C, _W, _M, _S = Family.CLIP, Family.WORD2VEC, Family.MODEL2VEC, Family.STATIC
 _MEAN, _CLS, _EOS = PoolingMode.MEAN, PoolingMode.CLS, PoolingMode.EOS
 _BCE, _XCE = Family.BERT_CROSS_ENCODER, Family.XLM_ROBERTA_CROSS_ENCODER  # rerank
+_MBCE = Family.MODERNBERT_CROSS_ENCODER
 
 # what the server embeds with out of the box (an installed package carries it), and what /ready
 # waits for when nothing is preloaded
@@ -115,6 +116,16 @@ CATALOGUE: tuple[ModelSpec, ...] = (
     ModelSpec("bge-reranker-base", "BAAI/bge-reranker-base", _XCE, 1, 512, _CLS),
     ModelSpec("bge-reranker-large", "BAAI/bge-reranker-large", _XCE, 1, 512, _CLS),
     ModelSpec("bge-reranker-v2-m3", "BAAI/bge-reranker-v2-m3", _XCE, 1, 8192, _CLS),
+    # ModernBertForSequenceClassification: the ModernBERT encoder, its head pooling as
+    # config.json's classifier_pooling says
+    ModelSpec(
+        "gte-reranker-modernbert-base",
+        "Alibaba-NLP/gte-reranker-modernbert-base",
+        _MBCE,
+        1,
+        8192,
+        _CLS,
+    ),
     # the repos Ollama's library names stand for (application/ollama_library.py)
     *LIBRARY_SPECS,
 )

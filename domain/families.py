@@ -22,7 +22,11 @@ from typing import Any
 
 from domain.architectures.bert import bert_sentence_embedding
 from domain.architectures.clip import clip_image_embedding, clip_text_embedding
-from domain.architectures.cross_encoder import bert_pair_scores, roberta_pair_scores
+from domain.architectures.cross_encoder import (
+    bert_pair_scores,
+    modernbert_pair_scores,
+    roberta_pair_scores,
+)
 from domain.architectures.distilbert import distilbert_sentence_embedding
 from domain.architectures.gemma3 import gemma3_sentence_embedding
 from domain.architectures.modernbert import modernbert_sentence_embedding
@@ -172,6 +176,9 @@ FAMILIES: Mapping[Family, FamilyTraits] = {
     Family.XLM_ROBERTA_CROSS_ENCODER: FamilyTraits(
         roberta_pair_scores, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS, task=Task.RERANK
     ),
+    Family.MODERNBERT_CROSS_ENCODER: FamilyTraits(
+        modernbert_pair_scores, _TRANSFORMER_FAMILY, _TRANSFORMER_WEIGHTS, task=Task.RERANK
+    ),
 }
 
 # config.json's `architectures` -> the family that runs it: the one table that decides what a
@@ -208,6 +215,7 @@ ARCHITECTURES: Mapping[str, Family] = {
     # cross-encoders (rerank), with one label (domain/repo_configs.py refuses more)
     "BertForSequenceClassification": Family.BERT_CROSS_ENCODER,
     "XLMRobertaForSequenceClassification": Family.XLM_ROBERTA_CROSS_ENCODER,
+    "ModernBertForSequenceClassification": Family.MODERNBERT_CROSS_ENCODER,
 }
 # config.json's `model_type`, for a config without `architectures` (and without `auto_map`)
 MODEL_TYPES: Mapping[str, Family] = {

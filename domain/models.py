@@ -25,6 +25,7 @@ class Family(enum.StrEnum):
     # cross-encoders: a (query, document) pair in, one relevance score out (rerank)
     BERT_CROSS_ENCODER = "bert-cross-encoder"
     XLM_ROBERTA_CROSS_ENCODER = "xlm-roberta-cross-encoder"
+    MODERNBERT_CROSS_ENCODER = "modernbert-cross-encoder"
 
 
 class Task(enum.StrEnum):

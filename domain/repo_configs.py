@@ -24,7 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from domain.architectures.cross_encoder import label_count, score_activation
+from domain.architectures.cross_encoder import (
+    label_count,
+    modernbert_classifier,
+    score_activation,
+)
+from domain.architectures.modernbert import ModernBertConfig
 from domain.architectures.nomic_bert import NomicBertConfig
 from domain.errors import ArchitectureNotSupported, ModelUnavailable
 from domain.families import ARCHITECTURES, FAMILIES, MODEL_TYPES
@@ -138,7 +143,10 @@ def _cross_encoder(
         saved = "modules.json" in configs
         own = _object(configs.get("config_sentence_transformers.json")) if saved else {}
         score_activation(config, own)
-    except ValueError as exc:
+        if family is Family.MODERNBERT_CROSS_ENCODER:  # a head and a pooling of its own
+            ModernBertConfig.from_json(config)
+            modernbert_classifier(config)
+    except (ValueError, KeyError, TypeError) as exc:
         return ModelUnavailable(name, str(exc))
     max_tokens = _max_tokens(family, config, configs)
     return ModelSpec(name, repo_id, family, 1, max_tokens, PoolingMode.CLS, revision=revision)

@@ -21,11 +21,14 @@ from domain.architectures.clip import ClipConfig, ClipModel, load_clip_weights
 from domain.architectures.cross_encoder import (
     SCORE_COLUMNS,
     BertCrossEncoder,
+    ModernBertCrossEncoder,
     RobertaCrossEncoder,
     ScoreActivation,
     label_count,
     load_bert_cross_encoder,
+    load_modernbert_cross_encoder,
     load_roberta_cross_encoder,
+    modernbert_classifier,
     score_activation,
 )
 from domain.architectures.distilbert import (
@@ -80,6 +83,7 @@ __all__ = [
     "read_json",
     "read_model2vec",
     "read_modernbert",
+    "read_modernbert_cross_encoder",
     "read_mpnet",
     "read_nomic_bert",
     "read_prompts",
@@ -357,6 +361,17 @@ def read_roberta_cross_encoder(folder: Path, _default_pooling: PoolingMode) -> R
     raw, activation = _cross_encoder_activation(folder)
     config = RobertaConfig.from_json(raw)
     return load_roberta_cross_encoder(read_weights(folder), config, activation)
+
+
+def read_modernbert_cross_encoder(
+    folder: Path, _default_pooling: PoolingMode
+) -> ModernBertCrossEncoder:
+    """ModernBertForSequenceClassification with one label
+    (Alibaba-NLP/gte-reranker-modernbert-base)."""
+    raw, activation = _cross_encoder_activation(folder)
+    config = ModernBertConfig.from_json(raw)
+    kind = modernbert_classifier(raw)
+    return load_modernbert_cross_encoder(read_weights(folder), config, kind, activation)
 
 
 def read_distilbert(folder: Path, default_pooling: PoolingMode) -> DistilBertModel:

@@ -39,7 +39,9 @@ __all__ = [
     "ModernBertConfig",
     "ModernBertModel",
     "ModernBertWeights",
+    "bias_free_norm",
     "load_modernbert_weights",
+    "modernbert_encoder",
     "modernbert_sentence_embedding",
 ]
 
@@ -237,19 +239,24 @@ def modernbert_layer(  # noqa: PLR0913 - the block's input, weights, config and 
     return ops.add(x, geglu(ops, ops.layer_norm(x, w.mlp_norm, cfg.norm_eps), w.mlp))
 
 
-def modernbert_sentence_embedding(ops: Ops[T], ids: T, mask: T, model: ModernBertModel) -> T:
-    cfg, w = model.config, model.weights
+def modernbert_encoder(
+    ops: Ops[T], ids: T, mask: T, w: ModernBertWeights, cfg: ModernBertConfig
+) -> T:
     x = modernbert_embeddings(ops, ids, w, cfg)  # [B,T,H]
     for n, layer in enumerate(w.layers):
         x = modernbert_layer(ops, x, mask, layer, cfg, n=n)  # [B,T,H] -> [B,T,H]
-    x = ops.layer_norm(x, w.final_norm, cfg.norm_eps)  # pre-norm layers leave it unnormed
+    return ops.layer_norm(x, w.final_norm, cfg.norm_eps)  # pre-norm layers leave it unnormed
+
+
+def modernbert_sentence_embedding(ops: Ops[T], ids: T, mask: T, model: ModernBertModel) -> T:
+    x = modernbert_encoder(ops, ids, mask, model.weights, model.config)  # [B,T,H]
     return sentence_vector(ops, x, mask, model.head)  # [B,D]
 
 
 # --- loading ------------------------------------------------------------------------------------
 
 
-def _norm(t: CheckpointTensors, key: str, size: int) -> Norm:
+def bias_free_norm(t: CheckpointTensors, key: str, size: int) -> Norm:
     """A LayerNorm stored without a bias (norm_bias false)."""
     return Norm(t.get(key, (size,)), np.zeros(size, dtype=np.float32))
 
@@ -278,17 +285,17 @@ def load_modernbert_weights(
         gate_input, gate = _rows(t.projection(f"{p}.mlp.Wi.weight", 2 * i, h), 2)
         layers.append(
             ModernBertLayer(
-                attn_norm=_norm(t, f"{p}.attn_norm.weight", h) if n else None,
+                attn_norm=bias_free_norm(t, f"{p}.attn_norm.weight", h) if n else None,
                 attn=ModernBertAttention(
                     query, key, value, t.projection(f"{p}.attn.Wo.weight", h, h)
                 ),
-                mlp_norm=_norm(t, f"{p}.mlp_norm.weight", h),
+                mlp_norm=bias_free_norm(t, f"{p}.mlp_norm.weight", h),
                 mlp=ModernBertMLP(gate_input, gate, t.projection(f"{p}.mlp.Wo.weight", h, i)),
             )
         )
     return ModernBertWeights(
         tok_embeddings=t.get("embeddings.tok_embeddings.weight", (cfg.vocab_size, h)),
-        norm=_norm(t, "embeddings.norm.weight", h),
+        norm=bias_free_norm(t, "embeddings.norm.weight", h),
         layers=tuple(layers),
-        final_norm=_norm(t, "final_norm.weight", h),
+        final_norm=bias_free_norm(t, "final_norm.weight", h),
     )

@@ -1,12 +1,14 @@
 """Cross-encoders on every engine against sentence-transformers' CrossEncoder.predict.
 
-Random-weight BERT (cross-encoder/ms-marco-MiniLM-L6-v2's layout) and XLM-RoBERTa
-(BAAI/bge-reranker-v2-m3's) cross-encoders from tests/model_factory_cross_encoder.py. Pairs are
-tokenized by our tokenizer (ids and token types against CrossEncoder's own preprocessing), run
-as the server runs them (length-sorted passes under a small token budget, right-padded, token
-types in the mask) and compared per score: the activated score with predict(), the logit with
-predict(activation_fn=Identity()). The queries include one past the model's context, so that
-longest_first has to cut both texts.
+Random-weight BERT (cross-encoder/ms-marco-MiniLM-L6-v2's layout), XLM-RoBERTa
+(BAAI/bge-reranker-v2-m3's) and ModernBERT (Alibaba-NLP/gte-reranker-modernbert-base's, its
+head on the mean; on the first token in one test) cross-encoders from
+tests/model_factory_cross_encoder.py.
+Pairs are tokenized by our tokenizer (ids and token types against CrossEncoder's own
+preprocessing), run as the server runs them (length-sorted passes under a small token budget,
+right-padded, token types in the mask) and compared per score: the activated score with
+predict(), the logit with predict(activation_fn=Identity()). The queries include one past
+ms-marco's context, so that longest_first has to cut both texts.
 """
 
 from __future__ import annotations
@@ -49,11 +51,17 @@ if TYPE_CHECKING:
 _FAMILY = {
     "ms-marco": Family.BERT_CROSS_ENCODER,
     "bge-reranker-v2-m3": Family.XLM_ROBERTA_CROSS_ENCODER,
+    "gte-reranker-modernbert-base": Family.MODERNBERT_CROSS_ENCODER,
 }
-LAYOUTS: tuple[CrossLayout, ...] = ("ms-marco", "bge-reranker-v2-m3")
+LAYOUTS: tuple[CrossLayout, ...] = (
+    "ms-marco",
+    "bge-reranker-v2-m3",
+    "gte-reranker-modernbert-base",
+)
 QUERIES = ["what is the capital of France?", "", "😀 数据 عربى"]
-# past ms-marco's 512 tokens, so that longest_first cuts both texts (bge-reranker-v2-m3's 8,192
-# would take minutes of attention on the reference and on numpy)
+# past ms-marco's 512 tokens, so that longest_first cuts both texts (8,192 tokens, as
+# bge-reranker-v2-m3 and gte-reranker-modernbert-base take, would be minutes of attention on
+# the reference and on numpy)
 LONG_QUERY = "query " * 600
 DOCUMENTS = [*EDGE_TEXTS[:40], *VARIED_TEXTS[::7]]
 _BUDGET = 2048  # tokens per pass: mixes lengths, so rows are right-padded
@@ -212,3 +220,31 @@ def test_longest_first_cuts_as_tokenizers_does() -> None:
                 e = tokenizer.encode(" ".join("a" * first), " ".join("b" * second))
                 kept = (e.ids.count(3), e.ids.count(4))
                 assert longest_first(first, second, limit - 3) == kept, (limit, first, second)
+
+
+def test_a_modernbert_head_on_the_first_token_scores_as_predict(tmp_path: Path) -> None:
+    """classifier_pooling "cls": the head reads the first token's state, as transformers does."""
+    layout: CrossLayout = "gte-reranker-modernbert-base"
+    folder = write_cross_encoder(tmp_path / "m", layout, seed=7, modernbert_pooling="cls")
+    spec = ModelSpec("r", "test/r", Family.MODERNBERT_CROSS_ENCODER, 1, None, PoolingMode.CLS)
+    encoder = make_engine("numpy", tmp_path).load(spec, folder)
+    assert not isinstance(encoder, ModelUnavailable), encoder
+    reference = reference_cross_encoder(folder).predict([(QUERIES[0], d) for d in DOCUMENTS])
+    ours = score_like_the_server(
+        encoder, _pairs(Written(layout, folder, spec), QUERIES[0], DOCUMENTS)
+    )
+    assert np.abs(ours[:, 1] - reference).max() < MAX_ABS_DIFF
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("classifier_pooling", "max"), ("classifier_activation", "relu")]
+)
+def test_a_modernbert_head_we_do_not_run_is_refused(tmp_path: Path, key: str, value: str) -> None:
+    """A pooling or head activation outside the forward pass is refused from config.json."""
+    import json
+
+    folder = write_cross_encoder(tmp_path / "m", "gte-reranker-modernbert-base", layers=1)
+    config = {**json.loads((folder / "config.json").read_text(encoding="utf-8")), key: value}
+    refused = describe_repo("r", "test/r", "main", {"config.json": config})
+    assert isinstance(refused, ModelUnavailable)
+    assert value in refused.reason

@@ -31,6 +31,7 @@ _RERANKERS = {
     "bge-reranker-base",
     "bge-reranker-large",
     "bge-reranker-v2-m3",
+    "gte-reranker-modernbert-base",
 }
 
 
@@ -58,6 +59,7 @@ def test_catalogue_holds_the_23_entries_of_the_modelled_server() -> None:
         Family.STATIC: 2,
         Family.BERT_CROSS_ENCODER: 0,
         Family.XLM_ROBERTA_CROSS_ENCODER: 0,
+        Family.MODERNBERT_CROSS_ENCODER: 0,
     }
     assert len({s.qualified_name for s in CATALOGUE}) == len(CATALOGUE)
 
