@@ -40,7 +40,11 @@ from adapters.engines.numpy_ref import NumpyEngine, NumpyOps
 from adapters.families import FAMILY_READERS
 from domain.architectures.bert import BertEmbeddings, BertModel
 from domain.architectures.clip import ClipModel, clip_image_embedding
-from domain.architectures.cross_encoder import BertCrossEncoder, RobertaCrossEncoder
+from domain.architectures.cross_encoder import (
+    BertCrossEncoder,
+    ModernBertCrossEncoder,
+    RobertaCrossEncoder,
+)
 from domain.architectures.mpnet import PADDING_IDX, MPNetModel
 from domain.architectures.nomic_bert import NomicBertEmbeddings
 from domain.architectures.roberta import RobertaModel
@@ -70,6 +74,7 @@ pytestmark = [
 ]
 
 ON_MACOS = sys.platform == "darwin"
+_CROSS_ENCODERS = (BertCrossEncoder, RobertaCrossEncoder, ModernBertCrossEncoder)
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,13 @@ CASES = [
         "xlm-roberta-cross-encoder",
         Family.XLM_ROBERTA_CROSS_ENCODER,
         lambda d: write_cross_encoder(d, "bge-m3", seed=18),
+        max_tokens=8192,
+    ),
+    # Alibaba-NLP/gte-reranker-modernbert-base's: ModernBERT, its head on the mean of the tokens
+    Case(
+        "modernbert-cross-encoder",
+        Family.MODERNBERT_CROSS_ENCODER,
+        lambda d: write_cross_encoder(d, "gte-reranker-modernbert-base", seed=19),
         max_tokens=8192,
     ),
     # Alibaba-NLP/gte-modernbert-base's layout: rotary, GeGLU, global and windowed layers
@@ -278,7 +290,7 @@ def _saved(path: Path) -> tuple[Any, Any]:
 def _width(model: Any) -> int:
     if isinstance(model, ClipModel):
         return model.config.projection_dim
-    if isinstance(model, (BertCrossEncoder, RobertaCrossEncoder)):
+    if isinstance(model, _CROSS_ENCODERS):
         return model.dimensions  # the logit and the score
     config = getattr(model.config, "encoder", model.config)  # BERT's, under other families
     return model.head.width(config.hidden_size)  # pooling modes concatenate; a Dense sets it
@@ -376,7 +388,7 @@ def test_text_package_holds_every_weight_bit_for_bit_in_float32(built: Built) ->
         # _arrays gave the table's row 0, as for BERT's own types: the package holds the table
         at = next(n for n, a in enumerate(arrays) if np.shares_memory(a, model.types_by_mask))
         arrays[at] = model.types_by_mask
-    if isinstance(model, (BertCrossEncoder, RobertaCrossEncoder)):
+    if isinstance(model, _CROSS_ENCODERS):
         arrays += list(_arrays(model.head))
     _assert_holds_bit_for_bit(built.text, arrays)
 
@@ -583,6 +595,7 @@ def test_the_engine_refuses_families_it_does_not_record(tmp_path: Path) -> None:
         Family.NOMIC_BERT,
         Family.BERT_CROSS_ENCODER,
         Family.XLM_ROBERTA_CROSS_ENCODER,
+        Family.MODERNBERT_CROSS_ENCODER,
         Family.CLIP,
     }
     spec = ModelSpec("glove", "local/glove", Family.WORD2VEC, 50, None, PoolingMode.MEAN)
