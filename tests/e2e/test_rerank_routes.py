@@ -1,8 +1,9 @@
 """Reranking through the real server: the three rerank routes against CrossEncoder.predict.
 
 A hub stand-in serves random-weight cross-encoders under the real repo ids that the catalogue's
-short names stand for: cross-encoder/ms-marco-MiniLM-L6-v2 (BERT, token types) and
-BAAI/bge-reranker-v2-m3 (XLM-RoBERTa), each in its real layout
+short names stand for: cross-encoder/ms-marco-MiniLM-L6-v2 (BERT, token types),
+BAAI/bge-reranker-v2-m3 (XLM-RoBERTa) and Alibaba-NLP/gte-reranker-modernbert-base (ModernBERT,
+its head on the mean), each in its real layout
 (tests/model_factory_cross_encoder.py). The server (`embedserve serve`, default engine choice)
 reranks by short name through TEI's /rerank, Jina's / Cohere v1's /v1/rerank and Cohere v2's
 /v2/rerank; the scores, matched by index, equal CrossEncoder.predict's (raw_scores: its logits).
@@ -31,6 +32,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.reference]
 MODELS = {  # catalogue short name -> (repo id, layout)
     "ms-marco-MiniLM-L6-v2": ("cross-encoder/ms-marco-MiniLM-L6-v2", "ms-marco"),
     "bge-reranker-v2-m3": ("BAAI/bge-reranker-v2-m3", "bge-reranker-v2-m3"),
+    "gte-reranker-modernbert-base": (
+        "Alibaba-NLP/gte-reranker-modernbert-base",
+        "gte-reranker-modernbert-base",
+    ),
 }
 QUERY = "what is the capital of France?"
 DOCUMENTS = [*EDGE_TEXTS[:12], *VARIED_TEXTS[::25]]
@@ -179,6 +184,7 @@ def test_an_embedding_model_asked_to_rerank_is_a_400_naming_rerankers(
     message = body["error"] if route == "/rerank" else body["error"]["message"]
     assert "ms-marco-MiniLM-L6-v2" in message
     assert "bge-reranker-v2-m3" in message
+    assert "gte-reranker-modernbert-base" in message
 
 
 @pytest.mark.parametrize("way", ["embed reranker", "ollama embed reranker"])
