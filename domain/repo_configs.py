@@ -131,7 +131,8 @@ def _cross_encoder(
     name: str, repo_id: str, revision: str, family: Family, configs: Mapping[str, Any]
 ) -> ModelSpec | ModelUnavailable:
     """A cross-encoder: one label (its one score is its width), an activation we run, the
-    token limit as for an encoder; it pools nothing (its head reads the first token)."""
+    token limit as for an encoder; its pooling is its head's (the first token, or ModernBERT's
+    classifier_pooling), not sentence-transformers'."""
     config = _object(configs.get("config.json"))
     labels = label_count(config)
     if labels != 1:
