@@ -57,6 +57,9 @@ def run(settings: Settings, parser: argparse.ArgumentParser) -> int:
         http=guarded_protocol(limits),
         backlog=budget.backlog,  # how many asyncio accepts at a time: see descriptor_budget
         ws="none",  # no route speaks WebSocket, and an upgraded connection escapes the limits
+        # the same loop whatever else is installed: the ray extra brings uvloop, which uvicorn
+        # would otherwise pick, and the connection guards are measured on asyncio's
+        loop="asyncio",
         # uvicorn hints ints, but hands these to asyncio.wait_for and loop.call_later, which
         # take fractions too
         timeout_graceful_shutdown=settings.shutdown_timeout_s,  # type: ignore[arg-type]
