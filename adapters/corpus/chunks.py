@@ -43,7 +43,8 @@ class ChunkEmbedder:
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
             task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:
+            self._loop.run_until_complete(asyncio.wait(pending))
         self._loop.close()
 
     def embed(self, chunk: pa.Table, job: BatchJob) -> pa.Table:
