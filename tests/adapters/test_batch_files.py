@@ -89,10 +89,15 @@ def test_an_output_appears_only_once_written_whole(tmp_path: Path) -> None:
         assert not path.exists()
     assert pq.read_table(path).column("id").to_pylist() == [1]
     failed = tmp_path / "f.jsonl"
-    with pytest.raises(RuntimeError), OutputFile(failed, OutputKind.OPENAI_BATCH) as output:
-        output.write(pa.table({LINE: ["{}"]}))
-        raise RuntimeError
+    with pytest.raises(RuntimeError, match="stopped"):
+        _write_then_fail(failed)
     assert list(tmp_path.iterdir()) == [path]
+
+
+def _write_then_fail(path: Path) -> None:
+    with OutputFile(path, OutputKind.OPENAI_BATCH) as output:
+        output.write(pa.table({LINE: ["{}"]}))
+        raise RuntimeError("stopped")
 
 
 REFUSED_BODIES = [
