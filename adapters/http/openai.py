@@ -65,7 +65,17 @@ from domain.requests import (
     Truncation,
 )
 
-__all__ = ["ErrorBody", "build_router", "error_response", "openai_body", "openai_errors"]
+__all__ = [
+    "EmbeddingsRequest",
+    "EmbeddingsResponse",
+    "ErrorBody",
+    "build_router",
+    "error_response",
+    "from_domain",
+    "openai_body",
+    "openai_errors",
+    "to_domain",
+]
 
 TokenArray = Annotated[list[int], Meta(min_length=1)]
 
@@ -296,6 +306,25 @@ def _encode(vector: Array, encoding_format: str | None) -> list[float] | str:
     return vector.tolist()
 
 
+def to_domain(data: EmbeddingsRequest, truncate: Truncation) -> EmbeddingRequest | InvalidInput:
+    """The body as the use case's request; `truncate` where the body does not say. The batch
+    command (adapters/corpus/) calls it too, so a Batch file's bodies mean what they mean here."""
+    inputs = _to_inputs(data.input)
+    if isinstance(inputs, InvalidInput):
+        return inputs
+    prompt = prompt_choice(data.prompt_name, data.prompt, data.input_type)
+    if isinstance(prompt, InvalidInput):
+        return prompt
+    return EmbeddingRequest(
+        model=data.model,
+        inputs=inputs,
+        dimensions=data.dimensions,
+        truncate=truncate if data.truncate is None else Truncation.of(data.truncate),
+        normalization=_normalization(data.normalize),
+        prompt=prompt,
+    )
+
+
 def from_domain(
     result: EmbeddingResult, requested_model: str, fmt: str | None
 ) -> EmbeddingsResponse:
@@ -349,24 +378,14 @@ def build_router(door: FrontDoor, *, truncate: Truncation) -> Router:
         started = time.perf_counter_ns()
         # millions of ids are copied into a tuple: off the event loop, as their decoding was
         large = _ids_in(data.input) >= _LARGE_INPUT
-        inputs = (
-            await asyncio.to_thread(_to_inputs, data.input) if large else _to_inputs(data.input)
+        request = (
+            await asyncio.to_thread(to_domain, data, truncate)
+            if large
+            else to_domain(data, truncate)
         )
-        prompt = prompt_choice(data.prompt_name, data.prompt, data.input_type)
-        if isinstance(inputs, InvalidInput):
-            result: EmbeddingResult | EmbedError = inputs
-        elif isinstance(prompt, InvalidInput):
-            result = prompt
-        else:
-            request = EmbeddingRequest(
-                model=data.model,
-                inputs=inputs,
-                dimensions=data.dimensions,
-                truncate=truncate if data.truncate is None else Truncation.of(data.truncate),
-                normalization=_normalization(data.normalize),
-                prompt=prompt,
-            )
-            result = await door.embed(request)
+        result: EmbeddingResult | EmbedError = (
+            request if isinstance(request, InvalidInput) else await door.embed(request)
+        )
         if isinstance(result, EmbeddingResult):
             response = from_domain(result, data.model, data.encoding_format)
             log_embed(

@@ -39,7 +39,9 @@ def join(address: str | None) -> None:
     except ImportError as exc:
         raise RuntimeError(MISSING_EXTRA) from exc
     if address is None:
-        ray.init(_node_ip_address=LOOPBACK, include_dashboard=False)
+        # "local": a new cluster. Without an address ray.init joins any cluster already
+        # running on this machine (RAY_ADDRESS, /tmp/ray/ray_current_cluster): someone else's.
+        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False)
     else:
         ray.init(address=address, _node_ip_address=LOOPBACK if local else None)
 
