@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.bootstrap import build_app
-from adapters.cli import models, serve
+from adapters.cli import models, ray_serve, serve
 from adapters.cli.options import settings_from
 from adapters.settings import SettingError, Settings
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_command(commands)
     commands.add_parser("openapi", help="print the OpenAPI document the server publishes")
     models.add_commands(commands)
+    ray_serve.add_command(commands)
     return parser
 
 
@@ -44,4 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if args.command == "serve":
         return serve.run(settings, parser)
+    if args.command == "ray":
+        return ray_serve.run(args, settings, parser)
     return models.run(args, settings)
