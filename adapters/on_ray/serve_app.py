@@ -6,8 +6,9 @@ For Ray's own tools (`serve run`, `serve deploy`, KubeRay), `build` is the appli
     serve run adapters.on_ray.serve_app:build engine=onnxruntime home=/models
     serve deploy deploy/ray/serve.yaml
 
-Its args are embedserve's setting names (adapters/settings.py; `embedserve ray serve --help`
-lists them as flags) with values as written on the command line.
+Its args are embedserve's settings, named by their flags without the dashes (`keep-alive: 5m`,
+as `embedserve serve --help` lists them) or as adapters/settings.py declares them, with values
+as written on the command line.
 """
 
 from __future__ import annotations
@@ -81,26 +82,42 @@ def application(settings: Settings, scaling: Scaling | None = None) -> Applicati
     return deployment.bind(settings)
 
 
+def _names() -> dict[str, str]:
+    """Each setting by its declared name (`keep_alive_s`) and by its flag without the dashes
+    (`keep-alive`), the spelling `--help` and a config file's reader know."""
+    names = {name: name for name in OPTIONS}
+    names |= {o.flag.removeprefix("--"): n for n, o in OPTIONS.items() if o.flag is not None}
+    return names
+
+
+def _spelled_for_users(key: str, name: str) -> bool:
+    """The flag's spelling, or the declared name of a setting without a flag."""
+    flag = OPTIONS[name].flag
+    return flag is None or flag == f"--{key}"
+
+
 def settings_of(args: Mapping[str, object], environ: Mapping[str, str] = os.environ) -> Settings:
-    """Settings from a Serve config's args: setting names (as adapters/settings.py declares
-    them), values written as on the command line (a list for a repeatable one); the rest from
+    """Settings from a Serve config's args: setting names (declared, or flags without the
+    dashes), values written as on the command line (a list for a repeatable one); the rest from
     EMBEDSERVE_* variables where the application is built, else the defaults.
 
     Raises SettingError naming an unknown setting or a value that cannot be read."""
+    names = _names()
     given: dict[str, object] = {}
-    for name, value in args.items():
-        option = OPTIONS.get(name)
-        if option is None:
-            known = ", ".join(sorted(OPTIONS))
-            raise SettingError(f"unknown setting {name!r} (known: {known})")
+    for key, value in args.items():
+        name = names.get(key)
+        if name is None:
+            known = ", ".join(sorted(k for k, n in names.items() if _spelled_for_users(k, n)))
+            raise SettingError(f"unknown setting {key!r} (known: {known})")
+        option = OPTIONS[name]
         try:
             if isinstance(value, list | tuple):
-                items = [option.parse(str(item)) for item in value]
+                items = [option.parse(_written(item)) for item in value]
                 given[name] = tuple(items) if option.many else items[-1]
             else:
                 given[name] = option.read(_written(value))
         except ValueError as exc:
-            raise SettingError(f"{name}: {exc}") from None
+            raise SettingError(f"{key}: {exc}") from None
     return read_settings(given, environ)
 
 
