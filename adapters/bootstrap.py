@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
+from typing import NamedTuple
 
 from litestar import Litestar
 
@@ -37,14 +38,27 @@ from domain.errors import ModelNotFound
 from domain.models import ModelSpec
 from domain.ports import InferenceEngine
 
-__all__ = ["Settings", "build_app", "build_front_door"]
+__all__ = ["Server", "Settings", "build_app", "build_front_door", "build_server"]
+
+
+class Server(NamedTuple):
+    """The app, and the front door it serves: a host that runs the app itself (a Ray Serve
+    replica) asks the door how busy the server is."""
+
+    app: Litestar
+    door: FrontDoor
 
 
 def build_app(settings: Settings) -> Litestar:
+    return build_server(settings).app
+
+
+def build_server(settings: Settings) -> Server:
     configure_logging(settings.log_format)
     metrics = Metrics()
-    return create_app(
-        build_front_door(settings, metrics),
+    door = build_front_door(settings, metrics)
+    app = create_app(
+        door,
         version=version("embedserve"),
         truncate=settings.truncate,
         metrics=metrics,
@@ -54,6 +68,7 @@ def build_app(settings: Settings) -> Litestar:
         host=settings.host,
         allowed_hosts=settings.allowed_hosts,
     )
+    return Server(app, door)
 
 
 def _catalogue(settings: Settings) -> Catalogue:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.bootstrap import build_app
-from adapters.cli import batch, models, serve
+from adapters.cli import batch, models, ray_serve, serve
 from adapters.cli.options import settings_from
 from adapters.settings import SettingError, Settings
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("openapi", help="print the OpenAPI document the server publishes")
     models.add_commands(commands)
     batch.add_command(commands)
+    ray_serve.add_command(commands)
     return parser
 
 
@@ -47,4 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve.run(settings, parser)
     if args.command == "batch":
         return batch.run(args, settings)
+    if args.command == "ray":
+        return ray_serve.run(args, settings, parser)
     return models.run(args, settings)

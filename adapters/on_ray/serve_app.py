@@ -1,0 +1,134 @@
+"""The server as a Ray Serve application: each replica builds the app with the composition root
+`embedserve serve` uses (adapters/bootstrap.py), and Ray Serve's proxy spreads requests over them.
+
+For Ray's own tools (`serve run`, `serve deploy`, KubeRay), `build` is the application builder:
+
+    serve run adapters.on_ray.serve_app:build engine=onnxruntime home=/models
+    serve deploy deploy/ray/serve.yaml
+
+Its args are embedserve's settings, named by their flags without the dashes (`keep-alive: 5m`,
+as `embedserve serve --help` lists them) or as adapters/settings.py declares them, with values
+as written on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import cast
+
+import ray
+from litestar import Litestar
+from ray import serve
+from ray.serve import Application
+from ray.serve.deployment import Deployment
+
+from adapters.bootstrap import build_server
+from adapters.on_ray.scaling import DEFAULT_MAX_ONGOING_REQUESTS, Scaling
+from adapters.settings import OPTIONS, SettingError, Settings, read_settings
+from application.front_door import FrontDoor
+
+__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "EmbedServe", "application", "build", "settings_of"]
+
+APP_NAME = "embedserve"
+DEPLOYMENT_NAME = "EmbedServe"
+
+
+@serve.deployment(name=DEPLOYMENT_NAME, max_ongoing_requests=DEFAULT_MAX_ONGOING_REQUESTS)
+@serve.ingress()
+class EmbedServe:
+    """One replica: the whole server (both dialects, rerank, keys, CORS, limits, /metrics)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = _threads_for_this_replica(settings)
+        self._door: FrontDoor | None = None
+
+    def __serve_build_asgi_app__(self) -> Litestar:
+        """Called by Ray once per replica, after __init__; Ray then runs the app's lifespan."""
+        server = build_server(self._settings)
+        self._door = server.door
+        return server.app
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """For a custom autoscaling policy: inputs queued or being embedded in this replica,
+        over every loaded model (a request of 32 texts counts 32), and the models loaded."""
+        if self._door is None:
+            return {"queue_depth": 0.0, "models_loaded": 0.0}
+        resident = self._door.resident()
+        return {
+            "queue_depth": float(sum(m.queue_depth for m in resident)),
+            "models_loaded": float(len(resident)),
+        }
+
+
+def _threads_for_this_replica(settings: Settings) -> Settings:
+    """Unless --threads says, a forward pass uses the CPUs Ray gave this replica: the runtimes'
+    own default (every core of the node) would have replicas on one node fight over them."""
+    if settings.threads is not None:
+        return settings
+    assigned = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]
+    cpus = assigned.get("CPU", 0.0)
+    return dataclasses.replace(settings, threads=max(1, round(cpus))) if cpus else settings
+
+
+def application(settings: Settings, scaling: Scaling | None = None) -> Application:
+    """The Serve application, replicas as `scaling` says (default: the deployment's own options,
+    which a Serve config file may override)."""
+    # serve.deployment's stubs hand back the class it decorates; it returns a Deployment
+    deployment = cast("Deployment", EmbedServe)
+    if scaling is not None:
+        deployment = deployment.options(**scaling.deployment_options())
+    return deployment.bind(settings)
+
+
+def _names() -> dict[str, str]:
+    """Each setting by its declared name (`keep_alive_s`) and by its flag without the dashes
+    (`keep-alive`), the spelling `--help` and a config file's reader know."""
+    names = {name: name for name in OPTIONS}
+    names |= {o.flag.removeprefix("--"): n for n, o in OPTIONS.items() if o.flag is not None}
+    return names
+
+
+def _spelled_for_users(key: str, name: str) -> bool:
+    """The flag's spelling, or the declared name of a setting without a flag."""
+    flag = OPTIONS[name].flag
+    return flag is None or flag == f"--{key}"
+
+
+def settings_of(args: Mapping[str, object], environ: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from a Serve config's args: setting names (declared, or flags without the
+    dashes), values written as on the command line (a list for a repeatable one); the rest from
+    EMBEDSERVE_* variables where the application is built, else the defaults.
+
+    Raises SettingError naming an unknown setting or a value that cannot be read."""
+    names = _names()
+    given: dict[str, object] = {}
+    for key, value in args.items():
+        name = names.get(key)
+        if name is None:
+            known = ", ".join(sorted(k for k, n in names.items() if _spelled_for_users(k, n)))
+            raise SettingError(f"unknown setting {key!r} (known: {known})")
+        option = OPTIONS[name]
+        try:
+            if isinstance(value, list | tuple):
+                items = [option.parse(_written(item)) for item in value]
+                given[name] = tuple(items) if option.many else items[-1]
+            else:
+                given[name] = option.read(_written(value))
+        except ValueError as exc:
+            raise SettingError(f"{key}: {exc}") from None
+    return read_settings(given, environ)
+
+
+def _written(value: object) -> str:
+    """YAML reads `true` and `8000` as a bool and an int: back to how a user writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build(args: dict[str, object]) -> Application:
+    """The application builder for `serve run` / `serve deploy` (import path
+    `adapters.on_ray.serve_app:build`)."""
+    return application(settings_of(args))
