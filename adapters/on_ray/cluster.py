@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 
-__all__ = ["LOOPBACK", "MISSING_EXTRA", "join", "leave"]
+from adapters.settings import Settings
+
+__all__ = ["LOOPBACK", "MISSING_EXTRA", "join", "leave", "threads_as_assigned"]
 
 LOOPBACK = "127.0.0.1"
 MISSING_EXTRA = "Ray is not installed: pip install 'embedserve[ray]'"
@@ -51,3 +54,16 @@ def leave() -> None:
     import ray
 
     ray.shutdown()
+
+
+def threads_as_assigned(settings: Settings) -> Settings:
+    """In a replica or an actor: unless --threads says, a forward pass uses the CPUs Ray gave
+    it. The runtimes' own default (every core of the node) would have the replicas or actors
+    on one node fight over them."""
+    if settings.threads is not None:
+        return settings
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]
+    cpus = assigned.get("CPU", 0.0)
+    return dataclasses.replace(settings, threads=max(1, round(cpus))) if cpus else settings

@@ -20,7 +20,7 @@ from ray.data.datasource import BlockBasedFileDatasink
 
 from adapters.corpus.chunks import ChunkEmbedder
 from adapters.corpus.job import LINE, BatchJob, InputKind, OutputKind
-from adapters.on_ray.cluster import join, leave
+from adapters.on_ray.cluster import join, leave, threads_as_assigned
 from adapters.settings import Settings
 
 __all__ = ["embed_on_ray"]
@@ -30,7 +30,7 @@ class _Embedding:
     """One actor of the pool: the application, built once, answers chunk after chunk."""
 
     def __init__(self, settings: Settings, job: BatchJob) -> None:
-        self._embedder = ChunkEmbedder(settings)
+        self._embedder = ChunkEmbedder(threads_as_assigned(settings))
         self._job = job
 
     def __call__(self, chunk: pa.Table) -> pa.Table:

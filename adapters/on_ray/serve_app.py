@@ -13,18 +13,17 @@ as written on the command line.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from typing import cast
 
-import ray
 from litestar import Litestar
 from ray import serve
 from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from adapters.bootstrap import build_server
+from adapters.on_ray.cluster import threads_as_assigned
 from adapters.on_ray.scaling import DEFAULT_MAX_ONGOING_REQUESTS, Scaling
 from adapters.settings import OPTIONS, SettingError, Settings, read_settings
 from application.front_door import FrontDoor
@@ -41,7 +40,7 @@ class EmbedServe:
     """One replica: the whole server (both dialects, rerank, keys, CORS, limits, /metrics)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = _threads_for_this_replica(settings)
+        self._settings = threads_as_assigned(settings)
         self._door: FrontDoor | None = None
 
     def __serve_build_asgi_app__(self) -> Litestar:
@@ -60,16 +59,6 @@ class EmbedServe:
             "queue_depth": float(sum(m.queue_depth for m in resident)),
             "models_loaded": float(len(resident)),
         }
-
-
-def _threads_for_this_replica(settings: Settings) -> Settings:
-    """Unless --threads says, a forward pass uses the CPUs Ray gave this replica: the runtimes'
-    own default (every core of the node) would have replicas on one node fight over them."""
-    if settings.threads is not None:
-        return settings
-    assigned = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]
-    cpus = assigned.get("CPU", 0.0)
-    return dataclasses.replace(settings, threads=max(1, round(cpus))) if cpus else settings
 
 
 def application(settings: Settings, scaling: Scaling | None = None) -> Application:
