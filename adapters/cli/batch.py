@@ -56,7 +56,8 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=None,
         metavar="ADDR",
         help="run on Ray Data: the cluster whose head is at ADDR (host:port), or without ADDR "
-        "a local one on 127.0.0.1 (needs the ray extra: pip install 'embedserve[ray]')",
+        "the one at RAY_ADDRESS, else a new local one on 127.0.0.1 (needs the ray extra: "
+        "pip install 'embedserve[ray]')",
     )
     batch.add_argument(
         "--actors",

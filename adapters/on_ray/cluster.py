@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+from collections.abc import Mapping
 
 from adapters.settings import Settings
 
@@ -29,11 +30,13 @@ def _on_loopback(address: str) -> bool:
         return False
 
 
-def join(address: str | None) -> None:
-    """Connect this process to the cluster at `address` (host:port of its head), else start a
-    local one whose every process binds 127.0.0.1, so no Ray traffic leaves the machine.
+def join(address: str | None, environ: Mapping[str, str] = os.environ) -> None:
+    """Connect this process to the cluster at `address` (host:port of its head), else at
+    RAY_ADDRESS, else start a local one whose every process binds 127.0.0.1, so no Ray traffic
+    leaves the machine.
 
     Raises RuntimeError when the ray extra is missing."""
+    address = address or environ.get("RAY_ADDRESS") or None
     local = address is None or _on_loopback(address)
     if local:
         os.environ.setdefault(_ONE_MACHINE, "0")
@@ -42,8 +45,8 @@ def join(address: str | None) -> None:
     except ImportError as exc:
         raise RuntimeError(MISSING_EXTRA) from exc
     if address is None:
-        # "local": a new cluster. Without an address ray.init joins any cluster already
-        # running on this machine (RAY_ADDRESS, /tmp/ray/ray_current_cluster): someone else's.
+        # "local": a new cluster. Without an address ray.init would join the cluster last
+        # started on this machine (/tmp/ray/ray_current_cluster): someone else's.
         ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False)
     else:
         ray.init(address=address, _node_ip_address=LOOPBACK if local else None)
