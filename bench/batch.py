@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ for _path in (str(_ROOT), str(_BENCH)):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from corpus import corpus, fingerprint  # noqa: E402
+from report import environment  # noqa: E402
 
 _RESULTS = _BENCH / "batch_results.md"
 _ST_BATCH = 32  # encode's default
@@ -106,10 +106,10 @@ def markdown(runs: list[Run], texts: list[str]) -> str:
     lines = [
         "# embedserve batch: rows/s",
         "",
+        *(f"- {line}" for line in environment()),
         (
-            f"{runs[0].rows} rows of the bench corpus (fingerprint {fingerprint(texts)}), "
-            f"all-MiniLM-L6-v2; {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} CPUs; written by `bench/batch.py`."
+            f"- {runs[0].rows} rows of the bench corpus (fingerprint {fingerprint(texts)}), "
+            "all-MiniLM-L6-v2; written by `bench/batch.py`"
         ),
         "",
         "| run | seconds | rows/s | x sentence-transformers |",
