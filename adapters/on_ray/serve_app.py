@@ -28,7 +28,15 @@ from adapters.on_ray.scaling import DEFAULT_MAX_ONGOING_REQUESTS, Scaling
 from adapters.settings import OPTIONS, SettingError, Settings, read_settings
 from application.front_door import FrontDoor
 
-__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "EmbedServe", "application", "build", "settings_of"]
+__all__ = [
+    "APP_NAME",
+    "DEPLOYMENT_NAME",
+    "EmbedServe",
+    "application",
+    "autoscaling_stats",
+    "build",
+    "settings_of",
+]
 
 APP_NAME = "embedserve"
 DEPLOYMENT_NAME = "EmbedServe"
@@ -50,15 +58,18 @@ class EmbedServe:
         return server.app
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """For a custom autoscaling policy: inputs queued or being embedded in this replica,
-        over every loaded model (a request of 32 texts counts 32), and the models loaded."""
-        if self._door is None:
-            return {"queue_depth": 0.0, "models_loaded": 0.0}
-        resident = self._door.resident()
-        return {
-            "queue_depth": float(sum(m.queue_depth for m in resident)),
-            "models_loaded": float(len(resident)),
-        }
+        """Ray Serve's hook: what a custom autoscaling policy reads of each replica."""
+        return autoscaling_stats(self._door)
+
+
+def autoscaling_stats(door: FrontDoor | None) -> dict[str, float]:
+    """Inputs queued or being embedded in a replica, over every loaded model (a request of 32
+    texts counts 32), and the models loaded; nothing before its app is built."""
+    resident = () if door is None else door.resident()
+    return {
+        "queue_depth": float(sum(m.queue_depth for m in resident)),
+        "models_loaded": float(len(resident)),
+    }
 
 
 def application(settings: Settings, scaling: Scaling | None = None) -> Application:
