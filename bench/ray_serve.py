@@ -38,9 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from corpus import corpus, fingerprint  # noqa: E402
 from http_load import Cell, CellResult, run_cell, warm_up  # noqa: E402
 from report import environment  # noqa: E402
-from server_process import Server, free_port, served  # noqa: E402
-
-_TICKS = os.sysconf("SC_CLK_TCK")
+from server_process import Server, free_port, processes_cpu_s, served  # noqa: E402
 
 _MODEL = "all-MiniLM-L6-v2"
 _CELLS = (
@@ -132,12 +130,7 @@ def _tree(pid: int) -> list[int]:
 
 
 def _tree_cpu_s(pid: int) -> float:
-    total = 0
-    for member in _tree(pid):
-        with suppress(OSError):
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
+    return processes_cpu_s(_tree(pid))
 
 
 def _measure(

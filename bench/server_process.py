@@ -13,14 +13,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-__all__ = ["Server", "cpu_seconds", "embed_lines", "free_port", "rss_mb", "served"]
+__all__ = [
+    "Server",
+    "cpu_seconds",
+    "embed_lines",
+    "free_port",
+    "processes_cpu_s",
+    "rss_mb",
+    "served",
+]
 
 _BIN = Path(sys.executable).parent
 _BENCH = Path(__file__).resolve().parent
@@ -72,8 +80,13 @@ def rss_mb(pgid: int) -> float:
 
 def cpu_seconds(pgid: int) -> float:
     """User + system CPU time the server's process group has used so far."""
+    return processes_cpu_s(_group(pgid))
+
+
+def processes_cpu_s(pids: Iterable[int]) -> float:
+    """User + system CPU time these processes have used so far (gone ones count 0)."""
     total = 0
-    for pid in _group(pgid):
+    for pid in pids:
         with suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
