@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from adapters.bootstrap import Settings, build_app
 from adapters.cli import main
 from domain.requests import Truncation
+from tests.logging_state import logging_restored
 from tests.tolerances import BATCH_INVARIANCE
 
 pytestmark = pytest.mark.slow
@@ -32,6 +34,12 @@ ROWS: list[dict[str, Any]] = [
     {"id": "d", "text": "", "lang": "en"},
     {"id": "e", "text": "東京は日本の首都です。", "lang": "ja"},
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _logging_as_before() -> Iterator[None]:
+    with logging_restored():
+        yield
 
 
 @pytest.fixture(scope="module")

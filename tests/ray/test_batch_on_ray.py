@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from adapters.cli import main
 from tests.corpus import VARIED_TEXTS
+from tests.logging_state import logging_restored
 from tests.tolerances import BATCH_INVARIANCE
 
 pytestmark = pytest.mark.slow
@@ -26,6 +28,12 @@ pytestmark = pytest.mark.slow
 ROWS = 2000
 NO_TEXT = {7, 1000, 1999}  # rows written with the server's error, not dropped
 _RUN_S = 300  # a pool that never starts would otherwise hang the suite
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _logging_as_before() -> Iterator[None]:
+    with logging_restored():
+        yield
 
 
 @pytest.fixture(scope="module")
