@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from adapters.bootstrap import Settings, build_app
-from adapters.cli import main
 from domain.requests import Truncation
-from tests.logging_state import logging_restored
+from tests.cli_in_process import run_command
 from tests.tolerances import BATCH_INVARIANCE
 
 pytestmark = pytest.mark.slow
@@ -36,12 +34,6 @@ ROWS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _logging_as_before() -> Iterator[None]:
-    with logging_restored():
-        yield
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("home")
@@ -56,7 +48,7 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _batch(home: Path, source: Path, output: Path, *options: str) -> int:
     common = ["--model", MODEL, "--engine", "numpy", "--home", str(home), "--no-truncate"]
-    return main(["batch", str(source), str(output), *common, *options])
+    return run_command(["batch", str(source), str(output), *common, *options])
 
 
 async def _answers(home: Path, bodies: list[dict[str, Any]]) -> list[httpx.Response]:

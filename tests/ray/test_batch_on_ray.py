@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ import pyarrow.dataset as pa_dataset
 import pyarrow.parquet as pq
 import pytest
 
-from adapters.cli import main
+from tests.cli_in_process import run_command
 from tests.corpus import VARIED_TEXTS
-from tests.logging_state import logging_restored
 from tests.tolerances import BATCH_INVARIANCE
 
 pytestmark = pytest.mark.slow
@@ -28,12 +26,6 @@ pytestmark = pytest.mark.slow
 ROWS = 2000
 NO_TEXT = {7, 1000, 1999}  # rows written with the server's error, not dropped
 _RUN_S = 300  # a pool that never starts would otherwise hang the suite
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _logging_as_before() -> Iterator[None]:
-    with logging_restored():
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +51,7 @@ def _options(home: Path) -> list[str]:
 
 
 def _in_process(home: Path, source: Path, output: Path) -> Path:
-    assert main(["batch", str(source), str(output), *_options(home)]) == 0
+    assert run_command(["batch", str(source), str(output), *_options(home)]) == 0
     return output
 
 
