@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.http.errors import HttpError, MalformedBody, status_of
+from adapters.http.errors import HttpError, MalformedBody, refused_at, status_of
 from adapters.http.openai import (
     EmbeddingsRequest,
     EmbeddingsResponse,
@@ -30,18 +30,14 @@ _ENCODER = msgspec.json.Encoder()
 
 def decode_body(body: object) -> EmbeddingsRequest | MalformedBody:
     """`body` (decoded JSON) as the route's Litestar signature reads it: converted leniently
-    (`"8"` is 8), a refusal worded as adapters/http/errors.py words Litestar's."""
+    (`"8"` is 8), a refusal worded as the route's (adapters/http/errors.py)."""
     try:
         return msgspec.convert(body, EmbeddingsRequest, strict=False)
     except msgspec.ValidationError as exc:
         text = str(exc)
         message = text.split(" - ", maxsplit=1)[0]
         at = _AT.search(text)
-        if at is None:
-            return MalformedBody(message, None, missing_body=False)
-        path = at.group(1)
-        field = path.split("[", 1)[0].split(".", 1)[0]
-        return MalformedBody(f"{message} - at `$.{path}`", field or None, missing_body=False)
+        return refused_at(message, "" if at is None else at.group(1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ __all__ = [
     "json_problem",
     "malformed_body",
     "public",
+    "refused_at",
     "status_of",
     "without_paths",
 ]
@@ -321,7 +322,12 @@ def _body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Malfor
         # Litestar names the missing `data` argument, and says no more, when the body held no
         # byte: a chunked body has no `Content-Length: 0` to tell it by beforehand
         return MalformedBody("the request body is empty", None, missing_body=True)
-    path = "" if key == "data" else key
+    return refused_at(message, "" if key == "data" else key, missing_body=missing)
+
+
+def refused_at(message: str, path: str, *, missing_body: bool = False) -> MalformedBody:
+    """A body refused at `path` within it (`input[2]`; "" for the body as a whole), worded as
+    Litestar words a msgspec validation error."""
     field = path.split("[", 1)[0].split(".", 1)[0] or None
     where = f" - at `$.{path}`" if path else ""
-    return MalformedBody(f"{message}{where}", field, missing)
+    return MalformedBody(f"{message}{where}", field, missing_body)
