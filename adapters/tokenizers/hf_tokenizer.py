@@ -284,7 +284,8 @@ class HFTokenizer:
         A long text is tokenized in pieces that end (start, `from_end`) at cut points
         (adapters/tokenizers/cut_points.py), whose ids add up to the whole text's, until it has
         enough: the first of `limit` + 1 characters, each next one at least twice as long
-        (`_next_size`), up to 8 x (`limit` + 1) and at most `_PIECE_CHARS`. So what
+        (`_next_size`), up to 8 x (`limit` + 1) and at most `_PIECE_CHARS`; a text no longer
+        than that largest piece is one piece. So what
         normalisation collapses (whitespace runs, marks) costs reading, never ids; no piece
         holds many more tokens than `limit` asks for, nor more than the few MB of one piece's
         Encoding (~350 bytes a token, offsets and token strings included). Reading that much in
@@ -302,8 +303,10 @@ class HFTokenizer:
         wanted = limit + 1
         largest = min(8 * wanted, _PIECE_CHARS)
         out: list[list[int]] = [[] for _ in texts]
-        # per text: where the next piece starts (counted from the end, `from_end`), and its size
-        todo = dict.fromkeys(range(len(texts)), (0, min(wanted, largest)))
+        # per text: where the next piece starts (counted from the end, `from_end`), and its size;
+        # a text no longer than the largest piece is one piece, the whole text, in one round
+        first = min(wanted, largest)
+        todo = {n: (0, largest if len(text) <= largest else first) for n, text in enumerate(texts)}
         tokenized = 0
         while todo:
             spans = {

@@ -252,3 +252,16 @@ def test_a_huge_text_is_tokenized_only_as_far_as_the_cut(
     [encoded] = tokenizer.encode([text], 254)
     assert len(encoded.ids) == 256
     assert sum(recording.chars) <= 16 * 255
+
+
+def test_a_text_within_the_largest_piece_is_tokenized_in_one_call() -> None:
+    """Reading 1,500 characters whole costs less than a few pieces of them, each a call and a
+    round of cut points (a Model2Vec request's texts, already cut by characters, are all such):
+    the pieces are for texts past 8 x the ids asked for."""
+    recording = _Recording(_minilm_file())
+    tokenizer = HFTokenizer(recording, 256, lowercase=False)  # type: ignore[arg-type]
+    recording.chars.clear()
+    text = "word " * 300
+    [encoded] = tokenizer.encode([text], 254)
+    assert len(encoded.ids) == 256
+    assert recording.chars == [len(text)]
