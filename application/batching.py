@@ -1,8 +1,9 @@
 """Turning many token sequences, from many requests, into few well-shaped forward passes.
 
 Padding a batch to its longest row is what costs: sorting by length and cutting the sorted
-rows under a token budget keeps padding small. Requests that arrive while a forward pass runs
-wait together and run as one merged set (dynamic batching).
+rows under a token budget keeps padding small. An encoder that pads for free (a lookup and a
+mean, as the static families' are) only wants few passes. Requests that arrive while a forward
+pass runs wait together and run as one merged set (dynamic batching).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import structlog
@@ -20,10 +22,10 @@ import structlog
 from domain.architectures.cross_encoder import SECOND_TEXT
 from domain.errors import Overloaded
 from domain.ops import Array, IdArray
-from domain.ports import Encoder, ReleasesMemory
+from domain.ports import Encoder, PadsForFree, ReleasesMemory
 from domain.sentence_head import PROMPT_TOKEN
 
-__all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches"]
+__all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches", "plan_full_passes"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +60,19 @@ def plan_batches(
     return _cheapest_cuts(order, sizes, token_budget, max_batch, pass_overhead)
 
 
+def plan_full_passes(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
+    """Row indices grouped into the fewest batches, longest rows first, each batch's padded
+    size in budget: for an encoder whose padding costs nothing, what costs is a pass."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        rows = max(1, min(max_batch, token_budget // max(lengths[order[start]], 1)))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
 def _cheapest_cuts(
     rows: list[int], sizes: list[int], token_budget: int, max_batch: int, pass_overhead: int
 ) -> list[list[int]]:
@@ -90,16 +105,18 @@ def pad(
     attention, left out of pooling (domain/sentence_head.py). A pair's tokens from `seconds[n]`
     on (none where `seconds` is empty) are marked SECOND_TEXT: token type 1
     (domain/architectures/cross_encoder.py)."""
-    width = max(len(r) for r in rows)
-    ids = np.zeros((len(rows), width), dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for n, row in enumerate(rows):
-        ids[n, : len(row)] = row
-        mask[n, : len(row)] = 1
-        if skips:
-            mask[n, : min(skips[n], len(row))] = PROMPT_TOKEN
-        if seconds:
-            mask[n, seconds[n] : len(row)] = SECOND_TEXT
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    columns = np.arange(int(lengths.max()))
+    real = columns < lengths[:, None]  # [B,T]
+    ids = np.zeros(real.shape, dtype=np.int64)
+    # the rows' ids one after another fill the real places in row order: one C loop, not B
+    ids[real] = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    mask = real.astype(np.int64)
+    if skips:
+        prompt = np.minimum(np.asarray(skips, dtype=np.int64), lengths)
+        mask[columns < prompt[:, None]] = PROMPT_TOKEN
+    if seconds:
+        mask[real & (columns >= np.asarray(seconds, dtype=np.int64)[:, None])] = SECOND_TEXT
     return ids, mask
 
 
@@ -146,6 +163,7 @@ class Batcher:
         on_pass: Callable[[int], None] | None = None,
     ) -> None:
         self._encoder = encoder
+        self._pads_for_free = isinstance(encoder, PadsForFree) and encoder.pads_for_free
         self._on_pass = on_pass  # told the rows of every forward pass, for metrics
         self._executor = executor
         self._token_budget = settings.token_budget
@@ -288,11 +306,14 @@ class Batcher:
         self, rows: Sequence[Sequence[int]], skips: Sequence[int], seconds: Sequence[int] = ()
     ) -> tuple[Array, int]:
         loop = asyncio.get_running_loop()
-        args = ([len(r) for r in rows], self._token_budget, self._max_batch, self._pass_overhead)
-        if len(rows) > _PLAN_ON_LOOP:
+        lengths = [len(r) for r in rows]
+        if self._pads_for_free:  # a sort and a few slices: on the loop, however many rows
+            plan = plan_full_passes(lengths, self._token_budget, self._max_batch)
+        elif len(rows) > _PLAN_ON_LOOP:
+            args = (lengths, self._token_budget, self._max_batch, self._pass_overhead)
             plan = await loop.run_in_executor(self._executor, plan_batches, *args)
         else:
-            plan = plan_batches(*args)
+            plan = plan_batches(lengths, self._token_budget, self._max_batch, self._pass_overhead)
         out = np.empty((len(rows), self._encoder.dimensions), dtype=np.float32)
         for batch in plan:
             ids, mask = pad(

@@ -4,9 +4,10 @@ The model is a Model2Vec folder written by model2vec itself (tests/model_factory
 a realistic size: all-MiniLM-L6-v2's WordPiece vocabulary (30,522 tokens) x 256 dimensions,
 normalised, max_length 512, as potion-base-8M is shaped. Both sides embed the whole corpus in
 one call (the server's path on ours: tokenize reading each text as far as a default request
-does, plan length-sorted batches, pad, embed) and in calls of 32 texts in corpus order (a
-request's worth). Each side's time is the median of seven rounds that alternate the two sides,
-so that a load spike on a shared machine hits both.
+does, plan the fewest passes as the batcher does for an encoder that pads for free, pad,
+embed) and in calls of 32 texts in corpus order (a request's worth). Each side's time is the
+median of seven rounds that alternate the two sides, so that a load spike on a shared machine
+hits both.
 
     .venv/bin/python bench/static_families.py [--quick]
 """
@@ -66,7 +67,7 @@ def _median_interleaved(
 def _ours(folder: Path) -> Callable[[Sequence[str]], np.ndarray]:
     from adapters.engines.numpy_ref import NumpyEngine
     from adapters.tokenizers.by_family import load_tokenizer
-    from application.batching import BatchSettings, pad, plan_batches
+    from application.batching import BatchSettings, pad, plan_full_passes
     from application.catalogue import CATALOGUE
     from domain.errors import ModelUnavailable
 
@@ -82,7 +83,7 @@ def _ours(folder: Path) -> Callable[[Sequence[str]], np.ndarray]:
     def embed(texts: Sequence[str]) -> np.ndarray:
         rows = [e.ids for e in tokenizer.encode(list(texts), room)]
         out = np.zeros((len(rows), encoder.dimensions), dtype=np.float32)
-        plan = plan_batches([len(r) for r in rows], settings.token_budget, settings.max_batch)
+        plan = plan_full_passes([len(r) for r in rows], settings.token_budget, settings.max_batch)
         for batch in plan:
             out[batch] = encoder.embed(*pad([rows[i] for i in batch]))
         return out

@@ -30,6 +30,7 @@ __all__ = [
     "ModelFacts",
     "ModelStore",
     "OnProgress",
+    "PadsForFree",
     "PairTokenizer",
     "ReleasesMemory",
     "RepoModels",
@@ -240,6 +241,16 @@ class Encoder(Protocol):
         ...
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array: ...  # [B,T], [B,T] -> [B,D]
+
+
+@runtime_checkable
+class PadsForFree(Protocol):
+    """An Encoder whose pass may read its rows' real tokens alone (a lookup and a mean over the
+    real ids: `embedding_bag` in domain/ops.py), so that padding costs it nothing: its rows
+    are cut into the fewest passes, not into the least padded ones."""
+
+    @property
+    def pads_for_free(self) -> bool: ...
 
 
 @runtime_checkable

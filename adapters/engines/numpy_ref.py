@@ -223,9 +223,12 @@ class _NumpyEncoder:
         dimensions: int,
         forward: Callable[[Tensor, Tensor], Tensor],
         images: ImageEncoder | None = None,
+        *,
+        pads_for_free: bool = False,
     ) -> None:
         self.dimensions = dimensions
         self.images = images
+        self.pads_for_free = pads_for_free  # domain.ports.PadsForFree
         self._forward = forward
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array:
@@ -258,7 +261,13 @@ def _encoder(spec: ModelSpec, folder: Path) -> _NumpyEncoder:
     if traits.image_forward is not None and model.vision is not None:
         processor = read_clip_image_processor(folder, model.config.image_size)
         images = _NumpyImages(traits.image_forward, model, processor)
-    return _NumpyEncoder(model.dimensions, lambda ids, mask: text(_OPS, ids, mask, model), images)
+    return _NumpyEncoder(
+        model.dimensions,
+        lambda ids, mask: text(_OPS, ids, mask, model),
+        images,
+        # a windowless family's pass is one embedding_bag, which reads the real ids alone
+        pads_for_free=traits.windowless,
+    )
 
 
 class NumpyEngine:

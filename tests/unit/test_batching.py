@@ -10,8 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from application.batching import Batcher, BatchRun, BatchSettings, pad, plan_batches
+from application.batching import (
+    Batcher,
+    BatchRun,
+    BatchSettings,
+    pad,
+    plan_batches,
+    plan_full_passes,
+)
+from domain.architectures.cross_encoder import SECOND_TEXT
 from domain.errors import Overloaded
+from domain.sentence_head import PROMPT_TOKEN
 from tests.fakes import FakeEncoder, FakeImageTextEncoder
 
 
@@ -33,11 +42,62 @@ def test_plan_groups_rows_of_similar_length() -> None:
     assert plan == [[5, 1], [3], [2, 0, 4]]
 
 
+@given(st.lists(st.integers(1, 64), max_size=60), st.integers(64, 512), st.integers(1, 16))
+def test_full_passes_cover_every_row_once_in_the_fewest_passes(
+    lengths: list[int], budget: int, cap: int
+) -> None:
+    """Each row lands in exactly one pass within the budget and cap, and no pass could have
+    taken the next pass's first row: with padding free, a pass left short is a pass too many."""
+    plan = plan_full_passes(lengths, budget, cap)
+    assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
+    for n, batch in enumerate(plan):
+        width = max(lengths[i] for i in batch)
+        assert len(batch) <= cap
+        assert len(batch) == 1 or len(batch) * width <= budget
+        if n + 1 < len(plan):
+            assert len(batch) == cap or (len(batch) + 1) * width > budget
+
+
+def test_full_passes_take_short_rows_into_a_long_ones_pass() -> None:
+    """Where the cheapest cuts give a long row a pass of its own, padding being dear, a pass
+    that pads for free takes them all."""
+    lengths = [100, *[1] * 20]
+    assert len(plan_batches(lengths, token_budget=8192, max_batch=64)) == 2
+    assert plan_full_passes(lengths, token_budget=8192, max_batch=64) == [list(range(21))]
+
+
 def test_pad_right_pads_with_a_mask() -> None:
     """Rows are padded on the right; the mask marks the real tokens."""
     ids, mask = pad([[5, 6, 7], [8]])
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_pad_marks_prompt_tokens_and_second_texts() -> None:
+    """A row's first `skips` real tokens are prompt, its tokens from `seconds` on the second
+    text; padding stays 0 in both ids and mask."""
+    ids, mask = pad([(5, 6, 7, 8), (9, 10), ()], skips=[1, 3, 0], seconds=[2, 1, 0])
+    assert ids.tolist() == [[5, 6, 7, 8], [9, 10, 0, 0], [0, 0, 0, 0]]
+    assert mask.tolist() == [
+        [PROMPT_TOKEN, 1, SECOND_TEXT, SECOND_TEXT],
+        [PROMPT_TOKEN, SECOND_TEXT, 0, 0],
+        [0, 0, 0, 0],
+    ]
+
+
+class _FreePadding(FakeEncoder):
+    pads_for_free = True
+
+
+async def test_an_encoder_that_pads_for_free_gets_the_fewest_passes() -> None:
+    """The batcher asks the encoder (domain.ports.PadsForFree): one pass for a long row and
+    twenty short ones, where an encoder that pays for padding gets two."""
+    rows = [[7] * 100, *[[7]] * 20]
+    free, paying = _FreePadding(), FakeEncoder()
+    for encoder in (free, paying):
+        _ran(await Batcher(encoder, ThreadPoolExecutor(max_workers=1)).embed(rows))
+    assert free.batches == [(21, 100)]
+    assert paying.batches == [(1, 100), (20, 1)]
 
 
 async def _until(condition: Callable[[], bool]) -> None:
