@@ -76,6 +76,11 @@ class GraphCache:
     def path(self, key: GraphKey, kind: str) -> Path:
         return self._root / f"{key.digest}-{kind}.onnx"
 
+    @staticmethod
+    def weights_file(path: Path) -> Path:
+        """The file beside the graph at `path` that holds its weights, where it has one."""
+        return path.with_name(path.name + ".data")
+
     def open(  # noqa: PLR0913 - the graph's name, its two hooks, and trust in the cache
         self,
         key: GraphKey,
@@ -106,7 +111,7 @@ class GraphCache:
         staging = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self._root))
         try:
             staged = staging / path.name
-            data = path.with_name(path.name + ".data")
+            data = self.weights_file(path)
             if initializer_bytes(model) > self._inline_limit:
                 # the weights go to one file beside the graph, which names it relatively
                 onnx.save_model(

@@ -22,6 +22,7 @@ from adapters.engines.graph_cache import GraphCache
 from adapters.engines.model_graphs import graph_encoder, load_graphs
 from adapters.engines.onnx_graph import AttentionKind
 from adapters.families import GRAPH_FAMILIES
+from adapters.mapped_files import drop_resident_pages
 from domain.errors import ModelUnavailable
 from domain.models import ModelSpec
 from domain.ops import Array
@@ -116,6 +117,9 @@ class OpenVinoEngine:
         if self._threads is not None:
             config["INFERENCE_NUM_THREADS"] = self._threads
         compiled = self._core.compile_model(str(path), self._device, config)
+        # compiling read every weight; a pass reads under half of them, in place: the rest of
+        # the mapped file need not stay resident (adapters/mapped_files.py)
+        drop_resident_pages(GraphCache.weights_file(path))
         applied = compiled.get_property("INFERENCE_PRECISION_HINT")
         if applied != _HINTS[self._precision]:  # a device that ignores the hint: never guess
             msg = f"OpenVINO ran at {applied}, not {_HINTS[self._precision]}"
