@@ -26,8 +26,7 @@ _FIELDS = 6  # start-end perms offset dev inode path; an anonymous mapping has n
 
 @cache
 def _madvise() -> Callable[[int, int, int], int] | None:
-    advice = getattr(mmap, "MADV_DONTNEED", None)
-    if advice is None or not _MAPS.exists():
+    if not hasattr(mmap, "MADV_DONTNEED") or not _MAPS.exists():
         return None
     try:
         call = ctypes.CDLL(None, use_errno=True).madvise
@@ -40,7 +39,7 @@ def _madvise() -> Callable[[int, int, int], int] | None:
 
 
 def _read_only_mappings(path: Path) -> list[tuple[int, int]]:
-    """[start, end) of each mapping of `path` that the process can neither write nor execute."""
+    """[start, end) of each mapping of `path` that the process cannot write to."""
     name = str(path.resolve())
     spans = []
     for line in _MAPS.read_text(encoding="utf-8", errors="replace").splitlines():

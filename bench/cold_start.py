@@ -8,7 +8,7 @@ later starts find both in the home (graph cache, remembered choice). Reported: t
 alone, and the median of the next starts; resident memory (RSS of the server's process group)
 right after the first embedding.
 
-    .venv/bin/python bench/cold_start.py [--starts 3]
+    .venv/bin/python bench/cold_start.py [--starts 3] [-- serve options, e.g. --engine openvino]
 """
 
 from __future__ import annotations
@@ -121,11 +121,12 @@ def rows_of(first: Start, later: Sequence[Start]) -> list[object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("serve", nargs="*", help="after --: options for embedserve serve")
     args = parser.parse_args()
     from report import text_table
 
     with tempfile.TemporaryDirectory(prefix="embedserve-bench-") as tmp:
-        first, later = measure(Path(tmp), args.starts)
+        first, later = measure(Path(tmp), args.starts, args.serve)
     print(text_table(rows_of(first, later)))  # type: ignore[arg-type]
 
 
