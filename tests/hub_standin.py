@@ -30,7 +30,9 @@ from urllib.parse import unquote, urlsplit
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["Cut", "HubStandIn", "Seen", "unreachable_url"]
+    import pytest
+
+__all__ = ["Cut", "HubStandIn", "Seen", "hub_reachable", "unreachable_url"]
 
 Cut = Literal["truncate", "drop", "stall"]
 
@@ -425,3 +427,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(payload)
+
+
+def hub_reachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No HF_* variable for the test, and huggingface_hub not left offline: it reads
+    HF_HUB_OFFLINE once, when first imported, and the parity modules and model factories set it
+    at their own import, so a session that collects one of them first froze it on."""
+    import huggingface_hub.constants
+
+    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)

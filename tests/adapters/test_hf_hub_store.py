@@ -18,7 +18,7 @@ from adapters.stores.hf_hub import HubStore
 from domain.errors import ModelNotFound, ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
 from domain.ports import FileProgress
-from tests.hub_standin import HubStandIn, unreachable_url
+from tests.hub_standin import HubStandIn, hub_reachable, unreachable_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -85,8 +85,7 @@ def files_under(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture(autouse=True)
 def no_hf_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    hub_reachable(monkeypatch)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from adapters.stores.hf_hub import HubStore
 from adapters.stores.saved_specs import SPEC_FILE
 from domain.errors import ArchitectureNotSupported, ModelNotFound
 from domain.models import Family, ModelSpec, PoolingMode
-from tests.hub_standin import HubStandIn, unreachable_url
+from tests.hub_standin import HubStandIn, hub_reachable, unreachable_url
 
 REPO = "BAAI/bge-tiny"
 CONFIGS = {
@@ -46,9 +46,7 @@ EXPECTED = ModelSpec(REPO, REPO, Family.BERT, 8, 64, PoolingMode.CLS)
 
 @pytest.fixture(autouse=True)
 def no_hf_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parity modules set HF_HUB_OFFLINE when the whole suite is collected: not here."""
-    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    hub_reachable(monkeypatch)
 
 
 def _hub() -> HubStandIn:

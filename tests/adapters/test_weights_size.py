@@ -13,7 +13,7 @@ import pytest
 from adapters.stores.hf_hub import HubStore
 from adapters.weights.mapped_tensors import held_bytes, read_mapped
 from domain.models import Family, ModelSpec, PoolingMode
-from tests.hub_standin import HubStandIn
+from tests.hub_standin import HubStandIn, hub_reachable
 from tests.model_factory_qwen3 import (
     header_only_safetensors,
     published_repo_files,
@@ -28,9 +28,7 @@ GB = 10**9
 
 @pytest.fixture(autouse=True)
 def no_hf_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parity modules set HF_HUB_OFFLINE when the whole suite is collected: not here."""
-    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    hub_reachable(monkeypatch)
 
 
 def _spec(repo_id: str) -> ModelSpec:
