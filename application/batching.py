@@ -55,7 +55,7 @@ def plan_batches(
     `pass_overhead` per pass are fewest (dynamic programming over the cut points): a short row
     joins a longer one's pass when its padding costs less than a pass of its own.
     """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    order = _longest_first(lengths)
     sizes = [lengths[i] for i in order]
     return _cheapest_cuts(order, sizes, token_budget, max_batch, pass_overhead)
 
@@ -63,7 +63,7 @@ def plan_batches(
 def plan_full_passes(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
     """Row indices grouped into the fewest batches, longest rows first, each batch's padded
     size in budget: for an encoder whose padding costs nothing, what costs is a pass."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
+    order = _longest_first(lengths)
     batches: list[list[int]] = []
     start = 0
     while start < len(order):
@@ -71,6 +71,11 @@ def plan_full_passes(lengths: Sequence[int], token_budget: int, max_batch: int) 
         batches.append(order[start : start + rows])
         start += rows
     return batches
+
+
+def _longest_first(lengths: Sequence[int]) -> list[int]:
+    """Row indices by length, longest first; rows of one length keep their order."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 def _cheapest_cuts(
