@@ -102,7 +102,8 @@ def build_front_door(settings: Settings, metrics: Metrics | None = None) -> Fron
         raise ValueError(msg)
     pinned = [spec for spec in preload if isinstance(spec, ModelSpec)]
     # One inference thread by default: BLAS and the runtimes already use every core, and two
-    # forward passes at once would only fight over them.
+    # forward passes at once would only fight over them; with more, each ONNX Runtime pass gets
+    # its share of the cores (Settings.threads_per_pass).
     executor = ThreadPoolExecutor(
         max_workers=settings.max_concurrent_batches, thread_name_prefix="inference"
     )
@@ -151,7 +152,9 @@ def _engines(settings: Settings) -> EngineSelector:
     def onnxruntime() -> InferenceEngine:
         from adapters.engines.onnx_runtime import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(cache, providers=settings.onnx_providers, threads=threads)
+        # the one engine whose passes of one model run side by side (domain.ports.OverlapsPasses)
+        per_pass = settings.threads_per_pass
+        return OnnxRuntimeEngine(cache, providers=settings.onnx_providers, threads=per_pass)
 
     def openvino(precision: Precision) -> InferenceEngine:
         from adapters.engines.openvino_engine import OpenVinoEngine

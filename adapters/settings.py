@@ -476,7 +476,9 @@ class Settings:
             env="EMBEDSERVE_MAX_CONCURRENT_BATCHES",
             default="1",
             parse=_integer,
-            meaning="forward passes run at once, across models",
+            meaning="forward passes run at once, across models and, on ONNX Runtime, within "
+            "one model's batch, where each pass then gets cores / this many threads unless "
+            "--threads is set",
         )
     )
     queue_limit: int = setting(
@@ -703,8 +705,21 @@ class Settings:
         return {model: value for model, value in self.precisions if model is not None}
 
     @property
+    def threads_per_pass(self) -> int | None:
+        """ONNX Runtime's threads per forward pass: --threads, or where its passes run side by
+        side (--max-concurrent-batches), their share of the cores rather than every core each.
+        (OpenVINO runs one model's passes in turn: it keeps --threads, or every core.)"""
+        if self.threads is not None or self.max_concurrent_batches <= 1:
+            return self.threads
+        return max(1, _usable_cores() // self.max_concurrent_batches)
+
+    @property
     def batching(self) -> BatchSettings:
-        return BatchSettings(token_budget=self.max_batch_tokens, queue_limit=self.queue_limit)
+        return BatchSettings(
+            token_budget=self.max_batch_tokens,
+            queue_limit=self.queue_limit,
+            passes_at_once=self.max_concurrent_batches,
+        )
 
     @classmethod
     def from_environment(cls, home: Path | None = None) -> Settings:
@@ -760,3 +775,10 @@ def _all_keys(keys: tuple[str, ...], key_file: Path | None) -> tuple[str, ...]:
             raise SettingError(f"--api-key-file {key_file}: {exc.__class__.__name__}") from None
         keys = (*keys, *(line for line in lines if not line.lstrip().startswith("#")))
     return tuple(dict.fromkeys(k.strip() for k in keys if k.strip()))
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, where known)."""
+    if hasattr(os, "sched_getaffinity"):  # not on macOS
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -30,6 +30,7 @@ __all__ = [
     "ModelFacts",
     "ModelStore",
     "OnProgress",
+    "OverlapsPasses",
     "PadsForFree",
     "PairTokenizer",
     "ReleasesMemory",
@@ -241,6 +242,15 @@ class Encoder(Protocol):
         ...
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array: ...  # [B,T], [B,T] -> [B,D]
+
+
+@runtime_checkable
+class OverlapsPasses(Protocol):
+    """An Encoder whose forward passes may run on several threads at once, each on its own
+    runtime threads: a merged run's passes then overlap instead of taking turns."""
+
+    @property
+    def overlaps_passes(self) -> bool: ...
 
 
 @runtime_checkable

@@ -70,9 +70,17 @@ class LoadedGraphs(Generic[C]):
 class GraphEncoder:
     """A loaded model on a graph engine: padded ids in, the graph's `embeddings` out."""
 
-    def __init__(self, dimensions: int, run: Runner, images: GraphImages | None = None) -> None:
+    def __init__(
+        self,
+        dimensions: int,
+        run: Runner,
+        images: GraphImages | None = None,
+        *,
+        overlaps_passes: bool = False,
+    ) -> None:
         self.dimensions = dimensions
         self.images = images
+        self.overlaps_passes = overlaps_passes  # whether `run` may be called on two threads at once
         self._run = run
         self._large = False  # a large pass ran since the last release
 
@@ -107,14 +115,20 @@ class GraphImages:
 
 
 def graph_encoder(
-    folder: Path, graphs: LoadedGraphs[C], runner: Callable[[C], Runner], dimensions: int
+    folder: Path,
+    graphs: LoadedGraphs[C],
+    runner: Callable[[C], Runner],
+    dimensions: int,
+    *,
+    overlaps_passes: bool = False,
 ) -> GraphEncoder:
-    """The Encoder over a model's compiled graphs; CLIP's images prepared as numpy's are."""
+    """The Encoder over a model's compiled graphs; CLIP's images prepared as numpy's are.
+    `overlaps_passes`: the runner may be called on two threads at once."""
     images = None
     if graphs.vision is not None and graphs.clip is not None:
         processor = read_clip_image_processor(folder, graphs.clip.image_size)
         images = GraphImages(graphs.clip.image_tokens, processor, runner(graphs.vision))
-    return GraphEncoder(dimensions, runner(graphs.text), images)
+    return GraphEncoder(dimensions, runner(graphs.text), images, overlaps_passes=overlaps_passes)
 
 
 def load_graphs(  # noqa: PLR0913 - the cache, the runtime's two hooks, and trust in the cache

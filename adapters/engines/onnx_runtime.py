@@ -97,7 +97,8 @@ class OnnxRuntimeEngine:
                 return ModelUnavailable(
                     spec.qualified_name, f"ONNX Runtime could not start {', '.join(fallen_back)}"
                 )
-            return graph_encoder(folder, graphs, _Runner, _width(graphs.text))
+            # a session takes calls from several threads at once
+            return graph_encoder(folder, graphs, _Runner, _width(graphs.text), overlaps_passes=True)
         except (OSError, ValueError, KeyError, TypeError, SafetensorError, *_UNREADABLE) as exc:
             return ModelUnavailable(spec.qualified_name, str(exc))
 

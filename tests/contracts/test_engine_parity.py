@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ from application.batching import pad
 from application.catalogue import CATALOGUE
 from application.engine_choice import Candidate, EngineSelector, Rebuilds
 from domain.errors import ModelUnavailable
+from domain.ports import OverlapsPasses
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
@@ -300,6 +302,25 @@ def test_a_text_embeds_the_same_alone_as_in_a_mixed_batch(
     together = encoder.embed(*pad(rows))
     alone = np.concatenate([encoder.embed(*pad([row])) for row in rows])
     assert np.abs(alone - together).max() < BATCH_INVARIANCE
+
+
+def test_an_encoder_that_overlaps_passes_embeds_the_same_on_two_threads_at_once(
+    engine: InferenceEngine, case: Prepared
+) -> None:
+    """Where an encoder lets the batcher run its passes side by side (domain.ports
+    OverlapsPasses), passes on two threads at once give what they give one after another.
+    Only ONNX Runtime says so: an OpenVINO infer request serves one caller at a time."""
+    encoder = _encoder(engine, case)
+    overlaps = isinstance(encoder, OverlapsPasses) and encoder.overlaps_passes
+    assert overlaps == (engine.name == "onnxruntime")
+    if not overlaps:
+        return
+    passes = [(ids, mask) for _, ids, mask in case.batches] * 4
+    alone = [encoder.embed(ids, mask) for ids, mask in passes]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        side_by_side = list(pool.map(lambda p: encoder.embed(*p), passes))
+    for one, other in zip(alone, side_by_side, strict=True):
+        assert np.abs(one - other).max() < BATCH_INVARIANCE
 
 
 def test_a_folder_the_engine_cannot_run_is_unavailable(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from application.batching import (
 )
 from domain.architectures.cross_encoder import SECOND_TEXT
 from domain.errors import Overloaded
+from domain.ops import Array, IdArray
 from domain.sentence_head import PROMPT_TOKEN
 from tests.fakes import FakeEncoder, FakeImageTextEncoder
 
@@ -98,6 +100,81 @@ async def test_an_encoder_that_pads_for_free_gets_the_fewest_passes() -> None:
         _ran(await Batcher(encoder, ThreadPoolExecutor(max_workers=1)).embed(rows))
     assert free.batches == [(21, 100)]
     assert paying.batches == [(1, 100), (20, 1)]
+
+
+class _SideBySide(FakeEncoder):
+    """Its first passes wait until two of them have started (or 1 s), so that passes that may
+    run at once do. Records how many ran at once at most."""
+
+    def __init__(self, *, overlaps: bool) -> None:
+        super().__init__()
+        self.overlaps_passes = overlaps
+        self._started = threading.Barrier(2)
+        self._lock = threading.Lock()
+        self._running = 0
+        self.most_at_once = 0
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        with self._lock:
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+        with contextlib.suppress(threading.BrokenBarrierError):  # passes in turn: one waited
+            self._started.wait(timeout=1)
+        try:
+            return super().embed(ids, mask)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+# three passes: lengths 100, 40 and 1 cost more padded together than apart
+_THREE_PASSES = [[7] * 100, [8] * 40, [9]]
+
+
+async def test_an_encoder_that_overlaps_passes_runs_them_side_by_side() -> None:
+    """With `passes_at_once` 2 and an encoder that allows it (domain.ports.OverlapsPasses),
+    two passes of one merged run are on the executor at once, never more, and every row
+    still gets its own vector."""
+    encoder = _SideBySide(overlaps=True)
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=4), BatchSettings(passes_at_once=2))
+    run = _ran(await batcher.embed(_THREE_PASSES))
+    assert encoder.most_at_once == 2
+    assert len(encoder.batches) == 3
+    assert run.batches == 3
+    assert run.vectors[:, 0].tolist() == [700.0, 320.0, 9.0]
+
+
+@pytest.mark.parametrize(("overlaps", "at_once"), [(True, 1), (False, 2)])
+async def test_passes_take_turns_unless_both_the_encoder_and_the_setting_allow(
+    *, overlaps: bool, at_once: int
+) -> None:
+    """The default (one pass at a time), or an encoder that serves one caller at a time
+    (OpenVINO's infer request), keeps the passes in turn."""
+    encoder = _SideBySide(overlaps=overlaps)
+    settings = BatchSettings(passes_at_once=at_once)
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=4), settings)
+    run = _ran(await batcher.embed(_THREE_PASSES))
+    assert encoder.most_at_once == 1
+    assert run.vectors[:, 0].tolist() == [700.0, 320.0, 9.0]
+
+
+class _FailsOnLongRows(FakeEncoder):
+    overlaps_passes = True
+
+    def embed(self, ids: IdArray, mask: IdArray) -> Array:
+        if ids.shape[1] > 50:
+            msg = "a bug in the engine"
+            raise RuntimeError(msg)
+        return super().embed(ids, mask)
+
+
+async def test_a_failing_pass_side_by_side_fails_its_request_and_the_batcher_goes_on() -> None:
+    batcher = Batcher(
+        _FailsOnLongRows(), ThreadPoolExecutor(max_workers=2), BatchSettings(passes_at_once=2)
+    )
+    with pytest.raises(RuntimeError, match="a bug in the engine"):
+        await batcher.embed(_THREE_PASSES)
+    assert _ran(await batcher.embed([[1, 2], [3]])).vectors[:, 0].tolist() == [3.0, 3.0]
 
 
 async def _until(condition: Callable[[], bool]) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -177,10 +178,26 @@ def test_api_keys_are_trimmed_and_counted_once() -> None:
     assert _settings("serve", env=env).api_keys == ("k3", "k4")
 
 
-def test_batching_follows_its_two_settings() -> None:
-    """--max-batch-tokens and --queue-limit make the batcher's settings."""
-    batching = _settings("serve", "--max-batch-tokens", "512", "--queue-limit", "7").batching
-    assert (batching.token_budget, batching.queue_limit) == (512, 7)
+def test_batching_follows_its_three_settings() -> None:
+    """--max-batch-tokens, --queue-limit and --max-concurrent-batches make the batcher's
+    settings; one pass at a time by default."""
+    assert _settings("serve").batching.passes_at_once == 1
+    flags = ("--max-batch-tokens", "512", "--queue-limit", "7", "--max-concurrent-batches", "2")
+    batching = _settings("serve", *flags).batching
+    assert (batching.token_budget, batching.queue_limit, batching.passes_at_once) == (512, 7, 2)
+
+
+def test_passes_side_by_side_share_the_cores() -> None:
+    """Each of N passes at once gets cores / N threads, unless --threads says; one pass at a
+    time leaves the runtime its own choice (every core)."""
+    cores = len(os.sched_getaffinity(0))
+    assert _settings("serve").threads_per_pass is None
+    assert _settings("serve", "--max-concurrent-batches", "2").threads_per_pass == max(
+        1, cores // 2
+    )
+    assert _settings("serve", "--max-concurrent-batches", f"{cores * 4}").threads_per_pass == 1
+    given = _settings("serve", "--max-concurrent-batches", "2", "--threads", "3")
+    assert given.threads_per_pass == 3
 
 
 def test_slow_clients_are_bounded_by_default() -> None:
