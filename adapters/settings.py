@@ -39,6 +39,7 @@ __all__ = [
     "default_home",
     "parse_size",
     "read_settings",
+    "usable_cores",
 ]
 
 T = TypeVar("T")
@@ -711,7 +712,7 @@ class Settings:
         (OpenVINO runs one model's passes in turn: it keeps --threads, or every core.)"""
         if self.threads is not None or self.max_concurrent_batches <= 1:
             return self.threads
-        return max(1, _usable_cores() // self.max_concurrent_batches)
+        return max(1, usable_cores() // self.max_concurrent_batches)
 
     @property
     def batching(self) -> BatchSettings:
@@ -777,7 +778,7 @@ def _all_keys(keys: tuple[str, ...], key_file: Path | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(k.strip() for k in keys if k.strip()))
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     """The cores this process may run on (a container's or taskset's share, where known)."""
     if hasattr(os, "sched_getaffinity"):  # not on macOS
         return len(os.sched_getaffinity(0))

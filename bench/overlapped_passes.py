@@ -32,13 +32,14 @@ from corpus import corpus  # noqa: E402 - bench/ goes on the path first
 from engine_throughput import minilm  # noqa: E402
 
 from adapters.engines.onnx_runtime import OnnxRuntimeEngine  # noqa: E402
+from adapters.settings import usable_cores  # noqa: E402
 from adapters.tokenizers.hf_tokenizer import load_tokenizer  # noqa: E402
 from application.batching import pad  # noqa: E402
 from domain.errors import ModelUnavailable  # noqa: E402
 from domain.ports import Encoder  # noqa: E402
 
 _SHAPES = ((1, 40), (3, 60), (8, 60), (16, 64), (32, 64))
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_CORES = usable_cores()  # as --max-concurrent-batches shares them out
 
 
 def _encoder(cache: Path, threads: int | None) -> Encoder:
