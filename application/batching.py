@@ -2,13 +2,16 @@
 
 Padding a batch to its longest row is what costs: sorting by length and cutting the sorted
 rows under a token budget keeps padding small. An encoder that pads for free (a lookup and a
-mean, as the static families' are) only wants few passes. Requests that arrive while a forward
-pass runs wait together and run as one merged set (dynamic batching).
+mean, as the static families' are) only wants few passes; one that keeps state per input
+shape (OpenVINO) wants few shapes, so its passes come in a few lengths (`pass_length`).
+Requests that arrive while a forward pass runs wait together and run as one merged set
+(dynamic batching).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,10 +25,18 @@ import structlog
 from domain.architectures.cross_encoder import SECOND_TEXT
 from domain.errors import Overloaded
 from domain.ops import Array, IdArray
-from domain.ports import Encoder, OverlapsPasses, PadsForFree, ReleasesMemory
+from domain.ports import Encoder, KeepsShapes, OverlapsPasses, PadsForFree, ReleasesMemory
 from domain.sentence_head import PROMPT_TOKEN
 
-__all__ = ["BatchRun", "BatchSettings", "Batcher", "pad", "plan_batches", "plan_full_passes"]
+__all__ = [
+    "BatchRun",
+    "BatchSettings",
+    "Batcher",
+    "pad",
+    "pass_length",
+    "plan_batches",
+    "plan_full_passes",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +69,16 @@ def plan_batches(
     order = _longest_first(lengths)
     sizes = [lengths[i] for i in order]
     return _cheapest_cuts(order, sizes, token_budget, max_batch, pass_overhead)
+
+
+def pass_length(longest: int, limit: int) -> int:
+    """The length a pass whose longest row has `longest` tokens is padded to, for an encoder
+    that keeps state per shape (domain.ports.KeepsShapes): the next multiple of an eighth of
+    the power of two at or above it (of 8 at least), never past the model's `limit`. Every
+    multiple of 8 up to 64, then four lengths per doubling: 16 up to 256 tokens, 36 up to 8,192,
+    each under a quarter longer than its longest row (up to 7 tokens below 64)."""
+    step = 1 << max((longest - 1).bit_length() - 3, 3)
+    return max(longest, min(-(-longest // step) * step, limit))
 
 
 def plan_full_passes(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
@@ -103,15 +124,19 @@ def _cheapest_cuts(
 
 
 def pad(
-    rows: Sequence[Sequence[int]], skips: Sequence[int] = (), seconds: Sequence[int] = ()
+    rows: Sequence[Sequence[int]],
+    skips: Sequence[int] = (),
+    seconds: Sequence[int] = (),
+    length: Callable[[int], int] | None = None,
 ) -> tuple[IdArray, IdArray]:
-    """Right-pad to the longest row: ids [B,T] and attention mask [B,T]. A row's first
+    """Right-pad to the longest row, or to `length` of it: ids [B,T] and mask [B,T]. A row's first
     `skips[n]` tokens (none where `skips` is empty) are marked PROMPT_TOKEN in the mask: read by
     attention, left out of pooling (domain/sentence_head.py). A pair's tokens from `seconds[n]`
     on (none where `seconds` is empty) are marked SECOND_TEXT: token type 1
     (domain/architectures/cross_encoder.py)."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    columns = np.arange(int(lengths.max()))
+    longest = int(lengths.max())
+    columns = np.arange(longest if length is None else length(longest))
     real = columns < lengths[:, None]  # [B,T]
     ids = np.zeros(real.shape, dtype=np.int64)
     # the rows' ids one after another fill the real places in row order: one C loop, not B
@@ -162,16 +187,25 @@ class _Job:
 class Batcher:
     """One per loaded model. Forward passes run on `executor`, never on the event loop."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the model, where it runs, and what the server set
         self,
         encoder: Encoder,
         executor: Executor,
         settings: BatchSettings = BatchSettings(),
         name: str = "",
+        *,
         on_pass: Callable[[int], None] | None = None,
+        max_tokens: int | None = None,
     ) -> None:
+        """`max_tokens`: the longest row the model takes, which no pass is padded past."""
         self._encoder = encoder
         self._pads_for_free = isinstance(encoder, PadsForFree) and encoder.pads_for_free
+        keeps_shapes = isinstance(encoder, KeepsShapes) and encoder.keeps_shapes
+        self._length = (
+            functools.partial(pass_length, limit=max_tokens)
+            if keeps_shapes and max_tokens is not None
+            else None
+        )
         overlaps = isinstance(encoder, OverlapsPasses) and encoder.overlaps_passes
         self._passes_at_once = max(1, settings.passes_at_once) if overlaps else 1
         self._on_pass = on_pass  # told the rows of every forward pass, for metrics
@@ -317,6 +351,8 @@ class Batcher:
     ) -> tuple[Array, int]:
         loop = asyncio.get_running_loop()
         lengths = [len(r) for r in rows]
+        if self._length is not None:  # a pass then costs its padded length: plan with it
+            lengths = [self._length(n) for n in lengths]
         if self._pads_for_free:  # a sort and a few slices: on the loop, however many rows
             plan = plan_full_passes(lengths, self._token_budget, self._max_batch)
         elif len(rows) > _PLAN_ON_LOOP:
@@ -331,6 +367,7 @@ class Batcher:
                 [rows[i] for i in batch],
                 [skips[i] for i in batch] if skips else (),
                 [seconds[i] for i in batch] if seconds else (),
+                self._length,
             )
             out[batch] = await loop.run_in_executor(self._executor, self._encoder.embed, ids, mask)
             if self._on_pass is not None:

@@ -170,6 +170,7 @@ class ModelLoader:
             self._batching,
             spec.qualified_name,
             on_pass=self._on_pass,
+            max_tokens=tokenizer.max_tokens,
         )
         return LoadedModel(
             spec=spec,

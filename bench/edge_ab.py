@@ -92,6 +92,10 @@ def main() -> int:
             p99_p = statistics.median(p.percentile(0.99) or 0 for p in inproc)
             share = statistics.median(r.share for r in per_round)
             cpu_h = statistics.median(h.cpu_ms_per_text for h in http)
+            # the load generator shares the cores: its CPU per text is the edge's too, here
+            cpu_c = statistics.median(h.client_cpu_s * 1e3 / max(h.texts, 1) for h in http)
+            loop_h = statistics.median(h.loop_cpu_ms_per_text for h in http)
+            loop_p = statistics.median(p.loop_cpu_ms_per_text for p in inproc)
             cpu_p = statistics.median(p.cpu_ms_per_text for p in inproc)
             passes = statistics.median(h.passes_per_request or 0 for h in http)
             c, b = shape
@@ -101,7 +105,8 @@ def main() -> int:
                 f"in-process {rate_p:6.1f} texts/s p99 {p99_p:6.0f} ms (floor "
                 f"x{p99_p / floor_ms(c, b, rate_p):.2f}) | HTTP/in-process {share:.2f} (rounds: "
                 f"{', '.join(f'{r.share:.2f}' for r in per_round)}) | CPU ms/text HTTP server "
-                f"{cpu_h:.1f}, in-process {cpu_p:.1f}"
+                f"{cpu_h:.1f} (event loop {loop_h:.2f}) + client {cpu_c:.1f}, in-process "
+                f"{cpu_p:.1f} (event loop {loop_p:.2f})"
             )
     return 0
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
-from server_process import Server, cpu_seconds, embed_lines
+from server_process import Server, cpu_seconds, embed_lines, loop_cpu_seconds
 
 __all__ = ["Cell", "CellResult", "run_cell", "warm_up"]
 
@@ -52,6 +52,11 @@ class CellResult:
     client_cpu_s: float
     server_ms: float | None  # mean of the access log's duration_ms: the handler's own time
     passes_per_request: float | None  # mean forward passes of the merged run each request joined
+    server_loop_cpu_s: float = 0.0  # the server's main thread: its event loop
+
+    @property
+    def loop_cpu_ms_per_text(self) -> float:
+        return self.server_loop_cpu_s * 1e3 / self.texts if self.texts else 0.0
 
     @property
     def texts_per_s(self) -> float:
@@ -104,6 +109,7 @@ class _Drive:
     seconds: float = 0.0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    server_loop_cpu_s: float = 0.0
 
 
 async def _drive(
@@ -120,6 +126,7 @@ async def _drive(
         first = await client.post(_PATH[cell.dialect], content=bodies[0][0], headers=headers)
         _check(cell, first, bodies[0][1])  # also opens one connection before the clock starts
         server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+        server_loop_cpu = loop_cpu_seconds(server.pid)
         started = time.perf_counter()
         deadline = started + budget_s
 
@@ -140,6 +147,7 @@ async def _drive(
         out.seconds = time.perf_counter() - started
         out.server_cpu_s = cpu_seconds(server.pid) - server_cpu
         out.client_cpu_s = time.process_time() - client_cpu
+        out.server_loop_cpu_s = loop_cpu_seconds(server.pid) - server_loop_cpu
     return out
 
 
@@ -177,4 +185,5 @@ def run_cell(server: Server, texts: Sequence[str], cell: Cell, budget_s: float) 
         client_cpu_s=drive.client_cpu_s,
         server_ms=statistics.fmean(durations) if durations else None,
         passes_per_request=statistics.fmean(passes) if passes else None,
+        server_loop_cpu_s=drive.server_loop_cpu_s,
     )

@@ -25,6 +25,7 @@ __all__ = [
     "cpu_seconds",
     "embed_lines",
     "free_port",
+    "loop_cpu_seconds",
     "processes_cpu_s",
     "rss_mb",
     "served",
@@ -81,6 +82,16 @@ def rss_mb(pgid: int) -> float:
 def cpu_seconds(pgid: int) -> float:
     """User + system CPU time the server's process group has used so far."""
     return processes_cpu_s(_group(pgid))
+
+
+def loop_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process's main thread, where the server's event loop runs
+    (HTTP, routing, tokenizing short inputs): what the edge costs shows there, not in the
+    runtime's threads. 0 once the process is gone."""
+    with suppress(OSError):
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    return 0.0
 
 
 def processes_cpu_s(pids: Iterable[int]) -> float:

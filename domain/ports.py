@@ -27,6 +27,7 @@ __all__ = [
     "FolderFacts",
     "ImageEncoder",
     "InferenceEngine",
+    "KeepsShapes",
     "ModelFacts",
     "ModelStore",
     "OnProgress",
@@ -242,6 +243,17 @@ class Encoder(Protocol):
         ...
 
     def embed(self, ids: IdArray, mask: IdArray) -> Array: ...  # [B,T], [B,T] -> [B,D]
+
+
+@runtime_checkable
+class KeepsShapes(Protocol):
+    """An Encoder whose runtime keeps what it prepared for every input shape it has run
+    (OpenVINO's compiled kernels and their buffers, ~1 MB a shape for all-MiniLM-L6-v2, for as
+    long as the model is loaded): its passes are padded to a few lengths, so that the shapes,
+    and the memory, stop growing after a while of load."""
+
+    @property
+    def keeps_shapes(self) -> bool: ...
 
 
 @runtime_checkable

@@ -77,10 +77,12 @@ class GraphEncoder:
         images: GraphImages | None = None,
         *,
         overlaps_passes: bool = False,
+        keeps_shapes: bool = False,
     ) -> None:
         self.dimensions = dimensions
         self.images = images
         self.overlaps_passes = overlaps_passes  # whether `run` may be called on two threads at once
+        self.keeps_shapes = keeps_shapes  # whether `run` keeps state for every shape it ran
         self._run = run
         self._large = False  # a large pass ran since the last release
 
@@ -114,21 +116,29 @@ class GraphImages:
         return self._run({"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)})
 
 
-def graph_encoder(
+def graph_encoder(  # noqa: PLR0913 - the model, and what its runtime allows
     folder: Path,
     graphs: LoadedGraphs[C],
     runner: Callable[[C], Runner],
     dimensions: int,
     *,
     overlaps_passes: bool = False,
+    keeps_shapes: bool = False,
 ) -> GraphEncoder:
     """The Encoder over a model's compiled graphs; CLIP's images prepared as numpy's are.
-    `overlaps_passes`: the runner may be called on two threads at once."""
+    `overlaps_passes`: the runner may be called on two threads at once; `keeps_shapes`: it keeps
+    state for every input shape it has run (domain.ports.KeepsShapes)."""
     images = None
     if graphs.vision is not None and graphs.clip is not None:
         processor = read_clip_image_processor(folder, graphs.clip.image_size)
         images = GraphImages(graphs.clip.image_tokens, processor, runner(graphs.vision))
-    return GraphEncoder(dimensions, runner(graphs.text), images, overlaps_passes=overlaps_passes)
+    return GraphEncoder(
+        dimensions,
+        runner(graphs.text),
+        images,
+        overlaps_passes=overlaps_passes,
+        keeps_shapes=keeps_shapes,
+    )
 
 
 def load_graphs(  # noqa: PLR0913 - the cache, the runtime's two hooks, and trust in the cache

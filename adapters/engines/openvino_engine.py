@@ -90,7 +90,10 @@ class OpenVinoEngine:
                 unreadable=_UNREADABLE,
                 fresh=fresh,
             )
-            return graph_encoder(folder, graphs, _Runner, _width(graphs.text))
+            # a compiled model keeps kernels and buffers for every shape it runs (its runtime
+            # cache holds 5,000 entries): ~1 MB a shape for all-MiniLM-L6-v2, whose server
+            # kept ~110 MB more after mixed load than before it (bench/memory_under_load.py)
+            return graph_encoder(folder, graphs, _Runner, _width(graphs.text), keeps_shapes=True)
         except (OSError, ValueError, KeyError, TypeError, SafetensorError, RuntimeError) as exc:
             return ModelUnavailable(spec.qualified_name, str(exc))
 

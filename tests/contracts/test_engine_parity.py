@@ -33,11 +33,11 @@ import pytest
 from adapters.engines.numpy_ref import NumpyEngine
 from adapters.families import GRAPH_FAMILIES
 from adapters.tokenizers.by_family import load_tokenizer
-from application.batching import pad
+from application.batching import pad, pass_length
 from application.catalogue import CATALOGUE
 from application.engine_choice import Candidate, EngineSelector, Rebuilds
 from domain.errors import ModelUnavailable
-from domain.ports import OverlapsPasses
+from domain.ports import KeepsShapes, OverlapsPasses
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import minilm_folder, write_bert_model
 from tests.model_factory_clip import write_clip_model
@@ -185,6 +185,7 @@ class Prepared:
     pixels: Array | None  # [P,C,S,S]: the pictures as the numpy engine prepares them
     reference_images: Array | None
     reference_has_images: bool
+    max_tokens: int  # the tokenizer's limit: no row is longer
 
 
 def _batches(rows: list[tuple[int, ...]]) -> list[tuple[list[int], IdArray, IdArray]]:
@@ -220,6 +221,7 @@ def _prepare(case: Case, root: Path) -> Prepared:
         pixels,
         reference_images,
         numpy.images is not None,
+        tokenizer.max_tokens,
     )
 
 
@@ -302,6 +304,23 @@ def test_a_text_embeds_the_same_alone_as_in_a_mixed_batch(
     together = encoder.embed(*pad(rows))
     alone = np.concatenate([encoder.embed(*pad([row])) for row in rows])
     assert np.abs(alone - together).max() < BATCH_INVARIANCE
+
+
+def test_a_pass_padded_to_one_of_a_few_lengths_embeds_as_it_does_unpadded(
+    engine: InferenceEngine, case: Prepared
+) -> None:
+    """Padding a text past its own length, up to `pass_length` (what the batcher does for an
+    encoder that keeps shapes: domain.ports.KeepsShapes), changes none of its vector. Only
+    OpenVINO asks for it: its compiled model keeps kernels and buffers for every shape."""
+    encoder = _encoder(engine, case)
+    keeps = isinstance(encoder, KeepsShapes) and encoder.keeps_shapes
+    assert keeps == (engine.name == "openvino")
+    length = functools.partial(pass_length, limit=case.max_tokens)
+    rows = [case.rows[n] for n in _MIXED if length(len(case.rows[n])) > len(case.rows[n])]
+    assert len(rows) > 3  # most texts get padding
+    exact = np.concatenate([encoder.embed(*pad([row])) for row in rows])
+    padded = np.concatenate([encoder.embed(*pad([row], length=length)) for row in rows])
+    assert np.abs(exact - padded).max() < BATCH_INVARIANCE
 
 
 def test_an_encoder_that_overlaps_passes_embeds_the_same_on_two_threads_at_once(

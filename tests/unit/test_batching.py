@@ -16,6 +16,7 @@ from application.batching import (
     BatchRun,
     BatchSettings,
     pad,
+    pass_length,
     plan_batches,
     plan_full_passes,
 )
@@ -100,6 +101,63 @@ async def test_an_encoder_that_pads_for_free_gets_the_fewest_passes() -> None:
         _ran(await Batcher(encoder, ThreadPoolExecutor(max_workers=1)).embed(rows))
     assert free.batches == [(21, 100)]
     assert paying.batches == [(1, 100), (20, 1)]
+
+
+@given(st.integers(1, 8192), st.integers(0, 8192))
+def test_a_pass_length_is_a_little_longer_and_never_past_the_limit(longest: int, more: int) -> None:
+    """At least the longest row, at most the model's limit (where the row fits it), and under
+    a quarter longer (short rows: under 8 tokens longer)."""
+    limit = longest + more
+    length = pass_length(longest, limit)
+    assert longest <= length <= limit
+    assert length - longest < max(8, longest / 4)
+
+
+def test_passes_come_in_a_few_lengths() -> None:
+    """Every multiple of 8 to 64, then four per doubling: all-MiniLM-L6-v2's 256 tokens give 16
+    lengths, 8,192 give 36; CLIP's 77 stop at 77."""
+    assert sorted({pass_length(n, 256) for n in range(1, 257)}) == [
+        *range(8, 65, 8), 80, 96, 112, 128, 160, 192, 224, 256
+    ]  # fmt: skip
+    assert sorted({pass_length(n, 77) for n in range(1, 78)}) == [*range(8, 65, 8), 77]
+    assert len({pass_length(n, 8192) for n in range(1, 8193)}) == 8 + 4 * 7
+
+
+class _KeepsShapes(FakeEncoder):
+    keeps_shapes = True
+
+
+async def test_an_encoder_that_keeps_shapes_gets_passes_of_a_few_lengths() -> None:
+    """The batcher asks the encoder (domain.ports.KeepsShapes): its passes are padded to
+    `pass_length`, never past the model's limit, and every row gets the vector it would get
+    unpadded. An encoder that does not keep shapes gets passes as long as their longest row."""
+    rows = [[7] * 70, [8] * 20, [9] * 3]
+    keeps, plain = _KeepsShapes(), FakeEncoder()
+    runs = [
+        _ran(await Batcher(e, ThreadPoolExecutor(max_workers=1), max_tokens=77).embed(rows))
+        for e in (keeps, plain)
+    ]
+    assert keeps.batches == [(1, 77), (2, 24)]
+    assert plain.batches == [(1, 70), (2, 20)]
+    assert runs[0].vectors.tolist() == runs[1].vectors.tolist()
+
+
+async def test_without_the_models_limit_passes_keep_their_own_length() -> None:
+    """No limit known, no length is safe to pad to: passes stay as long as their longest row."""
+    encoder = _KeepsShapes()
+    _ran(await Batcher(encoder, ThreadPoolExecutor(max_workers=1)).embed([[7] * 70]))
+    assert encoder.batches == [(1, 70)]
+
+
+async def test_passes_padded_to_a_few_lengths_stay_within_the_token_budget() -> None:
+    """Planned with their padded length: 8 rows of 120 tokens fit a budget of 1,000 as they
+    are (960) but not padded to 128 (1,024), so they take two passes."""
+    encoder = _KeepsShapes()
+    settings = BatchSettings(token_budget=1000)
+    batcher = Batcher(encoder, ThreadPoolExecutor(max_workers=1), settings, max_tokens=256)
+    _ran(await batcher.embed([[7] * 120] * 8))
+    assert all(b * t <= settings.token_budget for b, t in encoder.batches)
+    assert sum(b for b, _ in encoder.batches) == 8
 
 
 class _SideBySide(FakeEncoder):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from application.batching import Batcher, plan_batches
+from application.batching import Batcher, pass_length, plan_batches
 from application.catalogue import CATALOGUE, Catalogue
 from application.embedding import EmbeddingService
 from application.lifecycle import ModelRegistry
@@ -73,6 +73,24 @@ async def test_concurrent_single_text_requests_form_one_pass(tmp_path: Path) -> 
     )
     assert all(isinstance(r, EmbeddingResult) and r.batches == 1 for r in results)
     assert [b for b, _ in engine.encoder.batches] == [16]
+
+
+class _KeepsShapes(FakeEncoder):
+    keeps_shapes = True
+
+
+async def test_a_loaded_model_that_keeps_shapes_pads_its_passes_up_to_its_limit(
+    tmp_path: Path,
+) -> None:
+    """The registry tells the batcher the model's token limit (the tokenizer's): passes of an
+    encoder that keeps shapes come in `pass_length`s of it, none past it."""
+    engine = FakeEngine()
+    engine.encoder = _KeepsShapes()
+    service = _service(tmp_path, FakeTokenizer(max_tokens=12), engine)
+    for words in (2, 30):  # the second is cut to the limit
+        result = await service.embed(EmbeddingRequest("all-minilm", [" ".join(["w"] * words)]))
+        assert isinstance(result, EmbeddingResult)
+    assert [t for _, t in engine.encoder.batches] == [pass_length(4, 12), 12] == [8, 12]
 
 
 async def test_requests_a_few_loop_turns_apart_join_a_starting_pass() -> None:
