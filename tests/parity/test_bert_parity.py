@@ -9,6 +9,7 @@ small token budget, right-pad, embed, restore order. sentence-transformers' side
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,10 @@ from hypothesis import strategies as st
 
 from adapters.engines.numpy_ref import NumpyEngine
 from adapters.tokenizers.hf_tokenizer import load_tokenizer
-from application.batching import pad, plan_batches
+from application.batching import pad, pass_length, plan_batches
 from application.catalogue import CATALOGUE
 from domain.errors import ModelUnavailable
+from domain.ports import KeepsShapes
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import minilm_folder, reference_model, write_bert_model
 from tests.tolerances import BATCH_INVARIANCE, MAX_ABS_DIFF
@@ -191,13 +193,18 @@ def reference_token_ids(model: Any, texts: list[str]) -> list[tuple[int, ...]]:
 def embed_like_the_server(
     tokenizer: Tokenizer, encoder: Encoder, texts: Sequence[str]
 ) -> tuple[np.ndarray, list[Encoded], int]:
-    """Tokenize, bucket by length under TOKEN_BUDGET, pad, embed, and put rows back in order."""
+    """Tokenize, bucket by length under TOKEN_BUDGET, pad, embed, and put rows back in order.
+    An encoder that keeps shapes (OpenVINO's) gets its passes padded as the server pads them,
+    to `pass_length` under the model's limit."""
     encoded = tokenizer.encode(texts)
     rows = [e.ids for e in encoded]
-    plan = plan_batches([len(r) for r in rows], TOKEN_BUDGET, MAX_BATCH)
+    keeps_shapes = isinstance(encoder, KeepsShapes) and encoder.keeps_shapes
+    length = functools.partial(pass_length, limit=tokenizer.max_tokens) if keeps_shapes else None
+    lengths = [len(r) if length is None else length(len(r)) for r in rows]
+    plan = plan_batches(lengths, TOKEN_BUDGET, MAX_BATCH)
     out = np.full((len(rows), encoder.dimensions), np.nan, dtype=np.float32)
     for batch in plan:
-        ids, mask = pad([rows[i] for i in batch])
+        ids, mask = pad([rows[i] for i in batch], length=length)
         out[batch] = encoder.embed(ids, mask)
     return out, encoded, len(plan)
 
