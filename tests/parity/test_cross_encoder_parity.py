@@ -25,10 +25,10 @@ import pytest
 
 from adapters.tokenizers.by_family import load_tokenizer
 from adapters.tokenizers.hf_tokenizer import longest_first
-from application.batching import pad, plan_batches
+from application.batching import pad, pass_length, plan_batches
 from domain.errors import ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
-from domain.ports import EncodedPair, PairTokenizer
+from domain.ports import EncodedPair, KeepsShapes, PairTokenizer
 from domain.repo_configs import describe_repo
 from tests.contracts.test_engine_parity import make_engine
 from tests.corpus import EDGE_TEXTS, VARIED_TEXTS
@@ -93,12 +93,25 @@ def _pairs(written: Written, query: str, documents: Sequence[str]) -> list[Encod
     return tokenizer.encode_pairs(query, documents)
 
 
-def score_like_the_server(encoder: Encoder, pairs: Sequence[EncodedPair]) -> np.ndarray:
-    """[N,2]: each pair's logit and score, through length-sorted, right-padded passes."""
+def _limit(written: Written) -> int:
+    tokenizer = load_tokenizer(written.spec, written.folder)
+    assert isinstance(tokenizer, PairTokenizer), tokenizer
+    return tokenizer.max_tokens
+
+
+def score_like_the_server(
+    encoder: Encoder, pairs: Sequence[EncodedPair], limit: int | None = None
+) -> np.ndarray:
+    """[N,2]: each pair's logit and score, through length-sorted, right-padded passes; those of
+    an encoder that keeps shapes padded to `pass_length` under the model's `limit`, as the
+    server pads them."""
+    keeps_shapes = isinstance(encoder, KeepsShapes) and encoder.keeps_shapes
+    length = functools.partial(pass_length, limit=limit) if keeps_shapes and limit else None
+    lengths = [len(p.ids) if length is None else length(len(p.ids)) for p in pairs]
     out = np.empty((len(pairs), 2), dtype=np.float32)
-    for batch in plan_batches([len(p.ids) for p in pairs], _BUDGET, 64):
+    for batch in plan_batches(lengths, _BUDGET, 64):
         rows = [pairs[i] for i in batch]
-        ids, mask = pad([p.ids for p in rows], (), [p.second for p in rows])
+        ids, mask = pad([p.ids for p in rows], (), [p.second for p in rows], length)
         out[batch] = encoder.embed(ids, mask)
     return out
 
@@ -165,7 +178,8 @@ def test_scores_equal_crossencoder_predict(written: Written, engine: str, graphs
     assert not isinstance(encoder, ModelUnavailable), encoder
     for query in _queries(written):
         logits, scores = _reference(written.folder, query)
-        ours = score_like_the_server(encoder, _pairs(written, query, DOCUMENTS))
+        pairs = _pairs(written, query, DOCUMENTS)
+        ours = score_like_the_server(encoder, pairs, _limit(written))
         assert np.abs(ours[:, 0] - logits).max() < MAX_ABS_DIFF * max(1, np.abs(logits).max())
         assert np.abs(ours[:, 1] - scores).max() < MAX_ABS_DIFF
 
