@@ -29,17 +29,12 @@ from corpus import corpus, fingerprint  # noqa: E402 - bench/ goes on the path f
 from edge_cost import EDGE_SHAPES, EdgeRun, floor_ms, measure_edge  # noqa: E402
 from front_door_load import FrontDoorRunner  # noqa: E402
 from http_load import warm_up  # noqa: E402
-from server_process import served  # noqa: E402
-
-
-def _tree(text: str) -> tuple[str, Path]:
-    name, _, path = text.partition("=")
-    return name, Path(path).resolve()
+from server_process import served, source_tree  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tree", type=_tree, action="append", required=True)
+    parser.add_argument("--tree", type=source_tree, action="append", required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cell-seconds", type=float, default=6.0)
     parser.add_argument("--texts", type=int, default=1024)
@@ -57,9 +52,8 @@ def main() -> int:
         home = Path(tmp) / "home"
         sides = {}
         for name, root in args.tree:
-            env = {"PYTHONPATH": os.pathsep.join([str(root), str(_BENCH)])}
             server = stack.enter_context(
-                served(home, Path(tmp) / f"{name}.log", args.serve, env=env)
+                served(home, Path(tmp) / f"{name}.log", args.serve, root=root)
             )
             warm_up(server, texts)
             runner = FrontDoorRunner(texts, home, args.serve, root=root)

@@ -28,20 +28,15 @@ for _path in (str(_BENCH.parent), str(_BENCH)):
 from corpus import corpus  # noqa: E402 - bench/ goes on the path first
 from edge_cost import EDGE_SHAPES  # noqa: E402
 from http_load import Cell, run_cell, warm_up  # noqa: E402
-from server_process import rss_mb, served  # noqa: E402
+from server_process import rss_mb, served, source_tree  # noqa: E402
 
 _IDLE_S = 1.5  # past the batcher's idle release (BatchSettings.release_after_idle_s)
-
-
-def _tree(text: str) -> tuple[str, Path]:
-    name, _, path = text.partition("=")
-    return name, Path(path).resolve()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", action="append", help="onnxruntime, openvino (both)")
-    parser.add_argument("--tree", type=_tree, action="append", help="name=path (this tree)")
+    parser.add_argument("--tree", type=source_tree, action="append", help="name=path (this tree)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cell-seconds", type=float, default=6.0)
     parser.add_argument("--settle", type=float, default=3.0, help="seconds idle at the end")
@@ -54,9 +49,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="memory-") as tmp:
         for engine in engines:
             for name, root in trees:
-                env = {"PYTHONPATH": os.pathsep.join([str(root), str(_BENCH)])}
                 log = Path(tmp) / f"{name}-{engine}.log"
-                with served(Path(tmp) / "home", log, ["--engine", engine], env=env) as server:
+                with served(Path(tmp) / "home", log, ["--engine", engine], root=root) as server:
                     warm_up(server, texts)
                     time.sleep(_IDLE_S)
                     idle = rss_mb(server.pid)

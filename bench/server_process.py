@@ -29,6 +29,7 @@ __all__ = [
     "processes_cpu_s",
     "rss_mb",
     "served",
+    "source_tree",
 ]
 
 _BIN = Path(sys.executable).parent
@@ -161,12 +162,14 @@ def served(  # noqa: PLR0913 - what a server is started with, as keywords
     stack: str = "uvicorn",
     env: Mapping[str, str] | None = None,
     wait: bool = True,
+    root: Path = _ROOT,
 ) -> Iterator[Server]:
     """The server on a free port of 127.0.0.1, JSON logs, offline; stopped on leaving.
 
     `stack="granian"` serves the same app (bench/granian_app.py) with granian instead of the
     console script's uvicorn; `args` then go to the app as EMBEDSERVE_* variables' defaults.
-    `wait=False` yields at once (cold-start timing polls by itself).
+    `wait=False` yields at once (cold-start timing polls by itself). `root`: the source tree
+    whose code the server runs (an A/B's side: `source_tree`).
     """
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "EMBEDSERVE_"))}
@@ -174,7 +177,7 @@ def served(  # noqa: PLR0913 - what a server is started with, as keywords
         "HF_HUB_OFFLINE": "1",
         "EMBEDSERVE_LOG_FORMAT": "json",
         "EMBEDSERVE_HOME": str(home),
-        "PYTHONPATH": os.pathsep.join([str(_BENCH), str(_ROOT)]),
+        "PYTHONPATH": os.pathsep.join([str(_BENCH), str(root)]),
         "EMBEDSERVE_BENCH_ARGS": json.dumps(list(args)),
     }
     started = time.perf_counter()
@@ -194,6 +197,12 @@ def served(  # noqa: PLR0913 - what a server is started with, as keywords
         yield Server(url, process.pid, log, started, time.perf_counter())
     finally:
         _stop(process)
+
+
+def source_tree(text: str) -> tuple[str, Path]:
+    """`name=path` from a command line: a source tree a server runs (`served(root=...)`)."""
+    name, _, path = text.partition("=")
+    return name, Path(path).resolve()
 
 
 def embed_lines(log: Path, since: int = 0) -> list[dict[str, object]]:
