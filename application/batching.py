@@ -34,6 +34,7 @@ __all__ = [
     "Batcher",
     "pad",
     "pass_length",
+    "pass_lengths",
     "plan_batches",
     "plan_full_passes",
 ]
@@ -79,6 +80,15 @@ def pass_length(longest: int, limit: int) -> int:
     each under a quarter longer than its longest row (up to 7 tokens below 64)."""
     step = 1 << max((longest - 1).bit_length() - 3, 3)
     return max(longest, min(-(-longest // step) * step, limit))
+
+
+def pass_lengths(encoder: Encoder, max_tokens: int | None) -> Callable[[int], int] | None:
+    """What `pad` pads a pass of `encoder` to, from its longest row: `pass_length` under the
+    model's limit for an encoder that keeps shapes (domain.ports.KeepsShapes); None, the longest
+    row itself, for any other, or where the limit is not known (no longer length is safe)."""
+    if max_tokens is None or not (isinstance(encoder, KeepsShapes) and encoder.keeps_shapes):
+        return None
+    return functools.partial(pass_length, limit=max_tokens)
 
 
 def plan_full_passes(lengths: Sequence[int], token_budget: int, max_batch: int) -> list[list[int]]:
@@ -200,12 +210,7 @@ class Batcher:
         """`max_tokens`: the longest row the model takes, which no pass is padded past."""
         self._encoder = encoder
         self._pads_for_free = isinstance(encoder, PadsForFree) and encoder.pads_for_free
-        keeps_shapes = isinstance(encoder, KeepsShapes) and encoder.keeps_shapes
-        self._length = (
-            functools.partial(pass_length, limit=max_tokens)
-            if keeps_shapes and max_tokens is not None
-            else None
-        )
+        self._length = pass_lengths(encoder, max_tokens)
         overlaps = isinstance(encoder, OverlapsPasses) and encoder.overlaps_passes
         self._passes_at_once = max(1, settings.passes_at_once) if overlaps else 1
         self._on_pass = on_pass  # told the rows of every forward pass, for metrics

@@ -9,7 +9,6 @@ small token budget, right-pad, embed, restore order. sentence-transformers' side
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,10 +22,9 @@ from hypothesis import strategies as st
 
 from adapters.engines.numpy_ref import NumpyEngine
 from adapters.tokenizers.hf_tokenizer import load_tokenizer
-from application.batching import pad, pass_length, plan_batches
+from application.batching import pad, pass_lengths, plan_batches
 from application.catalogue import CATALOGUE
 from domain.errors import ModelUnavailable
-from domain.ports import KeepsShapes
 from tests.corpus import VARIED_TEXTS
 from tests.model_factory import minilm_folder, reference_model, write_bert_model
 from tests.tolerances import BATCH_INVARIANCE, MAX_ABS_DIFF
@@ -198,8 +196,7 @@ def embed_like_the_server(
     to `pass_length` under the model's limit."""
     encoded = tokenizer.encode(texts)
     rows = [e.ids for e in encoded]
-    keeps_shapes = isinstance(encoder, KeepsShapes) and encoder.keeps_shapes
-    length = functools.partial(pass_length, limit=tokenizer.max_tokens) if keeps_shapes else None
+    length = pass_lengths(encoder, tokenizer.max_tokens)
     lengths = [len(r) if length is None else length(len(r)) for r in rows]
     plan = plan_batches(lengths, TOKEN_BUDGET, MAX_BATCH)
     out = np.full((len(rows), encoder.dimensions), np.nan, dtype=np.float32)

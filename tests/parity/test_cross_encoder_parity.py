@@ -25,10 +25,10 @@ import pytest
 
 from adapters.tokenizers.by_family import load_tokenizer
 from adapters.tokenizers.hf_tokenizer import longest_first
-from application.batching import pad, pass_length, plan_batches
+from application.batching import pad, pass_lengths, plan_batches
 from domain.errors import ModelUnavailable
 from domain.models import Family, ModelSpec, PoolingMode
-from domain.ports import EncodedPair, KeepsShapes, PairTokenizer
+from domain.ports import EncodedPair, PairTokenizer
 from domain.repo_configs import describe_repo
 from tests.contracts.test_engine_parity import make_engine
 from tests.corpus import EDGE_TEXTS, VARIED_TEXTS
@@ -105,8 +105,7 @@ def score_like_the_server(
     """[N,2]: each pair's logit and score, through length-sorted, right-padded passes; those of
     an encoder that keeps shapes padded to `pass_length` under the model's `limit`, as the
     server pads them."""
-    keeps_shapes = isinstance(encoder, KeepsShapes) and encoder.keeps_shapes
-    length = functools.partial(pass_length, limit=limit) if keeps_shapes and limit else None
+    length = pass_lengths(encoder, limit)
     lengths = [len(p.ids) if length is None else length(len(p.ids)) for p in pairs]
     out = np.empty((len(pairs), 2), dtype=np.float32)
     for batch in plan_batches(lengths, _BUDGET, 64):
